@@ -1,0 +1,1 @@
+"""TFRecord schema, synthetic people and the tf.data input pipeline."""

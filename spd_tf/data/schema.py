@@ -1,0 +1,178 @@
+"""The TFRecord schema of ../shared/DESIGN.md §3: one person per tf.train.Example.
+
+`encode_example` (numpy/bytes in, proto out; used by every converter and the synthetic set)
+and `decode_example` (serialized string in, dict of tensors out; used by the input pipeline,
+evaluation and the `tf_example` serving signature) are the only two places that know the
+feature keys. A task is present when its field is non-empty, and the decoded dict carries
+`has_segmentation` / `has_pose` / `has_densepose` flags so losses can mask absent tasks.
+"""
+
+from typing import Mapping, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from spd_tf import labels
+
+DATASETS = ("lip", "atr", "cihp", "coco_densepose", "synthetic")
+KEYPOINT_VALUES = labels.NUM_LIP_JOINTS * 3
+DENSEPOSE_POINT_KEYS = ("x", "y", "i", "u", "v")
+
+FEATURE_SPEC = {
+    "image/encoded": tf.io.FixedLenFeature([], tf.string),
+    "image/source_id": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "image/dataset": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "image/height": tf.io.FixedLenFeature([], tf.int64),
+    "image/width": tf.io.FixedLenFeature([], tf.int64),
+    "parsing/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "pose/keypoints": tf.io.VarLenFeature(tf.float32),
+    "densepose/bbox": tf.io.VarLenFeature(tf.float32),
+    "densepose/x": tf.io.VarLenFeature(tf.float32),
+    "densepose/y": tf.io.VarLenFeature(tf.float32),
+    "densepose/i": tf.io.VarLenFeature(tf.int64),
+    "densepose/u": tf.io.VarLenFeature(tf.float32),
+    "densepose/v": tf.io.VarLenFeature(tf.float32),
+    "densepose/masks": tf.io.FixedLenFeature([], tf.string, default_value=""),
+}
+
+
+def _bytes(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _floats(values) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel()))
+
+
+def _ints(values) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.asarray(values, np.int64).ravel()))
+
+
+def encode_example(
+    image_encoded: bytes,
+    *,
+    height: int,
+    width: int,
+    source_id: str,
+    dataset: str,
+    parsing_png: bytes = b"",
+    keypoints: Optional[np.ndarray] = None,
+    densepose: Optional[Mapping[str, np.ndarray]] = None,
+) -> tf.train.Example:
+    """Builds one Example.
+
+    keypoints: [16, 3] (x, y, v) in image pixels, LIP joint order; missing joint = (-1, -1, -1).
+    densepose: dict with `bbox` [4] (x0, y0, w, h in image pixels), `x`, `y` [N] in image
+      pixels, `i` [N] patch 1..24, `u`, `v` [N] in [0, 1], optional `masks_png` (bytes).
+    Raises ValueError naming the field when a value has the wrong shape or range.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset={dataset!r} is not one of {DATASETS}")
+    if not image_encoded:
+        raise ValueError(f"{source_id}: empty image bytes")
+    feature = {
+        "image/encoded": _bytes(image_encoded),
+        "image/source_id": _bytes(source_id.encode()),
+        "image/dataset": _bytes(dataset.encode()),
+        "image/height": _ints([height]),
+        "image/width": _ints([width]),
+        "parsing/encoded": _bytes(parsing_png),
+    }
+    if keypoints is not None:
+        keypoints = np.asarray(keypoints, np.float32)
+        if keypoints.shape != (labels.NUM_LIP_JOINTS, 3):
+            raise ValueError(f"{source_id}: keypoints shape {keypoints.shape} != (16, 3)")
+        feature["pose/keypoints"] = _floats(keypoints)
+    if densepose is not None:
+        feature.update(_densepose_features(source_id, densepose))
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _densepose_features(source_id: str, densepose: Mapping[str, np.ndarray]) -> dict:
+    bbox = np.asarray(densepose["bbox"], np.float32)
+    if bbox.shape != (4,) or bbox[2] <= 0 or bbox[3] <= 0:
+        raise ValueError(f"{source_id}: densepose bbox {bbox.tolist()} must be x0, y0, w>0, h>0")
+    points = {k: np.asarray(densepose[k]).ravel() for k in DENSEPOSE_POINT_KEYS}
+    sizes = {k: v.size for k, v in points.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"{source_id}: densepose point arrays differ in length {sizes}")
+    patches = points["i"]
+    if patches.size and (patches.min() < 1 or patches.max() > labels.NUM_DENSEPOSE_PATCHES):
+        raise ValueError(f"{source_id}: densepose patch ids outside 1..24: {np.unique(patches)}")
+    for key in ("u", "v"):
+        if points[key].size and (points[key].min() < 0 or points[key].max() > 1):
+            raise ValueError(f"{source_id}: densepose {key} outside [0, 1]")
+    feature = {
+        "densepose/bbox": _floats(bbox),
+        "densepose/i": _ints(patches),
+        "densepose/masks": _bytes(densepose.get("masks_png", b"") or b""),
+    }
+    for key in ("x", "y", "u", "v"):
+        feature[f"densepose/{key}"] = _floats(points[key])
+    return feature
+
+
+def decode_example(serialized: tf.Tensor) -> dict:
+    """Parses one serialized Example into tensors (no augmentation, original size).
+
+    Returns image uint8 [H, W, 3] (grayscale/RGBA forced to RGB), parsing uint8 [H, W]
+    (all 255 when absent), keypoints float32 [16, 3] (all -1 when absent), densepose_bbox
+    float32 [4], densepose_{x,y,u,v} float32 [N], densepose_i int32 [N], densepose_masks
+    uint8 [h, w] (0x0 when absent), height/width int32, source_id/dataset strings and
+    float32 presence flags has_segmentation / has_pose / has_densepose.
+    """
+    parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
+    image = tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
+    height = tf.cast(parsed["image/height"], tf.int32)
+    width = tf.cast(parsed["image/width"], tf.int32)
+    image = tf.ensure_shape(image, [None, None, 3])
+
+    has_parsing = tf.strings.length(parsed["parsing/encoded"]) > 0
+    parsing = tf.cond(
+        has_parsing,
+        lambda: tf.io.decode_png(parsed["parsing/encoded"], channels=1)[..., 0],
+        lambda: tf.fill(tf.shape(image)[:2], tf.constant(labels.IGNORE_LABEL, tf.uint8)),
+    )
+
+    keypoints = tf.sparse.to_dense(parsed["pose/keypoints"])
+    has_pose = tf.equal(tf.size(keypoints), KEYPOINT_VALUES)
+    keypoints = tf.cond(
+        has_pose,
+        lambda: tf.reshape(keypoints, [labels.NUM_LIP_JOINTS, 3]),
+        lambda: -tf.ones([labels.NUM_LIP_JOINTS, 3], tf.float32),
+    )
+
+    dense = {k: tf.sparse.to_dense(parsed[f"densepose/{k}"]) for k in DENSEPOSE_POINT_KEYS}
+    bbox = tf.sparse.to_dense(parsed["densepose/bbox"])
+    has_densepose = tf.logical_and(tf.size(dense["i"]) > 0, tf.equal(tf.size(bbox), 4))
+    bbox = tf.cond(has_densepose, lambda: tf.reshape(bbox, [4]), lambda: tf.zeros([4]))
+    has_masks = tf.strings.length(parsed["densepose/masks"]) > 0
+    masks = tf.cond(
+        has_masks,
+        lambda: tf.io.decode_png(parsed["densepose/masks"], channels=1)[..., 0],
+        lambda: tf.zeros([0, 0], tf.uint8),
+    )
+    return {
+        "image": image,
+        "height": height,
+        "width": width,
+        "source_id": parsed["image/source_id"],
+        "dataset": parsed["image/dataset"],
+        "parsing": parsing,
+        "keypoints": keypoints,
+        "densepose_bbox": bbox,
+        "densepose_x": dense["x"],
+        "densepose_y": dense["y"],
+        "densepose_i": tf.cast(dense["i"], tf.int32),
+        "densepose_u": dense["u"],
+        "densepose_v": dense["v"],
+        "densepose_masks": masks,
+        "has_segmentation": tf.cast(has_parsing, tf.float32),
+        "has_pose": tf.cast(has_pose, tf.float32),
+        "has_densepose": tf.cast(has_densepose, tf.float32),
+    }
+
+
+def shard_name(split: str, index: int, num_shards: int) -> str:
+    """Final file name of one shard (DESIGN §3)."""
+    return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"

@@ -1,0 +1,66 @@
+"""Atomic file and directory writes: a reader never sees a half-written output.
+
+Everything the project writes for others to read (TFRecord shards, reports, metrics JSON,
+SavedModels, predictions) goes to a temporary sibling name first and is renamed into place
+only when complete; an interrupted write leaves at most a `.tmp-*` name behind.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, Union
+
+PathLike = Union[str, os.PathLike]
+TEMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(final: PathLike, directory: bool = False) -> Iterator[Path]:
+    """Yields a temporary path beside `final`; renames it to `final` if the block succeeds.
+
+    With directory=True the temporary path is a fresh directory (e.g. for a SavedModel).
+    An existing `final` is replaced. On error the temporary path is removed.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + ".", dir=final.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX + final.name + ".", dir=final.parent)
+        os.close(fd)
+        temp = Path(name)
+    try:
+        yield temp
+        if directory and final.exists():
+            shutil.rmtree(final)
+        os.replace(temp, final)
+    except BaseException:
+        if temp.is_dir():
+            shutil.rmtree(temp, ignore_errors=True)
+        elif temp.exists():
+            temp.unlink()
+        raise
+
+
+def write_bytes_atomic(final: PathLike, data: bytes) -> None:
+    with atomic_path(final) as temp:
+        temp.write_bytes(data)
+
+
+def write_json_atomic(final: PathLike, value, indent: int = 2) -> None:
+    """Writes `value` as JSON (NaN written as null so every JSON reader accepts it)."""
+    text = json.dumps(_nan_to_none(value), indent=indent, sort_keys=False)
+    write_bytes_atomic(final, (text + "\n").encode())
+
+
+def _nan_to_none(value):
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""The SPD network: dilated ResNet trunk, segmentation, pose and DensePose branches."""

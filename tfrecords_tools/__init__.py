@@ -1,0 +1,1 @@
+"""Dataset converters: LIP (+ COCO DensePose), ATR, CIHP and synthetic people -> TFRecords."""

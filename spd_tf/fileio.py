@@ -34,6 +34,9 @@ def atomic_path(final: PathLike, directory: bool = False) -> Iterator[Path]:
         temp = Path(name)
     try:
         yield temp
+        # mkstemp/mkdtemp create private (0600/0700) paths; give the output the permissions
+        # any other new file would get, so e.g. TF Serving running as another user can read it.
+        os.chmod(temp, (0o777 if directory else 0o666) & ~_umask())
         if directory and final.exists():
             shutil.rmtree(final)
         os.replace(temp, final)
@@ -43,6 +46,12 @@ def atomic_path(final: PathLike, directory: bool = False) -> Iterator[Path]:
         elif temp.exists():
             temp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(final: PathLike, data: bytes) -> None:

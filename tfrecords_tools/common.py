@@ -1,0 +1,379 @@
+"""What every converter shares: checked image/label encoding, a streaming worker pool, the report.
+
+A conversion lists its inputs (spd_tf.data.layouts), turns each into a serialized
+tf.train.Example in a pool of worker processes, and writes the results *in input order* to
+`ShardedWriter` while at most a few examples per worker are in flight, so memory does not
+grow with the dataset. Any bad input (corrupt or truncated image, label of the wrong size
+or with values outside the class range, ...) raises `InputError` inside the worker and
+becomes a `skipped` entry of the JSON report; the conversion goes on. Inputs that are fixed
+instead (e.g. a grayscale or CMYK JPEG) are listed under `fixed`. Shards get their final
+names, and the report is written, only when a split completes.
+"""
+
+import argparse
+import collections
+import concurrent.futures
+import dataclasses
+import functools
+import io
+import math
+import multiprocessing
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from spd_tf import config, labels
+from spd_tf.data import layouts, schema
+from spd_tf.data.writer import ShardedWriter
+from spd_tf.fileio import write_json_atomic
+
+PathLike = Union[str, os.PathLike]
+IN_FLIGHT_PER_WORKER = 4
+REENCODE_JPEG_QUALITY = 95
+
+
+class InputError(ValueError):
+    """One input cannot be converted; the message is the reason written to the report."""
+
+
+@dataclasses.dataclass
+class Converted:
+    """A worker's result: one serialized Example, the tasks it carries and what was fixed."""
+
+    serialized: bytes
+    tasks: Tuple[str, ...]
+    fixes: Tuple[str, ...] = ()
+    dropped: Tuple[str, ...] = ()  # labels of this input left out (the example is still written)
+
+
+@dataclasses.dataclass
+class Skipped:
+    reason: str
+
+
+# --- checked encoding (runs in the workers) -------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class EncodedImage:
+    data: bytes
+    height: int
+    width: int
+    fixes: Tuple[str, ...] = ()
+
+
+def encode_image_file(path: PathLike) -> EncodedImage:
+    """Reads an image file and returns bytes that `schema.decode_example` decodes to RGB.
+
+    RGB or grayscale JPEGs and RGB/grayscale PNGs are stored byte for byte (decode_example
+    forces 3 channels, so a grayscale JPEG needs no lossy re-encoding); CMYK JPEGs are
+    re-encoded as RGB JPEG and any other mode/format as RGB PNG. A corrupt or truncated
+    file raises InputError.
+    """
+    data = Path(path).read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            fmt, mode = image.format, image.mode
+            if fmt in ("JPEG", "MPO", "PNG") and mode in ("L", "RGB"):  # MPO: camera JPEG, TF reads it
+                fixes = ("grayscale image stored as-is; decode_example returns 3 channels",) if mode == "L" else ()
+                return EncodedImage(data, image.height, image.width, fixes)
+            rgb = image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"corrupt or truncated image {path}: {e}") from None
+    if fmt in ("JPEG", "MPO"):  # already lossy: one more JPEG pass; anything else: lossless PNG
+        data, target = encode_rgb_jpeg(np.asarray(rgb)), "JPEG"
+    else:
+        data, target = encode_rgb_png(np.asarray(rgb)), "PNG"
+    return EncodedImage(data, rgb.height, rgb.width, (f"{fmt} {mode} image re-encoded as RGB {target}",))
+
+
+def load_rgb(path: PathLike) -> np.ndarray:
+    """layouts.load_image with its error turned into an InputError (a skip, not an abort)."""
+    try:
+        return layouts.load_image(path)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def encode_rgb_jpeg(image: np.ndarray) -> bytes:
+    """RGB uint8 [H, W, 3] -> JPEG bytes (used when an image must be cropped or converted)."""
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="JPEG", quality=REENCODE_JPEG_QUALITY)
+    return out.getvalue()
+
+
+def encode_rgb_png(image: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format="PNG")
+    return out.getvalue()
+
+
+def encode_index_png(index_map: np.ndarray) -> bytes:
+    """uint8 [H, W] class-index map -> 8-bit grayscale PNG (what decode_example expects)."""
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(index_map, np.uint8), mode="L").save(out, format="PNG")
+    return out.getvalue()
+
+
+def encode_label_file(path: PathLike, height: int, width: int, num_classes: int) -> bytes:
+    """Checks a label PNG against its image and the class range; returns an 8-bit index PNG.
+
+    Raises InputError when it is unreadable, of another size than the image, or holds values
+    outside 0..num_classes-1 and 255 (ignore).
+    """
+    try:
+        label = layouts.load_label(path)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if label.shape != (height, width):
+        raise InputError(
+            f"label size {label.shape[1]}x{label.shape[0]} != image size {width}x{height} ({path})"
+        )
+    values = np.unique(label)
+    bad = values[(values >= num_classes) & (values != labels.IGNORE_LABEL)]
+    if bad.size:
+        raise InputError(f"label values {bad.tolist()} outside 0-{num_classes - 1}/255 ({path})")
+    return encode_index_png(label)
+
+
+def tasks_of(parsing_png: bytes, keypoints, densepose) -> Tuple[str, ...]:
+    present = (parsing_png, keypoints is not None, densepose is not None)
+    return tuple(task for task, has in zip(config.TASKS, present) if has)
+
+
+def encode_record(
+    record: layouts.Record,
+    dataset: str,
+    num_classes: int = labels.NUM_LIP_CLASSES,
+    densepose_fn: Optional[Callable[[int, int], Tuple[Optional[dict], Tuple[str, ...]]]] = None,
+) -> Converted:
+    """Record (image, optional label and keypoints) -> Converted; bad input raises InputError.
+
+    densepose_fn(height, width), when given, returns (the record's DensePose dict in image
+    pixels or None, reasons it was dropped), so the mapping can use the decoded image size.
+    """
+    image = encode_image_file(record.image_path)
+    parsing_png = b""
+    if record.label_path is not None:
+        parsing_png = encode_label_file(record.label_path, image.height, image.width, num_classes)
+    densepose, dropped = densepose_fn(image.height, image.width) if densepose_fn is not None else (None, ())
+    example = schema.encode_example(
+        image.data,
+        height=image.height,
+        width=image.width,
+        source_id=record.source_id,
+        dataset=dataset,
+        parsing_png=parsing_png,
+        keypoints=record.keypoints,
+        densepose=densepose,
+    )
+    tasks = tasks_of(parsing_png, record.keypoints, densepose)
+    return Converted(example.SerializeToString(), tasks, image.fixes, dropped)
+
+
+# --- the report -------------------------------------------------------------------------------
+
+class ConversionReport:
+    """Examples written per split and task, and every skipped or fixed input with its reason."""
+
+    def __init__(self, dataset: str, source: PathLike, out_dir: PathLike):
+        self.dataset = dataset
+        self.source = str(source)
+        self.out_dir = str(out_dir)
+        self.splits: Dict[str, dict] = {}
+        self.skipped: List[dict] = []
+        self.fixed: List[dict] = []
+        self.extra: Dict[str, Any] = {}
+
+    def skip(self, split: str, item, reason: str) -> None:
+        self.skipped.append({"split": split, "item": str(item), "reason": reason})
+
+    def fix(self, split: str, item, note: str) -> None:
+        self.fixed.append({"split": split, "item": str(item), "fix": note})
+
+    def add_skipped(self, split: str, entries: Iterable[dict]) -> None:
+        for entry in entries:
+            self.skip(split, entry["item"], entry["reason"])
+
+    def to_dict(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "source": self.source,
+            "output": self.out_dir,
+            "splits": self.splits,
+            "total_written": sum(s["written"] for s in self.splits.values()),
+            "total_skipped": len(self.skipped),
+            **self.extra,
+            "fixed": self.fixed,
+            "skipped": self.skipped,
+        }
+
+    def write(self, path: PathLike) -> dict:
+        report = self.to_dict()
+        write_json_atomic(path, report)
+        return report
+
+
+# --- the streaming pool ---------------------------------------------------------------------------
+
+def _convert_one(build: Callable[[Any], Converted], payload) -> Union[Converted, Skipped]:
+    """Runs `build` on one input; every failure becomes a Skipped reason, never an abort."""
+    try:
+        return build(payload)
+    except InputError as e:
+        return Skipped(str(e))
+    except Exception as e:  # noqa: BLE001 - an unexpected failure of one input must not stop the rest
+        return Skipped(f"{type(e).__name__}: {e}")
+
+
+def ordered_map(fn: Callable, payloads: Iterable, workers: int) -> Iterator:
+    """fn over payloads in input order; with workers > 1 in a process pool, bounded in flight.
+
+    Workers are forked where the OS can (Linux): they start at once with the parent's
+    modules and run only PIL / numpy / pycocotools / protobuf code, never TensorFlow ops, so
+    the TF runtime threads that fork does not copy are never needed. Elsewhere: `spawn`.
+    """
+    if workers <= 1:
+        yield from map(fn, payloads)
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: collections.deque = collections.deque()
+        for payload in payloads:
+            pending.append(pool.submit(fn, payload))
+            if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _warn_about_other_shards(report: ConversionReport, out_dir: Path, split: str, num_shards: int) -> None:
+    """Shards of the same split with another shard count (an older run) would be globbed too."""
+    suffix = f"-of-{num_shards:05d}.tfrecord"
+    others = sorted(p.name for p in out_dir.glob(f"{split}-*-of-*.tfrecord") if not p.name.endswith(suffix))
+    if others:
+        message = f"{out_dir} already holds {len(others)} {split} shard(s) of another run, e.g. {others[0]}; delete them"
+        warnings.warn(message)
+        report.extra.setdefault("warnings", []).append(message)
+
+
+def convert_split(
+    report: ConversionReport,
+    split: str,
+    items: Sequence[Tuple[str, Any]],
+    build: Callable[[Any], Converted],
+    *,
+    out_dir: PathLike,
+    workers: int = 1,
+    examples_per_shard: int = 1000,
+) -> dict:
+    """Converts (name, payload) items into shards `{split}-*-of-*.tfrecord`; fills `report`.
+
+    `build` must be a picklable module-level function (or functools.partial of one) when
+    workers > 1. Returns the split's summary, also stored in report.splits[split].
+    """
+    if examples_per_shard < 1:
+        raise ValueError(f"examples_per_shard={examples_per_shard} must be >= 1")
+    num_shards = max(1, math.ceil(len(items) / examples_per_shard))
+    _warn_about_other_shards(report, Path(out_dir), split, num_shards)
+    task_counts = collections.Counter()
+    names = (name for name, _ in items)
+    results = ordered_map(functools.partial(_convert_one, build), (payload for _, payload in items), workers)
+    with ShardedWriter(out_dir, split, num_shards) as writer:
+        bar = tqdm(total=len(items), desc=f"{report.dataset} {split}", unit="img", disable=None)
+        for name, result in zip(names, results):
+            bar.update()
+            if isinstance(result, Skipped):
+                report.skip(split, name, result.reason)
+                continue
+            writer.write(result.serialized)
+            task_counts.update(result.tasks)
+            for note in result.fixes:
+                report.fix(split, name, note)
+            for reason in result.dropped:
+                report.skip(split, name, reason)
+        bar.close()
+    summary = {
+        "inputs": len(items),
+        "written": writer.total,
+        "tasks": {task: task_counts.get(task, 0) for task in config.TASKS},
+        "shards": [p.name for p in writer.final_paths],
+    }
+    report.splits[split] = summary
+    return summary
+
+
+# --- CLI helpers -----------------------------------------------------------------------------------
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out-dir", required=True, type=Path, help="directory for the shards and the report")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1),
+                        help="worker processes (1 = convert in this process); default: cores - 1")
+    parser.add_argument("--examples-per-shard", type=int, default=1000,
+                        help="shards per split = ceil(examples / this); default 1000")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="JSON report path; default OUT_DIR/<dataset>-report.json")
+
+
+def report_path(args: argparse.Namespace, dataset: str) -> Path:
+    return args.report or args.out_dir / f"{dataset}-report.json"
+
+
+def print_summary(report: dict, path: Path) -> None:
+    for split, summary in report["splits"].items():
+        print(f"{split}: wrote {summary['written']} of {summary['inputs']} examples, tasks {summary['tasks']}")
+    if "densepose" in report:
+        print("densepose:", {k: v for k, v in report["densepose"].items() if k != "json_files"})
+    print(f"skipped {report['total_skipped']}, fixed {len(report['fixed'])}; report: {path}")
+
+
+def convert_labelled(
+    dataset: str,
+    root: PathLike,
+    out_dir: PathLike,
+    split: Optional[str] = None,
+    *,
+    id_list: Optional[PathLike] = None,
+    num_classes: int = labels.NUM_LIP_CLASSES,
+    workers: int = 1,
+    examples_per_shard: int = 1000,
+    report_path: Optional[PathLike] = None,
+) -> dict:
+    """ATR / CIHP (images + parsing labels, for evaluation) -> shards; returns the report dict.
+
+    The split is the one chosen by `id_list` / the split list found in the layout, or every
+    image when there is none (split name `all`).
+    """
+    out_dir = Path(out_dir)
+    listing = layouts.LISTERS[dataset](root, split, id_list)
+    report = ConversionReport(dataset, root, out_dir)
+    report.add_skipped(listing.split, listing.skipped)
+    items = [(record.source_id, record) for record in listing]
+    build = functools.partial(encode_record, dataset=dataset, num_classes=num_classes)
+    convert_split(report, listing.split, items, build, out_dir=out_dir, workers=workers, examples_per_shard=examples_per_shard)
+    return report.write(report_path or out_dir / f"{dataset}-report.json")
+
+
+def labelled_main(dataset: str, description: str, num_classes: int, argv: Optional[Sequence[str]] = None) -> None:
+    """The CLI of convert_atr.py / convert_cihp.py."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, type=Path, help=f"{dataset.upper()} directory (layout above)")
+    parser.add_argument("--split", default=None, help="split whose list ({split}_id.txt or {split}.txt) to use; default: all images")
+    parser.add_argument("--id-list", type=Path, default=None, help="explicit id list file (overrides --split's list)")
+    add_output_arguments(parser)
+    args = parser.parse_args(argv)
+    path = report_path(args, dataset)
+    try:
+        report = convert_labelled(
+            dataset, args.root, args.out_dir, args.split, id_list=args.id_list, num_classes=num_classes,
+            workers=args.workers, examples_per_shard=args.examples_per_shard, report_path=path,
+        )
+    except layouts.LayoutError as e:
+        parser.error(str(e))
+    print_summary(report, path)

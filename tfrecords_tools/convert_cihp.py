@@ -1,0 +1,24 @@
+"""CIHP (for evaluation) -> sharded TFRecords of the spd_tf schema (labels only).
+
+Expected layout under ROOT (one split folder, e.g. CIHP's Validation/):
+  images/*.jpg + labels/*.png          (the CIHP_PGN layout), or
+  Images/*.jpg + Category_ids/*.png    (the official instance-level-human-parsing release)
+  optional {split}_id.txt or {split}.txt ("/images/x.jpg /labels/x.png" lines) in ROOT,
+  ROOT/list/ or ROOT/lists/ choosing the images.
+Labels are 8-bit class indices in the LIP 20-class scheme (index 10 = torso skin), 255 =
+ignore. Each multi-person image becomes one example (`image/dataset` = cihp). Output:
+OUT_DIR/{split}-*-of-*.tfrecord (split `all` without a list) and OUT_DIR/cihp-report.json.
+"""
+
+from typing import Optional, Sequence
+
+from spd_tf import labels
+from tfrecords_tools import common
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    common.labelled_main("cihp", __doc__, labels.NUM_LIP_CLASSES, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Scores a trained SPD model, or prediction files from any model, with DESIGN §6 metrics.
+
+Examples:
+  python evaluate.py --dataset lip --data LIP_ROOT --predictions preds/ --output out/
+  python evaluate.py --dataset lip --data 'val-*.tfrecord' --model runs/spd-data-1a2b3c4d \\
+      --scales 0.75,1,1.25 --flip --save-predictions preds/ --output out/
+  python evaluate.py --dataset atr --data ATR_ROOT --model export/spd/1
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from spd_tf import evaluation
+from spd_tf.fileio import write_json_atomic
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dataset", required=True, choices=evaluation.DATASETS,
+                        help="class set and conventions; 'atr' maps LIP predictions to ATR's "
+                             "18 classes and ignores Belt/Bag (no LIP twin)")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="TFRecord glob(s), or ONE dataset directory in its own layout "
+                             "(LIP: val_images/ val_segmentations/ val_id.txt [lip_val_set.csv]; "
+                             "ATR: JPEGImages/ SegmentationClassAug/; CIHP: images/ labels/)")
+    parser.add_argument("--split", default="val", help="split read from a dataset directory")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="SavedModel directory (serving signature) or a train.py "
+                                        "run directory (latest checkpoint)")
+    source.add_argument("--predictions",
+                        help="directory in LIP submission format: <id>.png class-index maps, "
+                             "pose.csv rows 'name.jpg,x1,y1,...,x16,y16' (and densepose/<id>.png)")
+    parser.add_argument("--output", help="directory that receives metrics.json")
+    parser.add_argument("--save-predictions", metavar="DIR",
+                        help="write index PNGs, palette PNGs (vis/), pose.csv and DensePose IUV "
+                             "PNGs in the --predictions format")
+    parser.add_argument("--scales", default="1", help="test-time scales for --model, e.g. 0.75,1,1.25")
+    parser.add_argument("--flip", action="store_true",
+                        help="also average horizontally flipped predictions (L/R classes and "
+                             "joints swapped back)")
+    parser.add_argument("--densepose-eval-data", metavar="DIR",
+                        help="DensePose eval_data with SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat and "
+                             "Pdist_matrix.(pkl|mat) for exact GPS/GPSm; without it a labelled "
+                             "within-part UV approximation is reported instead")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def parse_scales(text: str) -> tuple:
+    try:
+        scales = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise SystemExit(f"--scales {text!r}: expected comma-separated numbers like 0.75,1,1.25")
+    if not scales or min(scales) <= 0:
+        raise SystemExit(f"--scales {text!r}: scales must be positive")
+    return scales
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    scales = parse_scales(args.scales)
+    try:
+        tables = evaluation.load_densepose_tables(args.densepose_eval_data)
+        data_dir = Path(args.data[0])
+        needs_images = args.model is not None
+        if len(args.data) == 1 and data_dir.is_dir():
+            total, examples = evaluation.directory_examples(
+                args.dataset, data_dir, args.split, with_images=needs_images)
+        else:
+            total, examples = evaluation.tfrecord_examples(args.data)
+        if args.model:
+            from spd_tf.predictions import load_predictor
+
+            predictor = load_predictor(args.model, scales=scales, flip=args.flip)
+        else:
+            if scales != (1.0,) or args.flip:
+                raise ValueError("--scales/--flip apply to --model, not to --predictions files")
+            from spd_tf.predictions import PredictionFiles
+
+            predictor = PredictionFiles(args.predictions)
+        writer = None
+        if args.save_predictions:
+            from spd_tf.predictions import PredictionWriter
+
+            writer = PredictionWriter(args.save_predictions)
+        result = evaluation.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
+                                     densepose_tables=tables, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"evaluate.py: error: {error}", file=sys.stderr)
+        return 2
+    print(evaluation.format_report(result))
+    if args.output:
+        path = Path(args.output) / "metrics.json"
+        write_json_atomic(path, result)
+        print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

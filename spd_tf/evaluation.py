@@ -1,0 +1,332 @@
+"""Dataset-level evaluation: ground truth x predictions -> metrics (DESIGN §6), tables, JSON.
+
+Ground truth comes from TFRecords (`tfrecord_examples`) or a dataset directory in its own
+layout (`directory_examples`, via spd_tf.data.layouts); predictions from any predictor of
+spd_tf.predictions (LIP submission files or a model). `evaluate` streams the examples once,
+resizes each prediction to its image's original size, maps LIP predictions to ATR classes
+when scoring ATR, and scores every task present in both the ground truth and the predictor;
+a task the predictor cannot produce (PCKh for variant `sd`) is reported as a note, and the
+other metrics are still computed.
+"""
+
+import contextlib
+import dataclasses
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from spd_tf import labels
+from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.metrics import (
+    PCKH_GROUPS, DensePoseMetric, GeodesicTables, ParsingMetric, PCKhMetric,
+)
+from spd_tf.predictions import Prediction, dequantize_iuv, quantize_iuv
+
+DATASETS = ("lip", "atr", "cihp", "synthetic")
+CLASS_NAMES = {
+    "lip": labels.LIP_CLASSES,
+    "synthetic": labels.LIP_CLASSES,
+    "cihp": labels.CIHP_CLASSES,
+    "atr": labels.ATR_CLASSES,
+}
+
+RESULT_UNITS = {
+    "parsing": "fractions in [0, 1]; mean_iou = plain mean over all classes incl. background",
+    "pose": "PCKh in percent (LIP); med_pixels in original-image pixels",
+    "densepose": "GPS / GPSm / uv_similarity_within_part in [0, 1]; i_accuracy a fraction",
+}
+
+
+@dataclasses.dataclass
+class Example:
+    """Ground truth of one person image; None for an absent task."""
+
+    source_id: str
+    height: int
+    width: int
+    image: Optional[np.ndarray] = None  # RGB uint8 [H, W, 3], only when a model needs it
+    parsing: Optional[np.ndarray] = None  # uint8 [H, W], 255 = ignore
+    keypoints: Optional[np.ndarray] = None  # [16, 3] (x, y, v), missing = -1
+    densepose: Optional[dict] = None  # x, y, i, u, v points in image pixels; mask [H, W] or None
+
+
+# --- ground-truth sources ----------------------------------------------------------------
+
+
+def tfrecord_examples(patterns: Sequence[str]) -> tuple:
+    """(count, iterator of Example) over TFRecord files matching the glob `patterns`."""
+    import tensorflow as tf
+
+    from spd_tf.data.schema import decode_example
+
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+    if not files:
+        raise FileNotFoundError(f"--data {' '.join(patterns)}: no TFRecord file matches")
+    count = sum(1 for _ in tf.data.TFRecordDataset(files))
+
+    def generate() -> Iterator[Example]:
+        for record in tf.data.TFRecordDataset(files).map(decode_example):
+            yield _example_from_record({k: v.numpy() for k, v in record.items()})
+
+    return count, generate()
+
+
+def _example_from_record(r: dict) -> Example:
+    height, width = int(r["height"]), int(r["width"])
+    densepose = None
+    if r["has_densepose"]:
+        densepose = {k: r[f"densepose_{k}"] for k in ("x", "y", "i", "u", "v")}
+        densepose["mask"] = _mask_in_image(r["densepose_masks"], r["densepose_bbox"], height, width)
+    return Example(
+        source_id=r["source_id"].decode(),
+        height=height,
+        width=width,
+        image=r["image"],
+        parsing=r["parsing"] if r["has_segmentation"] else None,
+        keypoints=r["keypoints"] if r["has_pose"] else None,
+        densepose=densepose,
+    )
+
+
+def _mask_in_image(masks: np.ndarray, bbox: np.ndarray, height: int, width: int):
+    """DensePose part masks (bbox frame) -> person mask [H, W] bool, as DensePose's GPSm."""
+    if masks.size == 0:
+        return None
+    x0, y0, w, h = (float(v) for v in bbox)
+    size = (max(int(w), 1), max(int(h), 1))
+    resized = cv2.resize((masks > 0).astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5
+    out = np.zeros((height, width), bool)
+    x0, y0 = int(x0), int(y0)
+    xs, ys = max(x0, 0), max(y0, 0)
+    xe, ye = min(x0 + size[0], width), min(y0 + size[1], height)
+    if xe > xs and ye > ys:
+        out[ys:ye, xs:xe] = resized[ys - y0:ye - y0, xs - x0:xe - x0]
+    return out
+
+
+def directory_examples(dataset: str, root, split: str = "val", with_images: bool = False) -> tuple:
+    """(count, iterator of Example) for a LIP / ATR / CIHP directory in its own layout."""
+    from spd_tf.data import layouts
+
+    if dataset not in layouts.LISTERS:
+        raise ValueError(f"--dataset {dataset} has no on-disk layout reader; use TFRecords")
+    listing = layouts.LISTERS[dataset](root, split)
+    if listing.skipped:
+        first = "; ".join(f"{s['item']}: {s['reason']}" for s in listing.skipped[:3])
+        warnings.warn(f"{dataset} {root}: {len(listing.skipped)} input(s) skipped, e.g. {first}")
+
+    def generate() -> Iterator[Example]:
+        for record in listing:
+            parsing = layouts.load_label(record.label_path) if record.label_path else None
+            image = layouts.load_image(record.image_path) if with_images or parsing is None else None
+            height, width = (parsing if parsing is not None else image).shape[:2]
+            yield Example(record.source_id, height, width, image, parsing, record.keypoints)
+
+    return len(listing), generate()
+
+
+# --- the evaluation loop -------------------------------------------------------------------
+
+
+class Evaluation:
+    """Streams (Example, Prediction) pairs into the metrics; `result()` is the JSON dict."""
+
+    def __init__(self, dataset: str, predictor_tasks: Sequence[str],
+                 densepose_tables: Optional[GeodesicTables] = None):
+        if dataset not in DATASETS:
+            raise ValueError(f"dataset {dataset!r} is not one of {DATASETS}")
+        self.dataset = dataset
+        self.predictor_tasks = tuple(predictor_tasks)
+        self.parsing = ParsingMetric(CLASS_NAMES[dataset])
+        self.pose = PCKhMetric()
+        self.densepose = DensePoseMetric(densepose_tables)
+        self.num_examples = 0
+        self.ground_truth_counts = {SEGMENTATION: 0, POSE: 0, DENSEPOSE: 0}
+        self.missing = {SEGMENTATION: [], POSE: [], DENSEPOSE: []}
+        self.resized = 0
+
+    def update(self, example: Example, prediction: Prediction) -> None:
+        self.num_examples += 1
+        if example.parsing is not None:
+            self._update_parsing(example, prediction.labels)
+        if example.keypoints is not None:
+            self.ground_truth_counts[POSE] += 1
+            if self._present(POSE, example, prediction.keypoints):
+                self.pose.update(example.keypoints, prediction.keypoints, name=example.source_id)
+        if example.densepose is not None:
+            self.ground_truth_counts[DENSEPOSE] += 1
+            if self._present(DENSEPOSE, example, prediction.densepose_iuv):
+                # Score the uint8 IUV DensePose's own evaluation scores (and files store).
+                iuv = dequantize_iuv(quantize_iuv(
+                    self._resize(example, prediction.densepose_iuv)))
+                self.densepose.update(example.densepose, iuv, example.densepose.get("mask"),
+                                      name=example.source_id)
+
+    def _present(self, task: str, example: Example, value) -> bool:
+        if task not in self.predictor_tasks:
+            return False
+        if value is None:
+            self.missing[task].append(example.source_id)
+            return False
+        return True
+
+    def _resize(self, example: Example, array: np.ndarray) -> np.ndarray:
+        array = np.asarray(array)
+        if array.shape[:2] == (example.height, example.width):
+            return array
+        if self.resized == 0:
+            warnings.warn(
+                f"{example.source_id}: prediction size {array.shape[:2]} != image size "
+                f"{(example.height, example.width)}; resizing (nearest) to the ground truth "
+                "(warned once; the count is in metrics.json)"
+            )
+        self.resized += 1
+        if array.dtype == np.int64:  # cv2 has no 64-bit integer resize
+            array = array.astype(np.int32)
+        resized = cv2.resize(array, (example.width, example.height), interpolation=cv2.INTER_NEAREST)
+        return resized.reshape((example.height, example.width) + array.shape[2:])
+
+    def _update_parsing(self, example: Example, predicted: Optional[np.ndarray]) -> None:
+        self.ground_truth_counts[SEGMENTATION] += 1
+        if not self._present(SEGMENTATION, example, predicted):
+            return
+        predicted = self._resize(example, predicted)
+        ground_truth = example.parsing
+        if self.dataset == "atr":
+            bad = predicted >= labels.NUM_LIP_CLASSES
+            if bad.any():
+                raise ValueError(
+                    f"{example.source_id}: predicted labels {np.unique(predicted[bad]).tolist()} "
+                    f"are not LIP classes 0..{labels.NUM_LIP_CLASSES - 1}"
+                )
+            predicted = labels.lip_to_atr_prediction(predicted)
+            ground_truth = labels.atr_ground_truth_for_lip_model(ground_truth)
+        self.parsing.update(ground_truth, predicted, name=example.source_id)
+
+    def notes(self) -> list:
+        """Why a metric with ground truth was not (fully) computed."""
+        notes = []
+        for task, metric_name in ((SEGMENTATION, "parsing"), (POSE, "PCKh/mED"), (DENSEPOSE, "DensePose")):
+            count = self.ground_truth_counts[task]
+            if count and task not in self.predictor_tasks:
+                notes.append(f"{metric_name} not computed: the predictor has no {task} output "
+                             f"({count} examples have {task} ground truth)")
+            missing = self.missing[task]
+            if missing:
+                notes.append(f"{metric_name}: no {task} prediction for {len(missing)} of {count} "
+                             f"examples (left out), e.g. {', '.join(missing[:5])}")
+        dp = self.densepose
+        if dp.exact and dp.scores and len(dp.mask_ious) != len(dp.scores):
+            notes.append(f"DensePose: GPSm not computed, {len(dp.scores) - len(dp.mask_ious)} of "
+                         f"{len(dp.scores)} people have no DensePose mask in the ground truth")
+        if not dp.exact and dp.scores:
+            notes.append("DensePose: no --densepose-eval-data, so exact GPS is not computed; "
+                         "uv_similarity_within_part is an approximation, not GPS")
+        return notes
+
+    def result(self) -> dict:
+        out = {"dataset": self.dataset, "num_examples": self.num_examples,
+               "units": RESULT_UNITS, "resized_predictions": self.resized}
+        if self.parsing.confusion.sum():
+            out["parsing"] = self.parsing.result()
+        if self.pose.num_images:
+            out["pose"] = self.pose.result()
+        if self.densepose.scores:
+            out["densepose"] = self.densepose.result()
+        out["missing_predictions"] = {k: v for k, v in self.missing.items() if v}
+        out["notes"] = self.notes()
+        return out
+
+
+def evaluate(examples: Iterable[Example], predictor: Callable[[Example], Prediction],
+             dataset: str, total: Optional[int] = None, writer=None,
+             densepose_tables: Optional[GeodesicTables] = None, progress: bool = True) -> dict:
+    """Scores every example; with `writer` (a PredictionWriter) also saves each prediction,
+    and the prediction directory appears only if the whole evaluation succeeds."""
+    evaluation = Evaluation(dataset, predictor.tasks, densepose_tables)
+    with writer if writer is not None else contextlib.nullcontext():
+        for example in tqdm(examples, total=total, desc="evaluating", unit="img",
+                            disable=not progress, file=sys.stderr):
+            prediction = predictor(example)
+            if writer is not None:
+                writer.write(example.source_id, prediction)
+            evaluation.update(example, prediction)
+        if evaluation.num_examples == 0:
+            raise ValueError("empty dataset: no examples to evaluate")
+    return evaluation.result()
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+def _pct(value: float) -> str:
+    return "   n/a" if value is None or math.isnan(value) else f"{100 * value:6.2f}"
+
+
+def format_parsing_table(result: dict) -> str:
+    per_class = result["per_class"]
+    num_classes = len(per_class)
+    lines = [f"Parsing (all values in %) over {result['num_pixels']} labelled pixels",
+             f"{'class':<16} {'IoU':>6} {'Prec':>6} {'Recall':>6} {'F1':>6}"]
+    for name, row in per_class.items():
+        lines.append(f"{name:<16} {_pct(row['iou'])} {_pct(row['precision'])} "
+                     f"{_pct(row['recall'])} {_pct(row['f1'])}")
+    summary = [
+        ("pixel accuracy", result["pixel_accuracy"]),
+        (f"mean accuracy (plain mean over {num_classes} classes)", result["mean_accuracy"]),
+        (f"mIoU (plain mean over all {num_classes} classes incl. background)", result["mean_iou"]),
+        ("frequency-weighted IoU (SPD paper's 'weighted IoU')", result["frequency_weighted_iou"]),
+        ("foreground accuracy (ground truth >= 1)", result["foreground_accuracy"]),
+        ("mean precision (nan-mean over classes)", result["mean_precision"]),
+        ("mean recall (nan-mean over classes)", result["mean_recall"]),
+        ("mean F1 (nan-mean over classes)", result["mean_f1"]),
+    ]
+    lines += [f"{name:<58} {_pct(value)}" for name, value in summary]
+    return "\n".join(lines)
+
+
+def format_pose_table(result: dict) -> str:
+    columns = [name for name, _ in PCKH_GROUPS] + ["U.Body", "Avg"]
+    values = " ".join(f"{result['pckh'][c]:>8.1f}" for c in columns)
+    return "\n".join([
+        f"PCKh@{result['threshold']} (LIP: head = |head top - upper neck|; "
+        f"{result['num_images_without_head']} of {result['num_images']} images without head left out)",
+        " ".join(f"{c:>8}" for c in columns),
+        values,
+        f"mED (mean distance, original-image pixels): {result['med_pixels']:.2f}",
+    ])
+
+
+def format_densepose_table(result: dict) -> str:
+    parts = [f"DensePose ({result['num_people']} people, {result['num_points']} points): "
+             f"I accuracy {_pct(result['i_accuracy'])} %"]
+    if "gps" in result:
+        parts.append(f"GPS {result['gps']:.4f}")
+        if "gpsm" in result:
+            parts.append(f"GPSm {result['gpsm']:.4f}")
+    else:
+        parts.append(f"within-part UV similarity (approximation, not GPS) "
+                     f"{result['uv_similarity_within_part']:.4f}")
+    return ", ".join(parts)
+
+
+def format_report(result: dict) -> str:
+    sections = [f"Evaluation on {result['dataset']}: {result['num_examples']} examples"]
+    if "parsing" in result:
+        sections.append(format_parsing_table(result["parsing"]))
+    if "pose" in result:
+        sections.append(format_pose_table(result["pose"]))
+    if "densepose" in result:
+        sections.append(format_densepose_table(result["densepose"]))
+    sections += [f"note: {n}" for n in result["notes"]]
+    return "\n\n".join(sections)
+
+
+def load_densepose_tables(directory) -> Optional[GeodesicTables]:
+    return GeodesicTables.load(Path(directory)) if directory else None

@@ -1,0 +1,444 @@
+"""Streaming evaluation metrics of ../shared/DESIGN.md §6, equal to the reference tools.
+
+Every metric accumulates sufficient statistics with `update(...)` (one image or a batch) and
+computes its scores with `result()`, so a dataset is scored in constant memory and streaming
+over batches gives exactly the numbers of scoring everything at once.
+
+- `ParsingMetric`: one confusion matrix over the dataset (CE2P/SCHP `compute_mean_ioU`,
+  FCN `fwavacc`). mIoU and mean accuracy are plain means over ALL classes, background
+  included, and a class absent from both ground truth and prediction scores 0 (as the
+  reference code's `tp / max(1, union)` does), so numbers compare with published tables.
+- `PCKhMetric`: LIP's official pose evaluation (head size = |head top - upper neck|, no 0.6
+  factor, threshold inclusive) plus mED in original-image pixels.
+- `DensePoseMetric`: DensePose's geodesic point similarity (GPS, GPSm) when its evaluation
+  tables are given (`GeodesicTables`), else a within-part UV similarity that is never
+  called GPS; plus I (patch) accuracy at the annotated points.
+"""
+
+import math
+import pickle
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+from spd_tf import labels
+
+# LIP's PCKh table: each column averages the per-joint PCKh of a left/right pair.
+PCKH_GROUPS = (
+    ("Head", (labels.UPPER_NECK_JOINT, labels.HEAD_TOP_JOINT)),
+    ("Shoulder", (12, 13)),
+    ("Elbow", (11, 14)),
+    ("Wrist", (10, 15)),
+    ("Hip", (2, 3)),
+    ("Knee", (1, 4)),
+    ("Ankle", (0, 5)),
+)
+# "U.Body" pools neck, head, wrists, elbows and shoulders (LIP joints 8..15).
+PCKH_UPPER_BODY_JOINTS = tuple(range(8, 16))
+
+# DensePose-COCO geodesic normalisation: mean geodesic distance (metres) per coarse part,
+# and the coarse part of each fine patch 0..24 (DensePose's evaluation tables).
+DENSEPOSE_MEAN_GEODESIC_DISTANCES = np.array(
+    [0, 0.351, 0.107, 0.126, 0.237, 0.173, 0.142, 0.128, 0.150]
+)
+DENSEPOSE_EVAL_COARSE_PARTS = np.array(
+    [0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8]
+)
+GEODESIC_FILES = ("SMPL_subdiv.mat", "SMPL_SUBDIV_TRANSFORM.mat", "Pdist_matrix")
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Elementwise ratio with NaN where the denominator is 0 (undefined, not zero)."""
+    numerator = np.asarray(numerator, np.float64)
+    denominator = np.asarray(denominator, np.float64)
+    out = np.full(np.broadcast(numerator, denominator).shape, np.nan)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def _named(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+# --- Parsing -----------------------------------------------------------------------------
+
+
+class ParsingMetric:
+    """Confusion-matrix parsing metrics over a whole dataset (ignore label skipped)."""
+
+    def __init__(self, class_names: Sequence[str] = labels.LIP_CLASSES,
+                 ignore_label: int = labels.IGNORE_LABEL):
+        self.class_names = tuple(class_names)
+        self.num_classes = len(self.class_names)
+        self.ignore_label = ignore_label
+        self.confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+
+    def update(self, ground_truth, prediction, name: str = "") -> None:
+        """Adds one label map [H, W] (or a batch [B, H, W]) to the confusion matrix.
+
+        Rows are ground truth, columns prediction. Raises ValueError naming `name` when the
+        shapes differ or a label is out of range (a silent clip would hide a bad mapping).
+        """
+        gt = np.asarray(ground_truth).astype(np.int32, copy=False)
+        pred = np.asarray(prediction).astype(np.int32, copy=False)
+        if gt.shape != pred.shape:
+            raise ValueError(
+                f"{_named(name)}prediction shape {pred.shape} != ground-truth shape {gt.shape}"
+            )
+        ignored = gt == self.ignore_label
+        for what, values in (("ground-truth", gt), ("predicted", pred)):
+            bad = ~ignored & ((values < 0) | (values >= self.num_classes))
+            if bad.any():
+                raise ValueError(
+                    f"{_named(name)}{what} labels {np.unique(values[bad]).tolist()} are outside "
+                    f"0..{self.num_classes - 1} (and not the ignore label {self.ignore_label})"
+                )
+        # Ignored pixels go to one extra bin that is dropped (cheaper than masking arrays).
+        cells = self.num_classes ** 2
+        index = np.where(ignored, cells, gt * self.num_classes + pred)
+        self.confusion += np.bincount(index.ravel(), minlength=cells + 1)[:cells].reshape(
+            self.num_classes, self.num_classes
+        )
+
+    def result(self) -> dict:
+        return parsing_scores(self.confusion, self.class_names)
+
+
+def parsing_scores(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
+    """All parsing scores (fractions in [0, 1]) from a [C, C] gt-by-prediction confusion matrix.
+
+    mean_iou / mean_accuracy: plain means over all C classes, an absent class counting 0
+    (CE2P/SCHP convention). frequency_weighted_iou: IoU weighted by each class's share of
+    ground-truth pixels (FCN's fwavacc; the SPD paper's "weighted IoU"). Precision, recall
+    and F1 are NaN for a class where they are undefined and averaged with a NaN-mean.
+    """
+    confusion = np.asarray(confusion, np.float64)
+    tp = np.diag(confusion)
+    gt = confusion.sum(axis=1)
+    pred = confusion.sum(axis=0)
+    total = gt.sum()
+    iou = tp / np.maximum(1.0, gt + pred - tp)
+    recall = _safe_divide(tp, gt)
+    precision = _safe_divide(tp, pred)
+    f1 = _safe_divide(2 * tp, gt + pred)
+    per_class = {
+        name: {
+            "iou": float(iou[c]),
+            "precision": float(precision[c]),
+            "recall": float(recall[c]),
+            "f1": float(f1[c]),
+            "ground_truth_pixels": int(gt[c]),
+            "predicted_pixels": int(pred[c]),
+        }
+        for c, name in enumerate(class_names)
+    }
+    return {
+        "num_pixels": int(total),
+        "pixel_accuracy": float(tp.sum() / total) if total else math.nan,
+        "mean_accuracy": float(np.mean(tp / np.maximum(1.0, gt))),
+        "mean_iou": float(iou.mean()),
+        "frequency_weighted_iou": float((gt * iou).sum() / total) if total else math.nan,
+        "foreground_accuracy": (
+            float(tp[1:].sum() / gt[1:].sum()) if gt[1:].sum() else math.nan
+        ),
+        "mean_precision": _nanmean(precision),
+        "mean_recall": _nanmean(recall),
+        "mean_f1": _nanmean(f1),
+        "per_class": per_class,
+    }
+
+
+# --- Pose --------------------------------------------------------------------------------
+
+
+def _as_batch(array, inner_ndim: int) -> np.ndarray:
+    array = np.asarray(array, np.float64)
+    return array[None] if array.ndim == inner_ndim else array
+
+
+class PCKhMetric:
+    """LIP PCKh@threshold (per joint, LIP's group columns, U.Body, Avg) and mED in pixels.
+
+    Follows LIP's official `calc_pckh`: NaN / negative ground-truth coordinates mean a
+    missing joint; an image whose upper neck (8) or head top (9) is missing, or whose head
+    size is 0, is left out of PCKh; a joint counts as correct when its distance is
+    <= threshold * head size; occluded joints (v = 1) count like visible ones. A NaN or
+    negative predicted coordinate is replaced by 1, as LIP's tool reads predictions.
+    mED averages the Euclidean distance over every (image, joint) with a valid ground-truth
+    joint, whether or not the head is annotated.
+    """
+
+    def __init__(self, threshold: float = 0.5, num_joints: int = labels.NUM_LIP_JOINTS):
+        self.threshold = threshold
+        self.num_joints = num_joints
+        self.correct = np.zeros(num_joints, np.int64)
+        self.counted = np.zeros(num_joints, np.int64)
+        self.distance_sum = np.zeros(num_joints, np.float64)
+        self.distance_count = np.zeros(num_joints, np.int64)
+        self.num_images = 0
+        self.num_images_without_head = 0
+
+    def update(self, ground_truth, prediction, name: str = "") -> None:
+        """ground_truth [16, 2+] or [B, 16, 2+] (x, y[, v]); prediction likewise, in pixels."""
+        gt = _as_batch(ground_truth, 2)[..., :2]
+        pred = _as_batch(prediction, 2)[..., :2]
+        expected = (gt.shape[0], self.num_joints, 2)
+        if gt.shape != expected or pred.shape != expected:
+            raise ValueError(
+                f"{_named(name)}keypoints must be [{self.num_joints}, 2+]; got ground truth "
+                f"{np.shape(ground_truth)} and prediction {np.shape(prediction)}"
+            )
+        gt = np.where(np.isnan(gt), -1.0, gt)
+        pred = np.where(np.isnan(pred) | (pred < 0), 1.0, pred)
+        valid = (gt[..., 0] >= 0) & (gt[..., 1] >= 0)
+        distance = np.linalg.norm(pred - gt, axis=-1)
+        head_size = np.linalg.norm(
+            gt[:, labels.HEAD_TOP_JOINT] - gt[:, labels.UPPER_NECK_JOINT], axis=-1
+        )
+        # LIP checks the x coordinate of the two head joints only.
+        has_head = (
+            (gt[:, labels.UPPER_NECK_JOINT, 0] >= 0)
+            & (gt[:, labels.HEAD_TOP_JOINT, 0] >= 0)
+            & (head_size > 0)
+        )
+        counted = valid & has_head[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            correct = counted & (distance / head_size[:, None] <= self.threshold)
+        self.correct += correct.sum(axis=0)
+        self.counted += counted.sum(axis=0)
+        self.distance_sum += np.where(valid, distance, 0.0).sum(axis=0)
+        self.distance_count += valid.sum(axis=0)
+        self.num_images += gt.shape[0]
+        self.num_images_without_head += int((~has_head).sum())
+
+    def _pooled(self, joints: Sequence[int]) -> float:
+        joints = list(joints)
+        counted = self.counted[joints].sum()
+        return float(100.0 * self.correct[joints].sum() / counted) if counted else math.nan
+
+    def result(self) -> dict:
+        """PCKh values are percentages (as LIP's tables); mED is in original-image pixels."""
+        per_joint = 100.0 * _safe_divide(self.correct, self.counted)
+        groups = {name: float(np.mean(per_joint[list(j)])) for name, j in PCKH_GROUPS}
+        groups["U.Body"] = self._pooled(PCKH_UPPER_BODY_JOINTS)
+        groups["Avg"] = self._pooled(labels.PCKH_AVG_JOINTS)
+        med_per_joint = _safe_divide(self.distance_sum, self.distance_count)
+        count = self.distance_count.sum()
+        return {
+            "threshold": self.threshold,
+            "num_images": self.num_images,
+            "num_images_without_head": self.num_images_without_head,
+            "pckh": groups,
+            "pckh_per_joint": {
+                n: float(v) for n, v in zip(labels.LIP_JOINTS, per_joint)
+            },
+            "med_pixels": float(self.distance_sum.sum() / count) if count else math.nan,
+            "med_pixels_per_joint": {
+                n: float(v) for n, v in zip(labels.LIP_JOINTS, med_per_joint)
+            },
+        }
+
+
+# --- DensePose ---------------------------------------------------------------------------
+
+
+class GeodesicTables:
+    """DensePose's evaluation data: closest SMPL vertex per (patch, U, V) and geodesic distances.
+
+    Needs SMPL_subdiv.mat (U_subdiv, V_subdiv, Part_ID_subdiv per subdivided-mesh point),
+    SMPL_SUBDIV_TRANSFORM.mat (`index`: point -> 1-based vertex of the distance matrix) and
+    Pdist_matrix (.pkl as detectron2, or .mat as the original DensePose, key `Pdist_matrix`:
+    condensed pairwise geodesic distances, pair (a > b) at a * (a - 1) / 2 + b).
+    """
+
+    def __init__(self, uv: np.ndarray, part_ids: np.ndarray, transform: np.ndarray,
+                 pdist: np.ndarray):
+        self.part_ids = part_ids
+        self.transform = transform
+        self.pdist = pdist
+        points = np.arange(1, uv.shape[1] + 1)
+        self.part_uv = [uv[:, part_ids == p].T for p in range(1, labels.NUM_DENSEPOSE_PATCHES + 1)]
+        self.part_points = [points[part_ids == p] for p in range(1, labels.NUM_DENSEPOSE_PATCHES + 1)]
+
+    @classmethod
+    def load(cls, directory) -> "GeodesicTables":
+        """Loads and checks the three files; the error lists every missing or malformed one."""
+        from scipy.io import loadmat
+
+        directory = Path(directory)
+        pdist_path = next(
+            (p for p in (directory / "Pdist_matrix.pkl", directory / "Pdist_matrix.mat") if p.exists()),
+            None,
+        )
+        missing = [
+            name for name, path in (
+                ("SMPL_subdiv.mat", directory / "SMPL_subdiv.mat"),
+                ("SMPL_SUBDIV_TRANSFORM.mat", directory / "SMPL_SUBDIV_TRANSFORM.mat"),
+                ("Pdist_matrix.pkl or Pdist_matrix.mat", pdist_path),
+            ) if path is None or not path.exists()
+        ]
+        if missing:
+            raise FileNotFoundError(
+                f"--densepose-eval-data {directory}: missing {', '.join(missing)} "
+                "(DensePose's eval_data; exact GPS needs all three)"
+            )
+        subdiv = loadmat(directory / "SMPL_subdiv.mat")
+        keys = ("U_subdiv", "V_subdiv", "Part_ID_subdiv")
+        absent = [k for k in keys if k not in subdiv]
+        if absent:
+            raise ValueError(f"{directory / 'SMPL_subdiv.mat'}: missing variable(s) {absent}")
+        u, v, part_ids = (np.asarray(subdiv[k], np.float64).ravel() for k in keys)
+        transform_mat = loadmat(directory / "SMPL_SUBDIV_TRANSFORM.mat")
+        if "index" not in transform_mat:
+            raise ValueError(f"{directory / 'SMPL_SUBDIV_TRANSFORM.mat'}: missing variable 'index'")
+        transform = np.asarray(transform_mat["index"]).ravel().astype(np.int64)
+        pdist = _load_pdist(pdist_path).ravel()
+        if not (u.size == v.size == part_ids.size == transform.size):
+            raise ValueError(
+                f"{directory}: U_subdiv/V_subdiv/Part_ID_subdiv/index sizes differ "
+                f"({u.size}, {v.size}, {part_ids.size}, {transform.size})"
+            )
+        num_vertices = int(transform.max())
+        expected = num_vertices * (num_vertices - 1) // 2
+        if pdist.size < expected:
+            raise ValueError(
+                f"{pdist_path}: {pdist.size} distances, need >= {expected} for the "
+                f"{num_vertices} vertices that SMPL_SUBDIV_TRANSFORM.mat indexes"
+            )
+        return cls(np.stack([u, v]), part_ids.astype(np.int64), transform, pdist)
+
+    def closest_points(self, patch: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """1-based mesh point nearest in (U, V) within each point's patch; -1 for patch 0."""
+        out = np.full(patch.shape, -1, np.int64)
+        for p in np.unique(patch[patch > 0]):
+            sel = patch == p
+            candidates = self.part_uv[p - 1]
+            if not len(candidates):
+                continue
+            query = np.stack([u[sel], v[sel]], axis=1)
+            squared = ((query[:, None, :] - candidates[None, :, :]) ** 2).sum(-1)
+            out[sel] = self.part_points[p - 1][squared.argmin(axis=1)]
+        return out
+
+    def distances(self, gt_points: np.ndarray, pred_points: np.ndarray) -> np.ndarray:
+        """Geodesic distance of each (gt, prediction) point pair; inf where no prediction,
+        NaN where the gt point has no mesh point (only possible with incomplete tables)."""
+        gt_vertex = self.transform[gt_points - 1] - 1
+        pred_vertex = self.transform[np.maximum(pred_points, 1) - 1] - 1
+        hi = np.maximum(gt_vertex, pred_vertex)
+        lo = np.minimum(gt_vertex, pred_vertex)
+        index = np.where(hi > lo, hi * (hi - 1) // 2 + lo, 0)  # diagonal: distance 0 below
+        dist = np.where(hi == lo, 0.0, self.pdist[index])
+        dist = np.where(pred_points > 0, dist, np.inf)
+        # A gt point without a mesh point on its patch is left out, as DensePose does.
+        return np.where(gt_points > 0, dist, np.nan)
+
+
+def _load_pdist(path: Path) -> np.ndarray:
+    if path.suffix == ".pkl":
+        with open(path, "rb") as f:
+            return np.asarray(pickle.load(f, encoding="latin1")["Pdist_matrix"], np.float64)
+    try:
+        from scipy.io import loadmat
+
+        return np.asarray(loadmat(path)["Pdist_matrix"], np.float64)
+    except NotImplementedError:  # MATLAB v7.3 (HDF5), as DensePose ships it
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return np.asarray(f["Pdist_matrix"], np.float64)
+
+
+class DensePoseMetric:
+    """Point similarity and patch accuracy at the annotated DensePose points.
+
+    With `tables` it computes DensePose's exact per-person GPS (mean over points of
+    exp(-g^2 / (2 k^2)), g geodesic distance, k the mean geodesic distance of the gt point's
+    coarse part) and GPSm = sqrt(GPS * mask IoU) when masks are given. Without tables it
+    reports `uv_similarity_within_part`: the same formula with g = |UV_pred - UV_gt| when
+    the predicted patch equals the gt patch (0 otherwise) — an approximation, not GPS.
+    A point whose predicted patch is 0 (background / outside the box) scores 0.
+    """
+
+    def __init__(self, tables: Optional[GeodesicTables] = None):
+        self.tables = tables
+        self.scores = []  # one per person
+        self.mask_ious = []
+        self.correct_patches = 0
+        self.num_points = 0
+
+    @property
+    def exact(self) -> bool:
+        return self.tables is not None
+
+    def update(self, points: Dict[str, np.ndarray], predicted_iuv: np.ndarray,
+               gt_mask: Optional[np.ndarray] = None, name: str = "") -> None:
+        """points: x, y (image pixels), i (1..24), u, v of one person; predicted_iuv [H, W, 3]."""
+        iuv = np.asarray(predicted_iuv, np.float64)
+        if iuv.ndim != 3 or iuv.shape[-1] != 3:
+            raise ValueError(f"{_named(name)}predicted IUV must be [H, W, 3], got {iuv.shape}")
+        gt_i = np.asarray(points["i"]).astype(np.int64).ravel()
+        if not gt_i.size:
+            return
+        # DensePose samples the point's pixel by truncation.
+        px = np.asarray(points["x"], np.float64).astype(np.int64).ravel()
+        py = np.asarray(points["y"], np.float64).astype(np.int64).ravel()
+        inside = (px >= 0) & (py >= 0) & (px < iuv.shape[1]) & (py < iuv.shape[0])
+        px, py = np.where(inside, px, 0), np.where(inside, py, 0)
+        pred_i = np.where(inside, np.rint(iuv[py, px, 0]), 0).astype(np.int64)
+        for what, patches, lowest in (("ground-truth", gt_i, 1), ("predicted", pred_i, 0)):
+            bad = (patches < lowest) | (patches > labels.NUM_DENSEPOSE_PATCHES)
+            if bad.any():
+                raise ValueError(f"{_named(name)}{what} DensePose patches "
+                                 f"{np.unique(patches[bad]).tolist()} are outside {lowest}..24")
+        pred_u, pred_v = iuv[py, px, 1], iuv[py, px, 2]
+        gt_u = np.asarray(points["u"], np.float64).ravel()
+        gt_v = np.asarray(points["v"], np.float64).ravel()
+        norm = DENSEPOSE_MEAN_GEODESIC_DISTANCES[DENSEPOSE_EVAL_COARSE_PARTS[gt_i]]
+        if self.exact:
+            dist = self.tables.distances(
+                self.tables.closest_points(gt_i, gt_u, gt_v),
+                self.tables.closest_points(pred_i, pred_u, pred_v),
+            )
+        else:
+            dist = np.where(
+                (pred_i == gt_i) & (pred_i > 0), np.hypot(pred_u - gt_u, pred_v - gt_v), np.inf
+            )
+        scored = ~np.isnan(dist)
+        similarity = np.exp(-(dist[scored] ** 2) / (2 * norm[scored] ** 2))
+        score = float(similarity.mean()) if similarity.size else 0.0
+        self.scores.append(score)
+        self.correct_patches += int((pred_i == gt_i).sum())
+        self.num_points += gt_i.size
+        if gt_mask is not None:
+            gt_mask = np.asarray(gt_mask, bool)
+            if gt_mask.shape != iuv.shape[:2]:
+                raise ValueError(
+                    f"{_named(name)}DensePose mask {gt_mask.shape} != IUV size {iuv.shape[:2]}"
+                )
+            pred_mask = iuv[..., 0] > 0
+            union = (gt_mask | pred_mask).sum()
+            self.mask_ious.append(float((gt_mask & pred_mask).sum() / union) if union else 0.0)
+
+    def result(self) -> dict:
+        scores = np.asarray(self.scores, np.float64)
+        mean = float(scores.mean()) if scores.size else math.nan
+        out = {
+            "num_people": int(scores.size),
+            "num_points": self.num_points,
+            "i_accuracy": self.correct_patches / self.num_points if self.num_points else math.nan,
+        }
+        if not self.exact:
+            out["uv_similarity_within_part"] = mean
+            return out
+        out["gps"] = mean
+        if len(self.mask_ious) == scores.size and scores.size:
+            out["gpsm"] = float(np.mean(np.sqrt(scores * np.asarray(self.mask_ious))))
+        return out

@@ -1,0 +1,228 @@
+"""Where evaluated predictions come from and go: LIP submission files or a model.
+
+A predictor maps one ground-truth `Example` (spd_tf.evaluation) to a `Prediction` at that
+image's original size and says which tasks it can predict (`tasks`), so evaluation can tell
+"this model has no pose branch" apart from "this prediction is missing".
+
+Prediction directory (LIP's submission format, plus optional extras written by
+`PredictionWriter`):
+  DIR/<id>.png            class-index PNG ('L' or palette mode), LIP classes
+  DIR/pose.csv            `name.jpg,x1,y1,...,x16,y16` (LIP's pose submission rows; rows with
+                          x, y, v triplets are accepted too), matched by name
+  DIR/densepose/<id>.png  optional IUV PNG in DensePose's format: channels I, floor(255 U),
+                          floor(255 V) in cv2 order (cv2.imread(path)[..., 0] is I), the uint8
+                          quantisation DensePose's own evaluation applies
+  DIR/vis/<id>.png        palette PNG for viewing (never read back)
+"""
+
+import csv
+import dataclasses
+from pathlib import Path
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+
+from spd_tf import labels
+from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.data.layouts import load_label
+from spd_tf.fileio import atomic_path
+
+POSE_CSV = "pose.csv"
+DENSEPOSE_DIR = "densepose"
+VIS_DIR = "vis"
+
+
+@dataclasses.dataclass
+class Prediction:
+    """One image's predictions at its original size; None for a task not predicted."""
+
+    labels: Optional[np.ndarray] = None  # [H, W] int LIP class indices
+    keypoints: Optional[np.ndarray] = None  # [16, 2+] (x, y[, score]) in pixels
+    densepose_iuv: Optional[np.ndarray] = None  # [H, W, 3] float (I, U, V)
+
+
+def quantize_iuv(iuv: np.ndarray) -> np.ndarray:
+    """IUV -> uint8 (I, floor(255 U), floor(255 V)), DensePose's evaluation storage format."""
+    iuv = np.asarray(iuv, np.float64)
+    out = np.empty(iuv.shape, np.uint8)
+    out[..., 0] = np.clip(np.rint(iuv[..., 0]), 0, labels.NUM_DENSEPOSE_PATCHES)
+    out[..., 1:] = np.floor(np.clip(iuv[..., 1:] * 255.0, 0, 255))
+    return out
+
+
+def dequantize_iuv(iuv_uint8: np.ndarray) -> np.ndarray:
+    iuv = np.asarray(iuv_uint8, np.float64).copy()
+    iuv[..., 1:] /= 255.0
+    return iuv
+
+
+def read_pose_predictions(path: Path) -> Dict[str, np.ndarray]:
+    """pose.csv -> {id: float64 [16, 2]}; `nan` kept (PCKhMetric handles it as LIP does)."""
+    table = {}
+    with open(path, newline="") as f:
+        for line_number, row in enumerate(csv.reader(f), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            values = row[1:]
+            if len(values) not in (2 * labels.NUM_LIP_JOINTS, 3 * labels.NUM_LIP_JOINTS):
+                raise ValueError(
+                    f"{path}:{line_number}: {len(values)} values after the name; expected "
+                    f"{2 * labels.NUM_LIP_JOINTS} (x, y per joint) or {3 * labels.NUM_LIP_JOINTS}"
+                )
+            try:
+                joints = np.asarray([float(v) for v in values], np.float64)
+            except ValueError as error:
+                raise ValueError(f"{path}:{line_number}: {error}") from None
+            source_id = Path(row[0].strip()).stem
+            if source_id in table:
+                raise ValueError(f"{path}:{line_number}: second row for {source_id!r}")
+            table[source_id] = joints.reshape(labels.NUM_LIP_JOINTS, -1)[:, :2]
+    return table
+
+
+class PredictionFiles:
+    """Reads a prediction directory (see module docstring); tasks = the files it holds."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise FileNotFoundError(f"--predictions {self.directory}: not a directory")
+        pose_csv = self.directory / POSE_CSV
+        self.pose = read_pose_predictions(pose_csv) if pose_csv.exists() else None
+        tasks = []
+        if any(self.directory.glob("*.png")):
+            tasks.append(SEGMENTATION)
+        if self.pose is not None:
+            tasks.append(POSE)
+        if (self.directory / DENSEPOSE_DIR).is_dir():
+            tasks.append(DENSEPOSE)
+        self.tasks = tuple(tasks)
+        self.description = f"prediction files in {self.directory}"
+
+    def __call__(self, example) -> Prediction:
+        prediction = Prediction()
+        label_path = self.directory / f"{example.source_id}.png"
+        if label_path.exists():
+            prediction.labels = load_label(label_path)
+        if self.pose is not None and example.source_id in self.pose:
+            prediction.keypoints = self.pose[example.source_id]
+        iuv_path = self.directory / DENSEPOSE_DIR / f"{example.source_id}.png"
+        if iuv_path.exists():
+            iuv = cv2.imread(str(iuv_path), cv2.IMREAD_UNCHANGED)
+            if iuv is None or iuv.ndim != 3:
+                raise ValueError(f"{iuv_path}: not a 3-channel IUV PNG")
+            prediction.densepose_iuv = dequantize_iuv(iuv)
+        return prediction
+
+
+class PredictionWriter:
+    """Writes predictions in the directory format above; a context manager whose directory
+    appears (atomically) only when the block succeeds."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self._context = atomic_path(self.directory, directory=True)
+        self._temp = None
+        self._pose_rows = []
+
+    def __enter__(self) -> "PredictionWriter":
+        self._temp = self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        if exc_info[0] is None and self._pose_rows:
+            with open(self._temp / POSE_CSV, "w", newline="") as f:
+                csv.writer(f).writerows(self._pose_rows)
+        return self._context.__exit__(*exc_info)
+
+    def write(self, source_id: str, prediction: Prediction) -> None:
+        from spd_tf.visualize import palette_png
+
+        if self._temp is None:
+            raise RuntimeError("PredictionWriter.write outside its `with` block")
+        if prediction.labels is not None:
+            index = np.asarray(prediction.labels).astype(np.uint8)
+            _write_png(self._temp / f"{source_id}.png", index)
+            (self._temp / VIS_DIR).mkdir(exist_ok=True)
+            (self._temp / VIS_DIR / f"{source_id}.png").write_bytes(palette_png(index))
+        if prediction.keypoints is not None:
+            xy = np.asarray(prediction.keypoints, np.float64)[:, :2].ravel()
+            self._pose_rows.append([f"{source_id}.jpg"] + [repr(float(v)) for v in xy])
+        if prediction.densepose_iuv is not None:
+            (self._temp / DENSEPOSE_DIR).mkdir(exist_ok=True)
+            iuv = quantize_iuv(prediction.densepose_iuv)
+            _write_png(self._temp / DENSEPOSE_DIR / f"{source_id}.png", iuv)
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError(f"{path}: PNG encoding failed for array {array.shape} {array.dtype}")
+    path.write_bytes(encoded.tobytes())
+
+
+# --- model predictors ------------------------------------------------------------------------
+
+
+class ModelPredictor:
+    """Runs a model on each example's image; outputs come back at the image's own size.
+
+    `run(images uint8 [1, H, W, 3]) -> dict` is a traced function (one trace for all sizes)
+    returning the keys of spd_tf.inference's results.
+    """
+
+    def __init__(self, run, tasks, description: str):
+        self._run = run
+        self.tasks = tuple(tasks)
+        self.description = description
+
+    def __call__(self, example) -> Prediction:
+        if example.image is None:
+            raise ValueError(f"{example.source_id}: no image loaded to run the model on")
+        outputs = {k: np.asarray(v)[0] for k, v in self._run(example.image[None]).items()}
+        return Prediction(
+            labels=outputs["labels"],
+            keypoints=outputs.get("keypoints"),
+            densepose_iuv=outputs.get("densepose_iuv"),
+        )
+
+
+def _tasks_of(keys) -> tuple:
+    wanted = ((SEGMENTATION, "labels"), (POSE, "keypoints"), (DENSEPOSE, "densepose_iuv"))
+    return tuple(task for task, key in wanted if key in keys)
+
+
+def load_predictor(path, scales=(1.0,), flip: bool = False) -> ModelPredictor:
+    """A train.py run directory (latest checkpoint, with TTA) or a SavedModel (its
+    `image_tensor` signature; a TF Serving model directory means its newest version)."""
+    import tensorflow as tf
+
+    path = Path(path)
+    if (path / "config.json").exists():
+        from spd_tf import inference
+        from spd_tf.export import load_run_model
+
+        model, config = load_run_model(path)
+        scaled = inference.build_scaled_models(model, config, scales)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+        def run(images):
+            return inference.infer(model, images, config.input_size, flip=flip, scaled_models=scaled)
+
+        return ModelPredictor(run, config.tasks, f"run {path} (scales {tuple(scales)}, flip {flip})")
+    from spd_tf.predict import resolve_saved_model
+
+    try:
+        path = resolve_saved_model(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--model {error}; nor a run directory (config.json)") from None
+    if tuple(scales) != (1.0,) or flip:
+        raise ValueError(
+            f"--model {path}: a SavedModel serves single-scale predictions; use the training "
+            "run directory for --scales/--flip"
+        )
+    signature = tf.saved_model.load(str(path)).signatures["image_tensor"]
+    (input_name,) = signature.structured_input_signature[1].keys()
+    return ModelPredictor(lambda images: signature(**{input_name: tf.constant(images)}),
+                          _tasks_of(signature.structured_outputs), f"SavedModel {path}")

@@ -1,0 +1,171 @@
+"""evaluate.py end to end: --save-predictions output scored with --predictions round-trips."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.evaluation import directory_examples, evaluate, tfrecord_examples
+from spd_tf.fileio import write_json_atomic
+from spd_tf.predictions import PredictionFiles, PredictionWriter
+from evaluation_support import Oracle, synthetic_example, write_geodesic_tables, write_tfrecord
+
+# evaluate.py is a script at the repository root, not part of the package.
+_SCRIPT = Path(__file__).resolve().parents[1] / "evaluate.py"
+_spec = importlib.util.spec_from_file_location("evaluate", _SCRIPT)
+cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli)
+
+
+# lip_sample/lip_val_set.csv has rows for images outside the val split: warned, expected.
+pytestmark = pytest.mark.filterwarnings("ignore:.*input\\(s\\) skipped")
+
+
+class NoisyOracle(Oracle):
+    """Ground truth with errors, so a round trip that loses anything changes the scores."""
+
+    def __call__(self, example):
+        prediction = super().__call__(example)
+        if prediction.labels is not None:
+            prediction.labels = np.roll(prediction.labels, 2, axis=1)
+        if prediction.keypoints is not None:
+            prediction.keypoints = prediction.keypoints + np.linspace(0, 40, 16)[:, None] + 0.123
+        if prediction.densepose_iuv is not None:
+            iuv = prediction.densepose_iuv
+            iuv[..., 1:] = np.where(iuv[..., :1] > 0, 1 - iuv[..., 1:], 0)
+        return prediction
+
+
+def _json(result, tmp_path):
+    write_json_atomic(tmp_path / "direct.json", result)
+    return json.loads((tmp_path / "direct.json").read_text())
+
+
+def _run_cli(argv, capsys):
+    code = cli.main(argv + ["--no-progress"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_round_trip_on_real_lip_directory(shared_data, tmp_path, capsys):
+    data = shared_data / "lip_sample"
+    total, examples = directory_examples("lip", data, "val")
+    direct = evaluate(examples, NoisyOracle(), "lip", total=total,
+                      writer=PredictionWriter(tmp_path / "preds"), progress=False)
+    assert 0 < direct["parsing"]["pixel_accuracy"] < 1 and direct["pose"]["med_pixels"] > 0
+    assert (tmp_path / "preds" / "vis" / "86_185913.png").exists()
+    code, out, _ = _run_cli(["--dataset", "lip", "--data", str(data), "--predictions",
+                             str(tmp_path / "preds"), "--output", str(tmp_path / "out")], capsys)
+    assert code == 0
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == _json(direct, tmp_path)
+    assert "mIoU (plain mean over all 20 classes incl. background)" in out and "PCKh@0.5" in out
+
+
+def test_round_trip_on_tfrecords_with_densepose(tmp_path, capsys):
+    write_tfrecord(tmp_path / "val-00000-of-00001.tfrecord",
+              [synthetic_example("a"), synthetic_example("bb", height=30, width=17)])
+    pattern = str(tmp_path / "val-*.tfrecord")
+    total, examples = tfrecord_examples([pattern])
+    direct = evaluate(examples, NoisyOracle(), "synthetic", total=total,
+                      writer=PredictionWriter(tmp_path / "preds"), progress=False)
+    assert direct["densepose"]["uv_similarity_within_part"] < 0.99
+    # DensePose's IUV PNG convention (as spd_tf.predict writes it): cv2 channel 0 is I.
+    iuv = cv2.imread(str(tmp_path / "preds" / "densepose" / "a.png"))
+    first = next(iter(tfrecord_examples([pattern])[1])).densepose
+    assert iuv[int(first["y"][0]), int(first["x"][0]), 0] == first["i"][0]
+    code, out, _ = _run_cli(["--dataset", "synthetic", "--data", pattern, "--predictions",
+                             str(tmp_path / "preds"), "--output", str(tmp_path / "out")], capsys)
+    assert code == 0
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == _json(direct, tmp_path)
+    assert "within-part UV similarity (approximation, not GPS)" in out
+
+
+def test_exact_gps_with_densepose_eval_data(tmp_path, capsys):
+    # Points only on the two patches the tiny tables of write_geodesic_tables have.
+    write_tfrecord(tmp_path / "val.tfrecord", [synthetic_example("a", patches=(2, 23))])
+    (example,) = tfrecord_examples([str(tmp_path / "val.tfrecord")])[1]
+    evaluate([example], Oracle(), "synthetic", writer=PredictionWriter(tmp_path / "preds"), progress=False)
+    points = example.densepose
+    covered = len({(int(x), int(y)) for x, y in zip(points["x"], points["y"])})
+    argv = ["--dataset", "synthetic", "--data", str(tmp_path / "val.tfrecord"), "--predictions",
+            str(tmp_path / "preds"), "--densepose-eval-data", str(tmp_path / "eval_data")]
+    (tmp_path / "eval_data").mkdir()
+    code, _, err = _run_cli(argv, capsys)
+    assert code == 2 and "missing SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat, Pdist_matrix" in err
+    write_geodesic_tables(tmp_path / "eval_data")
+    code, out, _ = _run_cli(argv + ["--output", str(tmp_path / "out")], capsys)
+    densepose = json.loads((tmp_path / "out" / "metrics.json").read_text())["densepose"]
+    assert code == 0 and "GPS " in out and "GPSm " in out
+    # The oracle's patches and UVs are the ground truth's: every scored point is at geodesic
+    # distance 0, and its IUV covers `covered` pixels of the 12 x 16 person mask.
+    assert densepose["gps"] == 1.0 and "uv_similarity_within_part" not in densepose
+    assert densepose["gpsm"] == pytest.approx((covered / (12 * 16)) ** 0.5)
+
+
+def test_missing_prediction_file_is_reported_and_other_metrics_kept(shared_data, tmp_path, capsys):
+    data = shared_data / "lip_sample"
+    (tmp_path / "preds").mkdir()
+    (tmp_path / "preds" / "other.png").write_bytes(b"")  # parsing predicted, but not for 86_185913
+    (tmp_path / "preds" / "pose.csv").write_text(
+        (data / "lip_val_set.csv").read_text().splitlines()[0] + "\n")  # x, y, v rows accepted
+    code, out, _ = _run_cli(["--dataset", "lip", "--data", str(data), "--predictions",
+                             str(tmp_path / "preds"), "--output", str(tmp_path / "out")], capsys)
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["missing_predictions"] == {SEGMENTATION: ["86_185913"]}
+    assert metrics["pose"]["pckh"]["Avg"] == 100.0 and "parsing" not in metrics
+    assert "no segmentation prediction for 1 of 1 examples" in out
+
+
+def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
+    (tmp_path / "x.tfrecord").write_bytes(b"")
+    code, _, err = _run_cli(["--dataset", "lip", "--data", str(tmp_path / "none-*.tfrecord"),
+                             "--predictions", str(tmp_path)], capsys)
+    assert code == 2 and "no TFRecord file matches" in err
+    code, _, err = _run_cli(["--dataset", "lip", "--data", str(tmp_path), "--predictions",
+                             str(tmp_path / "missing")], capsys)
+    assert code == 2 and "evaluate.py: error:" in err
+    with pytest.raises(SystemExit, match="scales"):
+        cli.main(["--dataset", "lip", "--data", "x", "--predictions", "y", "--scales", "a,b"])
+    code, _, err = _run_cli(["--dataset", "synthetic", "--data", str(tmp_path / "x.tfrecord"),
+                             "--model", str(tmp_path)], capsys)
+    assert code == 2 and "nor a run directory" in err
+
+
+def test_prediction_files_tasks_follow_the_files(tmp_path):
+    (tmp_path / "pose.csv").write_text("a.jpg," + ",".join(["1"] * 32) + "\n")
+    assert PredictionFiles(tmp_path).tasks == (POSE,)
+    (tmp_path / "densepose").mkdir()
+    assert DENSEPOSE in PredictionFiles(tmp_path).tasks
+    (tmp_path / "pose.csv").write_text("a.jpg,1,2\n")
+    with pytest.raises(ValueError, match=r"pose.csv:1: 2 values after the name; expected 32"):
+        PredictionFiles(tmp_path)
+
+
+def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
+    import tensorflow as tf
+
+    from spd_tf.config import ModelConfig
+    from spd_tf.model.spd import build_model
+
+    config = ModelConfig(variant="sp", backbone_depth=18, width_multiplier=0.125,
+                         input_size=(64, 64), num_refinement_stages=1)
+    run = tmp_path / "run"
+    write_json_atomic(run / "config.json", {"model": config.to_dict()})
+    tf.train.Checkpoint(model=build_model(config)).save(str(run / "checkpoints" / "ckpt"))
+    data = str(shared_data / "lip_sample")
+    code, out, _ = _run_cli(["--dataset", "lip", "--data", data, "--model", str(run), "--scales",
+                             "0.75,1", "--flip", "--save-predictions", str(tmp_path / "preds"),
+                             "--output", str(tmp_path / "from_model")], capsys)
+    assert code == 0 and "PCKh@0.5" in out
+    assert not (tmp_path / "preds" / "densepose").exists()  # variant sp: no DensePose branch
+    code, _, _ = _run_cli(["--dataset", "lip", "--data", data, "--predictions", str(tmp_path / "preds"),
+                           "--output", str(tmp_path / "from_files")], capsys)
+    assert code == 0
+    from_model = json.loads((tmp_path / "from_model" / "metrics.json").read_text())
+    assert from_model == json.loads((tmp_path / "from_files" / "metrics.json").read_text())
+    assert from_model["parsing"]["num_pixels"] > 0 and from_model["pose"]["num_images"] == 1

@@ -1,0 +1,167 @@
+"""spd_tf.evaluation: ground-truth sources, the evaluation loop and its bad-input handling."""
+
+import math
+
+import numpy as np
+import pytest
+
+from spd_tf import labels
+from spd_tf.config import SEGMENTATION
+from spd_tf.data.layouts import read_lip_pose_csv
+from spd_tf.evaluation import (
+    Evaluation, Example, directory_examples, evaluate, format_report, tfrecord_examples,
+)
+from spd_tf.metrics import PCKhMetric
+from spd_tf.predictions import Prediction
+from evaluation_support import Oracle, synthetic_example, write_tfrecord
+
+
+# lip_sample/lip_val_set.csv has rows for images outside the val split: warned, expected.
+pytestmark = pytest.mark.filterwarnings("ignore:.*input\\(s\\) skipped")
+
+
+def lip_val(shared_data):
+    return directory_examples("lip", shared_data / "lip_sample", "val")
+
+
+def test_real_lip_ground_truth_against_itself(shared_data):
+    total, examples = lip_val(shared_data)
+    assert total == 1
+    result = evaluate(examples, Oracle(), "lip", total=total, progress=False)
+    parsing = result["parsing"]
+    assert parsing["pixel_accuracy"] == 1.0
+    present = {name for name, row in parsing["per_class"].items() if row["ground_truth_pixels"]}
+    assert present == {labels.LIP_CLASSES[c] for c in (0, 1, 5, 9, 13, 15)}  # SOURCES.md
+    assert all(parsing["per_class"][name]["iou"] == 1.0 for name in present)
+    # 14 of 20 classes are absent: the mIoU over all classes counts them as 0.
+    assert parsing["mean_iou"] == pytest.approx(6 / 20)
+    assert result["pose"]["pckh"]["Avg"] == 100.0 and result["pose"]["med_pixels"] == 0.0
+
+
+def test_real_lip_pose_rows_shifted_by_k_pixels(shared_data):
+    gt = read_lip_pose_csv(shared_data / "lip_sample" / "lip_val_set.csv")
+    assert len(gt) == 7
+    k = 18.0  # shift (k * 3/5, k * 4/5): every valid joint lands exactly k pixels away
+    metric = PCKhMetric()
+    correct = counted = valid = 0
+    for joints in gt.values():
+        metric.update(joints, joints[:, :2] + (0.6 * k, 0.8 * k))
+        ok = joints[:, 0] >= 0
+        head = np.hypot(*(joints[9, :2] - joints[8, :2]))
+        avg = ok[list(labels.PCKH_AVG_JOINTS)]
+        counted += avg.sum()
+        correct += avg.sum() if k <= 0.5 * head else 0
+        valid += ok.sum()
+    result = metric.result()
+    assert result["med_pixels"] == pytest.approx(k)
+    assert result["pckh"]["Avg"] == pytest.approx(100 * correct / counted)
+    assert 0 < correct < counted  # some heads are shorter than 2k, some longer
+
+
+def test_tfrecord_source_and_densepose_approximation(tmp_path):
+    write_tfrecord(tmp_path / "val-00000-of-00001.tfrecord",
+              [synthetic_example("a"), synthetic_example("bb", with_pose=False)])
+    total, examples = tfrecord_examples([str(tmp_path / "val-*.tfrecord")])
+    examples = list(examples)
+    assert total == 2 and [e.source_id for e in examples] == ["a", "bb"]
+    assert examples[0].image.shape == (24, 20, 3) and examples[1].keypoints is None
+    mask = examples[0].densepose["mask"]  # 12 x 16 box at (2, 3), fully covered
+    assert mask.sum() == 12 * 16 and mask[3, 2] and not mask[2, 2]
+    result = evaluate(examples, Oracle(), "synthetic", progress=False)
+    assert result["parsing"]["pixel_accuracy"] == 1.0
+    assert result["pose"]["num_images"] == 1
+    dp = result["densepose"]
+    assert dp["i_accuracy"] == 1.0 and dp["num_people"] == 2
+    # Same patch, UV off only by the uint8 storage quantisation (< 1/255) -> close to 1.
+    assert 0.99 < dp["uv_similarity_within_part"] <= 1.0
+    assert "gps" not in dp and any("not GPS" in note for note in result["notes"])
+
+
+def test_missing_branch_and_missing_predictions_keep_other_metrics(tmp_path):
+    example = Example("p1", 4, 4, parsing=np.ones((4, 4), np.uint8),
+                      keypoints=np.full((16, 3), 1.0))
+    evaluation = Evaluation("lip", (SEGMENTATION,))  # e.g. variant `sd`: no pose branch
+    evaluation.update(example, Prediction(labels=np.ones((4, 4), np.uint8)))
+    evaluation.update(Example("p2", 4, 4, parsing=np.ones((4, 4), np.uint8)), Prediction())
+    result = evaluation.result()
+    assert result["parsing"]["pixel_accuracy"] == 1.0 and "pose" not in result
+    assert result["missing_predictions"] == {SEGMENTATION: ["p2"]}
+    notes = " | ".join(result["notes"])
+    assert "PCKh/mED not computed: the predictor has no pose output" in notes
+    assert "no segmentation prediction for 1 of 2 examples" in notes and "p2" in notes
+    assert "note: PCKh/mED not computed" in format_report(result)
+
+
+def test_prediction_of_other_size_is_resized_nearest_and_warned_once():
+    gt = np.zeros((8, 8), np.uint8)
+    gt[:, 4:] = 2
+    small = np.zeros((4, 4), np.uint8)
+    small[:, 2:] = 2
+    evaluation = Evaluation("lip", (SEGMENTATION,))
+    with pytest.warns(UserWarning, match=r"img0: prediction size \(4, 4\) != image size \(8, 8\)") as caught:
+        for i in range(3):
+            evaluation.update(Example(f"img{i}", 8, 8, parsing=gt), Prediction(labels=small))
+    assert len(caught) == 1
+    result = evaluation.result()
+    assert result["resized_predictions"] == 3 and result["parsing"]["pixel_accuracy"] == 1.0
+
+
+def test_atr_maps_lip_predictions_and_ignores_classes_without_twin():
+    # ATR gt: Upper-clothes (4), Belt (8, no LIP twin -> ignored), Left-arm (14).
+    gt = np.array([[4, 4, 8, 14]], np.uint8)
+    # LIP predictions: Coat (7 -> Upper-clothes), UpperClothes (5), anything, Left-arm (14).
+    pred = np.array([[7, 5, 0, 14]], np.uint8)
+    evaluation = Evaluation("atr", (SEGMENTATION,))
+    evaluation.update(Example("atr1", 1, 4, parsing=gt), Prediction(labels=pred))
+    parsing = evaluation.result()["parsing"]
+    assert parsing["num_pixels"] == 3 and parsing["pixel_accuracy"] == 1.0
+    assert len(parsing["per_class"]) == labels.NUM_ATR_CLASSES
+    with pytest.raises(ValueError, match=r"atr2: predicted labels \[20, 27\] are not LIP classes"):
+        evaluation.update(Example("atr2", 1, 4, parsing=gt), Prediction(labels=pred + 13))
+
+
+def test_empty_dataset_is_a_clear_error():
+    with pytest.raises(ValueError, match="empty dataset"):
+        evaluate(iter(()), Oracle(), "lip", progress=False)
+
+
+def test_unknown_tfrecord_pattern_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no TFRecord file matches"):
+        tfrecord_examples([str(tmp_path / "nothing-*.tfrecord")])
+
+
+def test_nan_metrics_render_in_the_report():
+    evaluation = Evaluation("lip", (SEGMENTATION,))
+    evaluation.update(Example("x", 1, 2, parsing=np.array([[0, 0]], np.uint8)),
+                      Prediction(labels=np.array([[0, 0]])))
+    report = format_report(evaluation.result())
+    assert "mIoU (plain mean over all 20 classes incl. background)" in report
+    assert "frequency-weighted IoU" in report and "n/a" in report
+    assert not math.isnan(evaluation.result()["parsing"]["mean_iou"])
+
+
+def test_real_cihp_directory_uses_cihp_class_names(shared_data):
+    total, examples = directory_examples("cihp", shared_data / "cihp_sample", "val")
+    result = evaluate(examples, Oracle(), "cihp", total=total, progress=False)
+    assert total == 5 and result["parsing"]["pixel_accuracy"] == 1.0
+    assert "Torso-skin" in result["parsing"]["per_class"] and "pose" not in result
+
+
+def test_skipped_dataset_inputs_are_warned_with_a_count(shared_data):
+    with pytest.warns(UserWarning, match=r"6 input\(s\) skipped, e.g. 114317_456748.jpg: pose CSV row"):
+        directory_examples("lip", shared_data / "lip_sample", "val")
+
+
+def test_failed_evaluation_leaves_no_prediction_directory(tmp_path):
+    from spd_tf.predictions import PredictionWriter
+
+    class Broken(Oracle):
+        def __call__(self, example):
+            if example.source_id == "b":
+                raise ValueError("b: model failed")
+            return super().__call__(example)
+
+    examples = [Example(name, 2, 2, parsing=np.zeros((2, 2), np.uint8)) for name in ("a", "b")]
+    with pytest.raises(ValueError, match="b: model failed"):
+        evaluate(examples, Broken(), "lip", writer=PredictionWriter(tmp_path / "preds"), progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -23,6 +23,7 @@ VARIANTS = {
 }
 BACKBONE_DEPTHS = (18, 34, 50, 101)
 OUTPUT_STRIDES = (8, 16)
+OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
@@ -154,6 +155,7 @@ class TrainConfig(_Config):
     batch_size: int = 8  # global; split over replicas
     total_steps: int = 60000
     learning_rate: float = 0.007
+    optimizer: str = "sgd"  # "sgd" (paper, with momentum) or "adam" (faster from scratch)
     momentum: float = 0.9
     poly_power: float = 0.9
     weight_decay: float = 5e-4
@@ -172,6 +174,7 @@ class TrainConfig(_Config):
         _check_positive(owner, "learning_rate", self.learning_rate)
         _check_positive(owner, "checkpoint_every", self.checkpoint_every)
         _check_positive(owner, "log_every", self.log_every)
+        _check_choice(owner, "optimizer", self.optimizer, OPTIMIZERS)
         _check_choice(owner, "precision", self.precision, PRECISIONS)
         _check_choice(owner, "strategy", self.strategy, STRATEGIES)
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):

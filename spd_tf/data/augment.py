@@ -1,0 +1,201 @@
+"""Task-consistent geometric augmentation: one affine transform moves every label type.
+
+Training draws a random scale (`DataConfig.scale_range`), an optional horizontal flip and
+rotation, and a random crop/pad offset, composed into one 3x3 affine matrix in continuous
+image coordinates (pixel (r, c) covers [c, c+1) x [r, r+1)). The image and the parsing map
+are warped once with that matrix directly at the model input size; keypoints, DensePose
+points and the person box are mapped by the same matrix, so the tasks cannot drift apart.
+
+A flip also renames sides: LIP classes (`labels.LIP_CLASS_FLIP`), joints
+(`labels.LIP_JOINT_FLIP`) and DensePose patches (`labels.DENSEPOSE_I_FLIP`). DensePose U/V
+need DensePose's UV_symmetry_transforms.mat to flip exactly (`UVSymmetry`); without it the
+caller drops the DensePose points of flipped examples instead of corrupting them.
+
+Padding: the image is padded with the ImageNet mean RGB (`IMAGENET_MEAN_RGB`), which the
+model's caffe-style mean subtraction turns into zeros (JPPNet pads the mean-subtracted
+image with 0); labels are padded with 255 (ignore).
+"""
+
+import math
+from typing import Optional, Tuple
+
+import numpy as np
+import scipy.io
+import tensorflow as tf
+
+from spd_tf import labels
+from spd_tf.config import DataConfig
+
+IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
+UV_GRID = 256  # DensePose's symmetry tables are 256 x 256 per patch
+
+# 256-entry class lookup so the ignore value 255 survives the swap unchanged.
+_CLASS_FLIP_TABLE = np.arange(256, dtype=np.int32)
+_CLASS_FLIP_TABLE[: labels.NUM_LIP_CLASSES] = labels.LIP_CLASS_FLIP
+
+
+def flip_parsing(parsing: tf.Tensor) -> tf.Tensor:
+    """Mirrors a label map [..., H, W] left-right and swaps the L/R classes (LIP and CIHP)."""
+    parsing = tf.convert_to_tensor(parsing)
+    swapped = tf.gather(tf.constant(_CLASS_FLIP_TABLE), tf.cast(parsing, tf.int32))
+    return tf.cast(tf.reverse(swapped, axis=[-1]), parsing.dtype)
+
+
+def swap_parsing_sides(parsing: tf.Tensor) -> tf.Tensor:
+    """L/R class swap without mirroring (the pixels were already mirrored by the warp)."""
+    swapped = tf.gather(tf.constant(_CLASS_FLIP_TABLE), tf.cast(parsing, tf.int32))
+    return tf.cast(swapped, parsing.dtype)
+
+
+def swap_keypoint_sides(keypoints: tf.Tensor) -> tf.Tensor:
+    """Renames joints [16, 3] after a mirror (left ankle becomes right ankle, ...)."""
+    return tf.gather(keypoints, tf.constant(labels.LIP_JOINT_FLIP, tf.int32))
+
+
+def swap_patch_sides(patches: tf.Tensor) -> tf.Tensor:
+    """DensePose patch ids 0..24 after a mirror (DensePose's I symmetry table)."""
+    table = tf.constant(labels.DENSEPOSE_I_FLIP, tf.int32)
+    return tf.cast(tf.gather(table, tf.cast(patches, tf.int32)), patches.dtype)
+
+
+class UVSymmetry:
+    """DensePose's UV_symmetry_transforms.mat: where a chart point lands after a mirror.
+
+    The file holds `U_transforms` and `V_transforms`, each a 1 x 24 cell of 256 x 256
+    tables indexed [V * 255, U * 255] by the patch *before* the flip (as DensePose's
+    `get_symmetric_densepose` does).
+    """
+
+    def __init__(self, path: str):
+        try:
+            mat = scipy.io.loadmat(path)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"cannot read DensePose UV symmetry file {path!r}: {err}") from err
+        tables = []
+        for key in ("U_transforms", "V_transforms"):
+            if key not in mat:
+                raise ValueError(f"{path!r} has no {key!r} (is it UV_symmetry_transforms.mat?)")
+            cells = np.asarray(mat[key]).reshape(-1)
+            shapes = {np.asarray(c).shape for c in cells}
+            if len(cells) != labels.NUM_DENSEPOSE_PATCHES or shapes != {(UV_GRID, UV_GRID)}:
+                raise ValueError(
+                    f"{path!r}: {key} must be 24 tables of {UV_GRID}x{UV_GRID}, got "
+                    f"{len(cells)} of shapes {sorted(shapes)}"
+                )
+            tables.append(np.stack([np.asarray(c, np.float32) for c in cells]))
+        self.u_table = tf.constant(tables[0])
+        self.v_table = tf.constant(tables[1])
+
+    def __call__(self, i: tf.Tensor, u: tf.Tensor, v: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """Flipped (u, v) for points with patch `i` (1..24, before the flip)."""
+        scale = float(UV_GRID - 1)
+        col = tf.cast(tf.clip_by_value(u, 0.0, 1.0) * scale, tf.int32)
+        row = tf.cast(tf.clip_by_value(v, 0.0, 1.0) * scale, tf.int32)
+        index = tf.stack([tf.cast(i, tf.int32) - 1, row, col], axis=-1)
+        return tf.gather_nd(self.u_table, index), tf.gather_nd(self.v_table, index)
+
+
+def _affine(a, b, c, d, tx, ty) -> tf.Tensor:
+    """3x3 matrix [[a, b, tx], [c, d, ty], [0, 0, 1]] from scalar tensors."""
+    row = lambda *v: tf.stack([tf.cast(x, tf.float32) for x in v])
+    return tf.stack([row(a, b, tx), row(c, d, ty), row(0.0, 0.0, 1.0)])
+
+
+def random_transform(
+    seed: tf.Tensor, image_size: tf.Tensor, output_size: Tuple[int, int], config: DataConfig
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Random (matrix, flipped): scale, optional flip, rotation, then crop/pad offset.
+
+    `seed` is a stateless seed [2]; `image_size` the decoded (height, width). The crop/pad
+    offset places the scaled image anywhere that keeps the overlap maximal: a random crop
+    when it is larger than the output and a random position inside the padding when smaller.
+    """
+    # One draw of 5 uniforms: Philox streams of neighbouring seeds are independent, while
+    # stateless_split of neighbouring seeds gives visibly correlated sub-seeds.
+    draws = tf.unstack(tf.random.stateless_uniform([5], seed))
+    lerp = lambda t, lo, hi: lo + (hi - lo) * t
+    height, width = (tf.cast(image_size[k], tf.float32) for k in range(2))
+    out_h, out_w = (float(s) for s in output_size)
+    scale = lerp(draws[0], *config.scale_range)
+    flipped = tf.logical_and(tf.constant(config.flip), draws[1] < 0.5)
+    sh, sw = height * scale, width * scale
+    matrix = _affine(scale, 0.0, 0.0, scale, 0.0, 0.0)
+    mirror = _affine(-1.0, 0.0, 0.0, 1.0, sw, 0.0)
+    matrix = tf.cond(flipped, lambda: mirror @ matrix, lambda: matrix)
+    if config.rotation_degrees > 0:
+        limit = math.radians(config.rotation_degrees)
+        angle = lerp(draws[2], -limit, limit)
+        cos, sin = tf.cos(angle), tf.sin(angle)
+        cx, cy = sw / 2, sh / 2
+        rotate = _affine(cos, -sin, sin, cos, cx - cos * cx + sin * cy, cy - sin * cx - cos * cy)
+        matrix = rotate @ matrix
+    ty = lerp(draws[3], tf.minimum(0.0, out_h - sh), tf.maximum(0.0, out_h - sh))
+    tx = lerp(draws[4], tf.minimum(0.0, out_w - sw), tf.maximum(0.0, out_w - sw))
+    matrix = _affine(1.0, 0.0, 0.0, 1.0, tf.round(tx), tf.round(ty)) @ matrix
+    return matrix, flipped
+
+
+def _warp(images: tf.Tensor, matrix: tf.Tensor, output_size, fill: float, interpolation: str):
+    """Samples images [H, W, C] at output pixel centres mapped back through `matrix`."""
+    half = _affine(1.0, 0.0, 0.0, 1.0, 0.5, 0.5)
+    minus_half = _affine(1.0, 0.0, 0.0, 1.0, -0.5, -0.5)
+    inverse = minus_half @ tf.linalg.inv(matrix) @ half  # output index -> input index
+    flat = tf.reshape(inverse, [9])[:8] / inverse[2, 2]
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images[None],
+        transforms=flat[None],
+        output_shape=tf.constant(output_size, tf.int32),
+        fill_value=tf.constant(fill, tf.float32),
+        interpolation=interpolation,
+        fill_mode="CONSTANT",
+    )
+    return warped[0]
+
+
+def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size) -> tf.Tensor:
+    """uint8/float RGB [H, W, 3] -> float32 [h, w, 3] 0..255, padded with the ImageNet mean."""
+    mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
+    centred = tf.cast(image, tf.float32) - mean
+    return _warp(centred, matrix, output_size, 0.0, "BILINEAR") + mean
+
+
+def warp_parsing(parsing: tf.Tensor, matrix: tf.Tensor, output_size) -> tf.Tensor:
+    """uint8 label map [H, W] -> [h, w] (nearest neighbour, padded with 255)."""
+    warped = _warp(parsing[..., None], matrix, output_size, float(labels.IGNORE_LABEL), "NEAREST")
+    return warped[..., 0]
+
+
+def transform_points(x: tf.Tensor, y: tf.Tensor, matrix: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Maps continuous image coordinates through the affine matrix."""
+    new_x = matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2]
+    new_y = matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]
+    return new_x, new_y
+
+
+def transform_pixel_indices(x: tf.Tensor, y: tf.Tensor, matrix: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Maps keypoints given as pixel indices (pixel centre = integer, LIP's convention)."""
+    new_x, new_y = transform_points(x + 0.5, y + 0.5, matrix)
+    return new_x - 0.5, new_y - 0.5
+
+
+def resize_to_input(image: tf.Tensor, parsing: tf.Tensor, output_size):
+    """Deterministic evaluation geometry: a plain per-axis resize to the input size.
+
+    The same geometry as spd_tf.inference.preprocess (bilinear, no aspect-keeping pad, as
+    JPPNet at test time), so validation targets and served predictions share one frame.
+    Returns (image float32 [h, w, 3] 0..255, parsing uint8 [h, w] (nearest), matrix).
+    """
+    size = tf.cast(tf.shape(image)[:2], tf.float32)
+    sy, sx = tf.unstack(tf.constant(output_size, tf.float32) / size)
+    out_h, out_w = output_size
+    resized = tf.image.resize(tf.cast(image, tf.float32), output_size, method="bilinear")
+    labels_ = tf.image.resize(parsing[..., None], output_size, method="nearest")[..., 0]
+    return (
+        tf.ensure_shape(resized, [out_h, out_w, 3]),
+        tf.ensure_shape(labels_, [out_h, out_w]),
+        _affine(sx, 0.0, 0.0, sy, 0.0, 0.0),
+    )
+
+
+def load_uv_symmetry(path: Optional[str]) -> Optional[UVSymmetry]:
+    return UVSymmetry(path) if path else None

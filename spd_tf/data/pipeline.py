@@ -1,0 +1,239 @@
+"""tf.data input pipeline: shards -> decode_example -> parser (augment + targets) -> batches.
+
+As in tensorflow/models, decoding (`schema.decode_example`, which knows the feature keys)
+is kept apart from the parser (`Parser`, which knows augmentation and targets), so a new
+dataset only needs a converter to the schema. `build_dataset` gives the (features, labels)
+batches of docs/interfaces.md "Training targets" for training (random geometry) and for
+validation losses (deterministic resize, as spd_tf.inference); `build_eval_dataset` also keeps every
+original-resolution field so predictions can be mapped back to the source image.
+
+Determinism: augmentation draws only from stateless ops seeded by (seed, example index),
+so with `DataConfig(seed=..., deterministic=True)` two runs give identical batches whatever
+the parallelism. Under tf.distribute the trainer distributes the batched dataset (or passes
+an `input_context` to shard files per input pipeline).
+"""
+
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from spd_tf import labels
+from spd_tf.config import ModelConfig, DataConfig
+from spd_tf.data import augment, schema, targets
+
+AUTOTUNE = tf.data.AUTOTUNE
+Patterns = Union[str, Sequence[str]]
+
+
+def list_files(patterns: Patterns) -> list:
+    """Expands TFRecord globs; raises naming the glob that matches nothing."""
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns or ())
+    if not patterns:
+        raise ValueError("no TFRecord file patterns given")
+    files = []
+    for pattern in patterns:
+        matched = sorted(tf.io.gfile.glob(str(pattern)))
+        if not matched:
+            raise FileNotFoundError(f"no TFRecord files match {pattern!r}")
+        files.extend(matched)
+    return files
+
+
+def check_records(files: Sequence[str]) -> None:
+    """Decodes the first record of every file so a wrong file fails early, by name."""
+    for path in files:
+        try:
+            for record in tf.data.TFRecordDataset(path).take(1):
+                schema.decode_example(record)
+        except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as err:
+            message = err.message.strip().splitlines()[0][:300]
+            raise ValueError(
+                f"{path}: records do not follow the spd_tf TFRecord schema "
+                f"(spd_tf/data/schema.py): {message}"
+            ) from None
+
+
+class Parser:
+    """Decoded example -> (features, labels) at the model input size."""
+
+    def __init__(self, model_config: ModelConfig, data_config: DataConfig, training: bool):
+        self.input_size = tuple(int(s) for s in model_config.input_size)
+        self.output_stride = model_config.output_stride
+        self.data_config = data_config
+        self.uv_symmetry = None  # only training flips
+        if training and data_config.flip:
+            self.uv_symmetry = augment.load_uv_symmetry(data_config.densepose_uv_symmetry_path)
+
+    def train(self, serialized: tf.Tensor, seed: tf.Tensor):
+        example = schema.decode_example(serialized)
+        matrix, flipped = augment.random_transform(
+            seed, tf.shape(example["image"])[:2], self.input_size, self.data_config
+        )
+        image = augment.warp_image(example["image"], matrix, self.input_size)
+        parsing = augment.warp_parsing(example["parsing"], matrix, self.input_size)
+        return self.make_targets(example, image, parsing, matrix, flipped)
+
+    def evaluate(self, serialized: tf.Tensor):
+        return self.evaluate_with_geometry(schema.decode_example(serialized))[:2]
+
+    def evaluate_with_geometry(self, example: dict):
+        image, parsing, matrix = augment.resize_to_input(
+            example["image"], example["parsing"], self.input_size
+        )
+        features, labels_ = self.make_targets(example, image, parsing, matrix, tf.constant(False))
+        return features, labels_, matrix
+
+    def make_targets(self, example, image, parsing, matrix, flipped):
+        """Maps every label through `matrix`, renames sides when `flipped`, builds targets."""
+        parsing = tf.cond(flipped, lambda: augment.swap_parsing_sides(parsing), lambda: parsing)
+
+        x, y, v = tf.unstack(example["keypoints"], axis=-1)
+        keypoints = tf.stack([*augment.transform_pixel_indices(x, y, matrix), v], axis=-1)
+        keypoints = tf.cond(flipped, lambda: augment.swap_keypoint_sides(keypoints), lambda: keypoints)
+        keypoints = targets.crop_keypoints(keypoints, self.input_size)
+        heatmaps = targets.keypoint_heatmaps(
+            keypoints, self.input_size, self.output_stride, self.data_config.heatmap_sigma
+        )
+
+        px, py = augment.transform_points(example["densepose_x"], example["densepose_y"], matrix)
+        points = {"x": px, "y": py, **{k: example[f"densepose_{k}"] for k in ("i", "u", "v")}}
+        present = example["has_densepose"] > 0
+        if self.uv_symmetry is not None:
+            flipped_u, flipped_v = self.uv_symmetry(points["i"], points["u"], points["v"])
+            points["u"] = tf.where(flipped, flipped_u, points["u"])
+            points["v"] = tf.where(flipped, flipped_v, points["v"])
+        else:  # without the symmetry table a flipped U/V would be wrong: drop the points
+            present = present & tf.logical_not(flipped)
+        points["i"] = tf.where(flipped, augment.swap_patch_sides(points["i"]), points["i"])
+        box = targets.person_box(example["densepose_bbox"], matrix, self.input_size)
+        dense = targets.densepose_targets(
+            points, box, self.input_size, self.data_config.max_densepose_points, present
+        )
+
+        height, width = self.input_size
+        features = {
+            "image": tf.ensure_shape(image, [height, width, 3]),
+            "densepose_box": dense.pop("densepose_box"),
+        }
+        labels_ = {
+            "segmentation": tf.ensure_shape(tf.cast(parsing, tf.int32), [height, width]),
+            "pose_heatmaps": heatmaps,
+            "keypoints": keypoints,
+            "has_segmentation": example["has_segmentation"],
+            "has_pose": example["has_pose"],
+            "source_id": example["source_id"],
+            **dense,
+        }
+        return features, labels_
+
+
+def _records(files, data_config: DataConfig, training: bool, input_context, num_parallel_calls):
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if training:
+        dataset = dataset.shuffle(len(files), seed=data_config.seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=num_parallel_calls,
+        deterministic=data_config.deterministic or not training,
+    )
+    if training:
+        dataset = dataset.shuffle(data_config.shuffle_buffer, seed=data_config.seed).repeat()
+    return dataset
+
+
+def _with_options(dataset: tf.data.Dataset, deterministic: bool) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.prefetch(AUTOTUNE).with_options(options)
+
+
+def build_dataset(
+    patterns: Patterns,
+    model_config: ModelConfig,
+    data_config: DataConfig,
+    training: bool,
+    batch_size: int,
+    *,
+    num_parallel_calls: Optional[int] = None,
+    input_context: Optional[tf.distribute.InputContext] = None,
+) -> tf.data.Dataset:
+    """Batched (features, labels) per docs/interfaces.md "Training targets".
+
+    training=True: shuffled, repeated forever, randomly augmented, fixed batch size
+    (drop_remainder). training=False: one pass in file order, resized to the input size
+    (`augment.resize_to_input`), last partial batch kept. `num_parallel_calls` defaults to AUTOTUNE.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be >= 1")
+    files = list_files(patterns)
+    check_records(files)
+    calls = AUTOTUNE if num_parallel_calls is None else num_parallel_calls
+    deterministic = data_config.deterministic or not training
+    parser = Parser(model_config, data_config, training)
+    dataset = _records(files, data_config, training, input_context, calls)
+    if training:
+        base_seed = data_config.seed if data_config.seed is not None else np.random.randint(2**31)
+        dataset = dataset.enumerate().map(
+            lambda index, record: parser.train(record, tf.stack([tf.constant(base_seed, tf.int64), index])),
+            num_parallel_calls=calls,
+            deterministic=deterministic,
+        )
+    else:
+        dataset = dataset.map(parser.evaluate, num_parallel_calls=calls, deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    return _with_options(dataset, deterministic)
+
+
+def _padding_value(spec: tf.TensorSpec, key: str = ""):
+    if spec.dtype == tf.string:
+        return tf.constant("", tf.string)
+    fill = {"parsing": labels.IGNORE_LABEL, "keypoints": -1}.get(key, 0)
+    return tf.constant(fill, spec.dtype)
+
+
+def build_eval_dataset(
+    patterns: Patterns,
+    model_config: ModelConfig,
+    data_config: DataConfig,
+    batch_size: Optional[int] = None,
+    *,
+    num_parallel_calls: Optional[int] = None,
+) -> tf.data.Dataset:
+    """Evaluation examples with everything needed to score at the original resolution.
+
+    Each element is a dict:
+      features, labels: exactly what build_dataset(training=False) yields, at input size;
+      original: the decode_example dict (image, parsing, keypoints, DensePose, height,
+        width, source_id, presence flags) at the original resolution;
+      scale_yx float32 [2]: input size / original size per axis (`augment.resize_to_input`);
+        a keypoint maps back as x_orig = (x_input + 0.5) / scale_x - 0.5 (pixel indices).
+    With batch_size, elements are padded to the largest original size of the batch
+    (parsing with 255, keypoints with -1, DensePose patch ids with 0, strings with "").
+    """
+    files = list_files(patterns)
+    check_records(files)
+    calls = AUTOTUNE if num_parallel_calls is None else num_parallel_calls
+    parser = Parser(model_config, data_config, training=False)
+
+    def parse(serialized):
+        example = schema.decode_example(serialized)
+        features, labels_, matrix = parser.evaluate_with_geometry(example)
+        return {
+            "features": features,
+            "labels": labels_,
+            "original": example,
+            "scale_yx": tf.stack([matrix[1, 1], matrix[0, 0]]),
+        }
+
+    dataset = _records(files, data_config, False, None, calls)
+    dataset = dataset.map(parse, num_parallel_calls=calls, deterministic=True)
+    if batch_size:
+        spec = dataset.element_spec
+        padding = tf.nest.map_structure(_padding_value, spec)
+        padding["original"] = {k: _padding_value(s, k) for k, s in spec["original"].items()}
+        dataset = dataset.padded_batch(batch_size, padding_values=padding)
+    return _with_options(dataset, True)

@@ -1,0 +1,226 @@
+"""SavedModel export for TF Serving: decode, resize, SPD and postprocessing in one graph.
+
+    from spd_tf.export import export_saved_model
+    path = export_saved_model(model, model_config, "exports")        # -> exports/spd/1
+    python -m spd_tf.export --run-dir runs/spd-synthetic-1a2b3c4d --out exports
+
+Layout (what `tensorflow_model_server --model_base_path=OUT/spd` serves):
+  OUT/<model_name>/<version>/   one SavedModel per export; version = next integer, an
+                                existing version is never overwritten
+  OUT/models.config             `--model_config_file` listing every model and version
+                                under OUT, with base paths under /models (docker mount)
+
+Signatures (outputs in docs/interfaces.md and spd_tf.inference; absent branches -> absent
+outputs):
+  serving_default  image_bytes string [B]: encoded JPEG/PNG, any size, gray/RGBA accepted
+  image_tensor     images uint8 [B, H, W, 3]
+  tf_example       examples string [B]: serialized tf.train.Example of spd_tf.data.schema
+All return labels int32 [B, H, W], image_size int32 [B, 2], keypoints float32 [B, 16, 3],
+densepose_iuv float32 [B, H, W, 3], densepose_box float32 [B, 4] and, when exported with
+include_probabilities, probabilities float32 [B, H, W, C]; H, W = largest image of the batch.
+Bad input (not JPEG/PNG, zero-size, a side over `max_image_side`) fails the request with an
+InvalidArgumentError naming the image, which TF Serving returns to the client as "error".
+
+The graph always runs in float32: a model trained under a mixed policy is rebuilt in
+float32 and its weights copied, so the export serves on any CPU.
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+from spd_tf import inference
+from spd_tf.config import ModelConfig
+from spd_tf.data import schema
+from spd_tf.fileio import atomic_path, write_bytes_atomic
+from spd_tf.model.spd import build_model
+
+MODELS_CONFIG = "models.config"
+SERVING_ROOT = "/models"  # where the official tensorflow/serving image expects models
+_IMAGE_KEY = "image/encoded"
+_VERSION = re.compile(r"^\d+$")
+
+
+def export_saved_model(
+    model: keras.Model,
+    model_config: ModelConfig,
+    export_base,
+    model_name: str = "spd",
+    version: Optional[int] = None,
+    include_probabilities: bool = False,
+    max_image_side: int = inference.MAX_IMAGE_SIDE,
+) -> Path:
+    """Writes EXPORT_BASE/<model_name>/<version>/ atomically and refreshes models.config.
+
+    version=None takes the next integer after the existing ones; an explicit version that
+    already exists is a FileExistsError. Returns the version directory.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
+        raise ValueError(f"model_name={model_name!r}: use letters, digits, '_', '-', '.' only")
+    model_dir = Path(export_base) / model_name
+    if version is None:
+        version = max(existing_versions(model_dir), default=0) + 1
+    if version < 1:
+        raise ValueError(f"version={version} must be >= 1 (TF Serving ignores version 0)")
+    final = model_dir / str(version)
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; exports never overwrite a version")
+    serving_model = float32_model(model, model_config)
+    archive = build_archive(serving_model, model_config, include_probabilities, max_image_side)
+    with atomic_path(final, directory=True) as temp:
+        archive.write_out(str(temp), verbose=False)
+        if final.exists():  # another export took this version while we traced
+            raise FileExistsError(f"{final} appeared during export; not overwriting it")
+    write_models_config(export_base)
+    return final
+
+
+def existing_versions(model_dir: Path) -> list:
+    """Integer version directories holding a SavedModel (what TF Serving would load)."""
+    if not Path(model_dir).is_dir():
+        return []
+    return sorted(
+        int(p.name) for p in Path(model_dir).iterdir()
+        if _VERSION.match(p.name) and (p / "saved_model.pb").exists()
+    )
+
+
+def float32_model(model: keras.Model, model_config: ModelConfig) -> keras.Model:
+    """The model itself if it computes in float32, else a float32 rebuild with its weights."""
+    if model.dtype_policy.name == "float32":
+        return model
+    rebuilt = build_model(model_config, dtype="float32")
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def build_archive(
+    model: keras.Model, model_config: ModelConfig, include_probabilities: bool, max_image_side: int
+) -> keras.export.ExportArchive:
+    """The three serving endpoints around `model` (see module docstring)."""
+    size = tuple(model_config.input_size)
+
+    # One traced model graph shared by the three endpoints (tracing dominates export time).
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, *size, 3], tf.float32),
+            tf.TensorSpec([None, 2], tf.int32),
+        ]
+    )
+    def run(batch, image_size):
+        outputs = inference.forward(model, batch)
+        return inference.postprocess(outputs, image_size, include_probabilities)
+
+    def from_bytes(image_bytes):
+        return run(*inference.decode_images(image_bytes, size, max_image_side))
+
+    def from_tensor(images):
+        return run(*inference.preprocess(images, size, max_side=max_image_side))
+
+    def from_examples(examples):
+        # Only the image is needed; parsing just that field reuses the byte checks above
+        # (the size is checked before anything is decoded).
+        spec = {_IMAGE_KEY: schema.FEATURE_SPEC[_IMAGE_KEY]}
+        return from_bytes(tf.io.parse_example(examples, spec)[_IMAGE_KEY])
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serving_default", from_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]
+    )
+    archive.add_endpoint(
+        "image_tensor", from_tensor, [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+    )
+    archive.add_endpoint(
+        "tf_example", from_examples, [tf.TensorSpec([None], tf.string, name="examples")]
+    )
+    return archive
+
+
+def write_models_config(export_base, serving_root: str = SERVING_ROOT) -> Path:
+    """EXPORT_BASE/models.config (text proto) listing every model and its versions."""
+    export_base = Path(export_base)
+    entries = []
+    for model_dir in sorted(p for p in export_base.iterdir() if p.is_dir()):
+        versions = existing_versions(model_dir)
+        if not versions:
+            continue
+        listed = " ".join(f"versions: {v}" for v in versions)
+        entries.append(
+            "  config {\n"
+            f'    name: "{model_dir.name}"\n'
+            f'    base_path: "{serving_root}/{model_dir.name}"\n'
+            '    model_platform: "tensorflow"\n'
+            f"    model_version_policy {{ specific {{ {listed} }} }}\n"
+            "  }\n"
+        )
+    path = export_base / MODELS_CONFIG
+    write_bytes_atomic(path, ("model_config_list {\n" + "".join(entries) + "}\n").encode())
+    return path
+
+
+def load_run_model(run_dir, checkpoint: Optional[str] = None) -> Tuple[keras.Model, ModelConfig]:
+    """A float32 model with the weights of a training run's latest (or given) checkpoint.
+
+    Run layout (spd_tf.training.run_dir): RUN/config.json holds {"model": ModelConfig...},
+    RUN/checkpoints/ a tf.train.CheckpointManager directory of Checkpoint(model=..., ...).
+    """
+    from spd_tf.training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, read_run_config
+
+    run_dir = Path(run_dir)
+    values = read_run_config(run_dir)
+    if values is None or "model" not in values:
+        raise FileNotFoundError(f"{run_dir / CONFIG_NAME} is missing or has no 'model' config")
+    model_config = ModelConfig.from_dict(values["model"])
+    checkpoint = checkpoint or tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR))
+    if checkpoint is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir / CHECKPOINT_DIR}; train first")
+    model = build_model(model_config, dtype="float32")
+    try:
+        status = tf.train.Checkpoint(model=model).restore(checkpoint)
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ValueError(f"checkpoint {checkpoint} does not hold this model's weights: {first_line}") from None
+    status.expect_partial()  # the optimizer and step are not needed for serving
+    return model, model_config
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m spd_tf.export",
+        description="Export a training run's latest checkpoint as a TF Serving SavedModel "
+        "(OUT/<model-name>/<next version>/ plus OUT/models.config).",
+    )
+    parser.add_argument("--run-dir", required=True, type=Path, help="training run directory (config.json + checkpoints/)")
+    parser.add_argument("--out", type=Path, default=None, help="export base directory (default: RUN/export)")
+    parser.add_argument("--model-name", default="spd", help="model name in the URL /v1/models/<name> (default: spd)")
+    parser.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: the run's latest)")
+    parser.add_argument("--include-probabilities", action="store_true",
+                        help="also output per-class probabilities [B, H, W, C] (large responses)")
+    parser.add_argument("--max-image-side", type=int, default=inference.MAX_IMAGE_SIDE,
+                        help=f"refuse images with a longer side (default: {inference.MAX_IMAGE_SIDE})")
+    args = parser.parse_args(argv)
+    try:
+        model, model_config = load_run_model(args.run_dir, args.checkpoint)
+        print(f"exporting {model_config.variant} model from {args.run_dir} ...", flush=True)
+        path = export_saved_model(
+            model, model_config, args.out or args.run_dir / "export", args.model_name, args.version,
+            args.include_probabilities, args.max_image_side,
+        )
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}\nserve with: tensorflow_model_server --rest_api_port=8501 "
+          f"--model_name={args.model_name} --model_base_path={path.parent.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""SPD training losses with per-example task presence, correct under tf.distribute.
+
+- Segmentation: softmax cross-entropy ignoring 255, per image averaged over its valid
+  pixels. Logits are bilinearly upsampled to the label resolution (the input size) rather
+  than labels downsampled, so thin parts (hands, shoes) keep their supervision.
+- Pose: JPPNet's per-image L2 norm of the heatmap error (sqrt of the summed squares).
+- DensePose: cross-entropy on the I logits at the annotated points plus smooth-L1
+  (Huber, delta 1) on U and V of the ground-truth patch only, per image averaged over its
+  points. Predictions are sampled bilinearly at the points, in the ROI frame of
+  `spd_tf.model.densepose` (point (x, y) -> output pixel (x*R - 0.5, y*R - 0.5)).
+
+Every stage in `*_stages` is supervised; stage losses are summed (as JPPNet). An example
+whose presence flag is 0 contributes exactly 0 to that task (and no gradient). Per-example
+losses are summed and divided by the GLOBAL batch size (`tf.nn.compute_average_loss`):
+pass `global_batch_size`, or leave it None to use local batch x replicas in sync. Under a
+distribution strategy the caller therefore SUMS the returned values across replicas (what
+`optimizer.apply_gradients` does with per-replica gradients) to get the global mean.
+"""
+
+import tensorflow as tf
+
+from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.labels import IGNORE_LABEL
+
+_PRESENCE = {SEGMENTATION: "has_segmentation", POSE: "has_pose", DENSEPOSE: "has_densepose"}
+
+
+def _masked(per_example, presence):
+    """Exact zeros (value and gradient) where the task is absent."""
+    present = tf.cast(presence, tf.float32) > 0
+    return tf.where(present, per_example, tf.zeros_like(per_example))
+
+
+def _stages(stacked, present):
+    """[B, S, h, w, C] -> [B * S, h, w, C] and the presence tiled to match."""
+    shape = tf.shape(stacked)
+    flat = tf.reshape(stacked, tf.concat([[-1], shape[2:]], axis=0))
+    return flat, tf.repeat(present, shape[1], axis=0), shape[1]
+
+
+def segmentation_loss(logits_stages, labels, present):
+    """Per-example CE summed over stages. logits [B, S, h, w, C], labels [B, H, W]."""
+    logits, present, num_stages = _stages(tf.cast(logits_stages, tf.float32), present)
+    labels = tf.repeat(tf.cast(labels, tf.int32), num_stages, axis=0)
+    logits = tf.image.resize(logits, tf.shape(labels)[1:3], method="bilinear")
+    valid = tf.logical_and(labels != IGNORE_LABEL, present[:, None, None] > 0)
+    safe_labels = tf.where(valid, labels, tf.zeros_like(labels))
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
+    valid = tf.cast(valid, tf.float32)
+    per_stage = tf.math.divide_no_nan(
+        tf.reduce_sum(ce * valid, axis=[1, 2]), tf.reduce_sum(valid, axis=[1, 2])
+    )
+    return tf.reduce_sum(tf.reshape(per_stage, [-1, num_stages]), axis=1)
+
+
+def pose_loss(heatmap_stages, target):
+    """Per-example sum over stages of the L2 norm of the heatmap error (JPPNet)."""
+    error = tf.cast(heatmap_stages, tf.float32) - tf.cast(target, tf.float32)[:, None]
+    squared = tf.reduce_sum(tf.square(error), axis=[2, 3, 4])
+    # max() keeps the sqrt gradient finite when a prediction matches exactly.
+    return tf.reduce_sum(tf.sqrt(tf.maximum(squared, 1e-12)), axis=1)
+
+
+def sample_roi(maps, points_xy):
+    """Bilinear samples of maps [B, R, R, C] at box-frame points [B, P, 2] -> [B, P, C]."""
+    size = tf.shape(maps)[1:3]
+    height, width = tf.cast(size[0], tf.float32), tf.cast(size[1], tf.float32)
+    x = tf.clip_by_value(points_xy[..., 0] * width - 0.5, 0.0, width - 1.0)
+    y = tf.clip_by_value(points_xy[..., 1] * height - 0.5, 0.0, height - 1.0)
+    x0, y0 = tf.floor(x), tf.floor(y)
+    wx, wy = (x - x0)[..., None], (y - y0)[..., None]
+    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    x1 = tf.minimum(x0 + 1, size[1] - 1)
+    y1 = tf.minimum(y0 + 1, size[0] - 1)
+    flat = tf.reshape(maps, [tf.shape(maps)[0], -1, tf.shape(maps)[3]])
+
+    def gather(yi, xi):
+        return tf.gather(flat, yi * size[1] + xi, batch_dims=1)
+
+    top = gather(y0, x0) * (1 - wx) + gather(y0, x1) * wx
+    bottom = gather(y1, x0) * (1 - wx) + gather(y1, x1) * wx
+    return top * (1 - wy) + bottom * wy
+
+
+def densepose_loss(i_logits, u_charts, v_charts, points, point_mask):
+    """Per-example DensePose loss. Charts [B, R, R, P+1]; points [B, N, 5] (x, y, i, u, v)."""
+    points = tf.cast(points, tf.float32)
+    num_channels = tf.shape(i_logits)[-1]
+    patch = tf.cast(tf.round(points[..., 2]), tf.int32)
+    valid = tf.logical_and(tf.cast(point_mask, tf.float32) > 0, patch > 0)
+    valid = tf.logical_and(valid, patch < num_channels)
+    patch = tf.where(valid, patch, tf.zeros_like(patch))
+    xy = points[..., :2]
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=patch, logits=sample_roi(tf.cast(i_logits, tf.float32), xy)
+    )
+    one_hot = tf.one_hot(patch, num_channels)
+    huber = 0.0
+    for chart, target in ((u_charts, points[..., 3]), (v_charts, points[..., 4])):
+        predicted = tf.reduce_sum(sample_roi(tf.cast(chart, tf.float32), xy) * one_hot, -1)
+        difference = tf.abs(predicted - target)
+        huber += tf.where(difference < 1.0, 0.5 * tf.square(difference), difference - 0.5)
+    valid = tf.cast(valid, tf.float32)
+    return tf.math.divide_no_nan(
+        tf.reduce_sum((ce + huber) * valid, axis=1), tf.reduce_sum(valid, axis=1)
+    )
+
+
+def compute_losses(outputs, labels, model_config, train_config, global_batch_size=None):
+    """{"total": weighted sum, task: unweighted loss} for the tasks of the variant.
+
+    Args:
+      outputs: the model's output dict (docs/interfaces.md).
+      labels: the pipeline's label dict (docs/interfaces.md).
+      model_config: `ModelConfig` (which tasks the variant has).
+      train_config: `TrainConfig` (loss weights 1 / 0.8 / 0.6 by default).
+      global_batch_size: divisor of the per-example sum; None = local batch size x
+        number of replicas in sync (see module docstring).
+    """
+    missing = [
+        key for key in [_PRESENCE[task] for task in model_config.tasks] if key not in labels
+    ]
+    if missing:
+        raise KeyError(f"labels lack {missing}; got {sorted(labels)}")
+    per_example = {}
+    if model_config.has(SEGMENTATION):
+        present = tf.cast(labels["has_segmentation"], tf.float32)
+        per_example[SEGMENTATION] = _masked(
+            segmentation_loss(outputs["segmentation_stages"], labels["segmentation"], present),
+            present,
+        )
+    if model_config.has(POSE):
+        per_example[POSE] = _masked(
+            pose_loss(outputs["pose_stages"], labels["pose_heatmaps"]), labels["has_pose"]
+        )
+    if model_config.has(DENSEPOSE):
+        per_example[DENSEPOSE] = _masked(
+            densepose_loss(
+                outputs["densepose_i"], outputs["densepose_u"], outputs["densepose_v"],
+                labels["densepose_points"], labels["densepose_point_mask"],
+            ),
+            labels["has_densepose"],
+        )
+    losses = {
+        task: tf.nn.compute_average_loss(value, global_batch_size=global_batch_size)
+        for task, value in per_example.items()
+    }
+    losses["total"] = tf.add_n(
+        [train_config.loss_weight(task) * value for task, value in losses.items()]
+    )
+    return losses

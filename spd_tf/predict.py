@@ -1,0 +1,220 @@
+"""Run SPD on image files or folders and write pictures and LIP/DensePose-format files.
+
+    python -m spd_tf.predict photos/ extra.jpg --model exports/spd --out predictions/
+
+--model is a SavedModel version directory, a TF Serving model directory (newest version is
+used) or a training run directory (config.json + checkpoints/). Output, per image stem:
+  OUT/<stem>.png             class-index PNG (LIP format: pixel value = class 0..19)
+  OUT/vis/<stem>.png         palette PNG with the LIP colours (indices kept)
+  OUT/overlay/<stem>.jpg     parsing colours blended over the photo
+  OUT/keypoints/<stem>.json  {"joints": {name: {"x", "y", "score"}}, ...} (pose models)
+  OUT/skeleton/<stem>.jpg    skeleton with joint colours (pose models)
+  OUT/densepose/<stem>.png   IUV PNG in DensePose's format: channels (I, 255 U, 255 V) in
+                             cv2 order, i.e. cv2.imread(path)[..., 0] is I (DensePose models)
+A file that cannot be read or decoded is skipped and named; the run goes on and ends with a
+summary of failures (exit status 1 only if every image failed).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence
+
+import cv2
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from spd_tf import inference, visualize
+from spd_tf.export import existing_versions, load_run_model
+from spd_tf import labels as lip
+from spd_tf.fileio import write_bytes_atomic, write_json_atomic
+from spd_tf.predictions import quantize_iuv
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+Runner = Callable[[List[bytes]], Dict[str, np.ndarray]]
+
+
+def find_images(paths: Sequence) -> List[Path]:
+    """Files as given plus every JPEG/PNG under the given folders (sorted, recursive)."""
+    images = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            images.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.exists():
+            images.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or directory")
+    return images
+
+
+def resolve_saved_model(path: Path) -> Path:
+    """A version directory as is; a TF Serving model directory -> its newest version."""
+    if (path / "saved_model.pb").exists():
+        return path
+    versions = existing_versions(path)
+    if not versions:
+        raise FileNotFoundError(f"{path}: no saved_model.pb and no numbered version directories")
+    return path / str(versions[-1])
+
+
+def load_runner(model_path, include_probabilities: bool = False) -> Runner:
+    """list of encoded images -> batched numpy results (spd_tf.inference layout)."""
+    model_path = Path(model_path)
+    if (model_path / "config.json").exists():
+        model, config = load_run_model(model_path)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def run(image_bytes):
+            batch, image_size = inference.decode_images(image_bytes, config.input_size)
+            outputs = inference.forward(model, batch)
+            return inference.postprocess(outputs, image_size, include_probabilities)
+
+    else:
+        signature = tf.saved_model.load(str(resolve_saved_model(model_path))).signatures["serving_default"]
+
+        def run(image_bytes):
+            return signature(image_bytes=image_bytes)
+
+    return lambda images: {k: v.numpy() for k, v in run(tf.constant(images, tf.string)).items()}
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """The pixels the model saw (TF's decoder, gray/RGBA -> RGB), for drawing on."""
+    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+
+
+def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray]) -> None:
+    """All files of one image (module docstring); `result` is one item of split_batch."""
+    labels = result["labels"].astype(np.uint8)
+    write_bytes_atomic(out_dir / f"{stem}.png", _encode(".png", labels))
+    write_bytes_atomic(out_dir / "vis" / f"{stem}.png", visualize.palette_png(labels))
+    write_bytes_atomic(out_dir / "overlay" / f"{stem}.jpg", _encode(".jpg", visualize.overlay(image, labels)[..., ::-1]))
+    if "keypoints" in result:
+        write_json_atomic(out_dir / "keypoints" / f"{stem}.json", keypoints_json(result["keypoints"], image.shape))
+        skeleton = visualize.draw_skeleton(image, result["keypoints"], names=True)
+        write_bytes_atomic(out_dir / "skeleton" / f"{stem}.jpg", _encode(".jpg", skeleton[..., ::-1]))
+    if "densepose_iuv" in result:
+        write_bytes_atomic(out_dir / "densepose" / f"{stem}.png", _encode(".png", quantize_iuv(result["densepose_iuv"])))
+
+
+def keypoints_json(keypoints: np.ndarray, image_shape) -> dict:
+    """Named LIP joints in image pixels (x, y) with the heatmap peak as score."""
+    return {
+        "image_size": {"height": int(image_shape[0]), "width": int(image_shape[1])},
+        "joints": {
+            name: {"x": float(x), "y": float(y), "score": float(score)}
+            for name, (x, y, score) in zip(lip.LIP_JOINTS, np.asarray(keypoints, np.float64))
+        },
+    }
+
+
+def _encode(ext: str, array: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(ext, array)
+    if not ok:
+        raise ValueError(f"cv2 could not encode a {array.shape} {array.dtype} array as {ext}")
+    return data.tobytes()
+
+
+def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
+                  input_errors=(tf.errors.InvalidArgumentError,)) -> dict:
+    """Runs every file through `runner` in batches; returns {"written": n, "failed": {path: why}}.
+
+    A batch that raises one of `input_errors` (the runner's "bad image" error) is retried
+    image by image, so one corrupt file costs only itself.
+    """
+    out_dir = Path(out_dir)
+    stems = _unique_stems(files)
+    failed, written = {}, 0
+    progress = tqdm(total=len(files), unit="image", desc="predict")
+    for start in range(0, len(files), batch_size):
+        chunk = list(zip(files[start : start + batch_size], stems[start : start + batch_size]))
+        loaded = []
+        for path, stem in chunk:
+            try:
+                loaded.append((path, stem, path.read_bytes()))
+            except OSError as error:
+                failed[str(path)] = f"unreadable: {error.strerror or error}"
+        for (path, stem, data), result in _run_batch(runner, loaded, failed, input_errors):
+            write_outputs(out_dir, stem, decode_rgb(data), result)
+            written += 1
+        progress.update(len(chunk))
+    progress.close()
+    return {"written": written, "failed": failed}
+
+
+def _run_batch(runner: Runner, items: list, failed: dict, input_errors) -> list:
+    """[(item, result)] for the items that ran; a failing batch is split into single images."""
+    if not items:
+        return []
+    try:
+        return list(zip(items, inference.split_batch(runner([data for _, _, data in items]))))
+    except input_errors as error:
+        if len(items) == 1:
+            failed[str(items[0][0])] = _first_line(getattr(error, "message", str(error)))
+            return []
+        return [pair for item in items for pair in _run_batch(runner, [item], failed, input_errors)]
+
+
+def _unique_stems(files: Sequence[Path]) -> List[str]:
+    """File stems, with `_2`, `_3`... appended when two inputs share a stem."""
+    seen, stems = {}, []
+    for path in files:
+        count = seen.get(path.stem, 0) + 1
+        seen[path.stem] = count
+        stems.append(path.stem if count == 1 else f"{path.stem}_{count}")
+    return stems
+
+
+def _first_line(message: str) -> str:
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    for line in lines:  # TF assertion messages carry ours after "assertion failed:"
+        if "assertion failed" in line or "not a JPEG" in line:
+            return line[:300]
+    return (lines[0] if lines else "decoding failed")[:300]
+
+
+def add_batch_size(parser: argparse.ArgumentParser, default: int) -> None:
+    def positive(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+        return value
+
+    parser.add_argument("--batch-size", type=positive, default=default,
+                        help=f"images per model call (default {default})")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m spd_tf.predict",
+        description="Parse people in images: label PNGs, overlays, keypoints, skeletons, IUV.",
+    )
+    parser.add_argument("inputs", nargs="+", help="image files and/or folders (JPEG/PNG, searched recursively)")
+    parser.add_argument("--model", required=True, help="SavedModel (version or model dir) or training run dir")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    add_batch_size(parser, default=8)
+    args = parser.parse_args(argv)
+    try:
+        files = find_images(args.inputs)
+        if not files:
+            raise FileNotFoundError(f"no JPEG/PNG images in {args.inputs}")
+        runner = load_runner(args.model)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return report(predict_files(files, runner, args.out, args.batch_size), len(files), args.out)
+
+
+def report(summary: dict, total: int, out_dir) -> int:
+    """Prints the run's summary and failures; exit status 1 only if no image succeeded."""
+    print(f"wrote outputs for {summary['written']} of {total} images to {out_dir}")
+    if summary["failed"]:
+        print(f"{len(summary['failed'])} image(s) skipped:", file=sys.stderr)
+        for path, why in summary["failed"].items():
+            print(f"  {path}: {why}", file=sys.stderr)
+    return 0 if summary["written"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""`python train.py`: argparse front end that resolves flags into the three configs.
+
+With no --data the run trains on the built-in synthetic people set. Those runs only change
+the *default values* of a few flags (input size, backbone depth/width, steps, ...) so the
+whole demo fits a laptop CPU; everything else is the same code path a user has, and any
+flag given explicitly wins.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from spd_tf.config import (
+    BACKBONE_DEPTHS, OPTIMIZERS, OUTPUT_STRIDES, PRECISIONS, STRATEGIES, VARIANTS, DataConfig, ModelConfig,
+    TrainConfig,
+)
+from spd_tf.training.errors import TrainingSetupError
+
+_MODEL, _DATA, _TRAIN = ModelConfig(), DataConfig(), TrainConfig()
+
+# Flag -> (paper default for real data, default of the synthetic CPU demo).
+PROFILES = {
+    "input_size": (_MODEL.input_size[0], 128),
+    "output_stride": (_MODEL.output_stride, 8),
+    "backbone_depth": (_MODEL.backbone_depth, 18),
+    "width_multiplier": (_MODEL.width_multiplier, 0.125),
+    "refinement_stages": (_MODEL.num_refinement_stages, 1),
+    "batch_size": (_TRAIN.batch_size, 8),
+    "steps": (_TRAIN.total_steps, 1200),
+    "learning_rate": (_TRAIN.learning_rate, 0.002),
+    "optimizer": (_TRAIN.optimizer, "adam"),
+    "checkpoint_every": (_TRAIN.checkpoint_every, 300),
+    "log_every": (_TRAIN.log_every, 50),
+    "backbone_weights": (_TRAIN.backbone_weights, "none"),
+}
+DEFAULT_SYNTHETIC_DIR = os.path.join(
+    os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "spd_tf", "synthetic"
+)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends each flag's default in the form it is typed (tuples as `a,b`)."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if "default:" in (action.help or "") or default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        if isinstance(default, tuple):
+            default = ",".join(f"{v:g}" for v in default)
+        return f"{action.help} (default: {default})"
+
+
+def _profile_help(text: str, name: str) -> str:
+    paper, demo = PROFILES[name]
+    return f"{text} (default: {paper}; synthetic demo without --data: {demo})"
+
+
+def _floats(text: str, count: int, flag: str):
+    try:
+        values = tuple(float(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected {count} comma-separated numbers") from None
+    if len(values) != count:
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected {count} comma-separated numbers")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description=(
+            "Train SPD (segmentation + pose + DensePose) jointly. Without --data it trains on the "
+            "built-in synthetic people set with CPU-sized defaults, evaluates, exports a SavedModel "
+            "and writes a contact sheet. Re-running the same command resumes from the last "
+            "checkpoint; a finished run is not retrained."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", nargs="+", default=[], metavar="GLOB",
+                      help="training TFRecord globs; none: the built-in synthetic set")
+    data.add_argument("--val-data", nargs="+", default=[], metavar="GLOB",
+                      help="validation TFRecord globs, evaluated at the end (synthetic val split without --data)")
+    data.add_argument("--synthetic-dir", default=DEFAULT_SYNTHETIC_DIR,
+                      help="cache directory of the synthetic set (generated once)")
+    data.add_argument("--scale-range", type=lambda t: _floats(t, 2, "--scale-range"),
+                      default=_DATA.scale_range, help="random scale augmentation min,max")
+    data.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
+    data.add_argument("--rotation", type=float, default=_DATA.rotation_degrees,
+                      help="random rotation range in degrees")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--variant", choices=sorted(VARIANTS), default=_MODEL.variant,
+                       help="tasks learned: s=segmentation, p=pose, d=DensePose")
+    model.add_argument("--input-size", type=int, default=None, help=_profile_help("square input side in pixels", "input_size"))
+    model.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=None,
+                       help=_profile_help("backbone output stride", "output_stride"))
+    model.add_argument("--backbone-depth", type=int, choices=BACKBONE_DEPTHS, default=None,
+                       help=_profile_help("ResNet depth", "backbone_depth"))
+    model.add_argument("--width-multiplier", type=float, default=None,
+                       help=_profile_help("scales every conv width", "width_multiplier"))
+    model.add_argument("--refinement-stages", type=int, default=None,
+                       help=_profile_help("JPPNet refinement stages", "refinement_stages"))
+    model.add_argument("--backbone-bn", choices=("auto", "frozen", "trainable"), default="auto",
+                       help="backbone BatchNorm: frozen (JPPNet, keeps pretrained statistics) or trainable; "
+                            "auto = frozen with pretrained weights, trainable from random init (frozen random "
+                            "statistics would leave the backbone unnormalised)")
+    model.add_argument("--sync-bn", action="store_true", help="synchronise head BatchNorm statistics across replicas")
+    model.add_argument("--backbone-weights", default=None, metavar="imagenet|PATH|none",
+                       help=_profile_help("backbone initialisation: ImageNet ResNet weights by name, a local "
+                                          ".h5 file, or none (random init, warns)", "backbone_weights"))
+
+    train = parser.add_argument_group("optimisation")
+    train.add_argument("--batch-size", type=int, default=None, help=_profile_help("global batch size, split over replicas", "batch_size"))
+    train.add_argument("--steps", type=int, default=None, help=_profile_help("total training steps", "steps"))
+    train.add_argument("--learning-rate", type=float, default=None, help=_profile_help("base learning rate (poly decay)", "learning_rate"))
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                       help=_profile_help("sgd (paper, with --momentum) or adam (AdamW)", "optimizer"))
+    train.add_argument("--momentum", type=float, default=_TRAIN.momentum, help="SGD momentum")
+    train.add_argument("--poly-power", type=float, default=_TRAIN.poly_power, help="poly learning-rate decay power")
+    train.add_argument("--weight-decay", type=float, default=_TRAIN.weight_decay, help="weight decay (not on BN/bias)")
+    train.add_argument("--loss-weights", type=lambda t: _floats(t, 3, "--loss-weights"), default=_TRAIN.loss_weights,
+                       help="segmentation,pose,DensePose loss weights")
+    train.add_argument("--seed", type=int, default=_TRAIN.seed, help="random seed (weights and data order)")
+
+    system = parser.add_argument_group("devices and run directory")
+    system.add_argument("--precision", choices=PRECISIONS, default=_TRAIN.precision,
+                        help="auto: mixed_float16 + loss scaling on GPU, float32 on CPU")
+    system.add_argument("--strategy", choices=STRATEGIES, default=_TRAIN.strategy,
+                        help="auto: MultiWorkerMirrored when TF_CONFIG is set, Mirrored for several GPUs, else default")
+    system.add_argument("--xla", action="store_true",
+                        help="jit-compile the train step (variants s/sp only: crop_and_resize has no XLA kernel)")
+    system.add_argument("--run-dir", type=Path, default=None,
+                        help="run directory (default: runs/<variant>-<synthetic|data>-<config digest>)")
+    system.add_argument("--checkpoint-every", type=int, default=None, help=_profile_help("steps between checkpoints", "checkpoint_every"))
+    system.add_argument("--log-every", type=int, default=None, help=_profile_help("steps between TensorBoard scalars", "log_every"))
+    system.add_argument("--export", type=Path, default=None, metavar="DIR",
+                        help="SavedModel export directory (default: <run-dir>/export)")
+    system.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    system.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    return parser
+
+
+def _freeze_backbone_bn(choice: str, backbone_weights: str) -> bool:
+    if choice == "auto":
+        return backbone_weights != "none"
+    return choice == "frozen"
+
+
+def resolve_configs(args: argparse.Namespace):
+    """Flags -> (ModelConfig, DataConfig, TrainConfig, synthetic: bool)."""
+    synthetic = not args.data
+    value = {name: getattr(args, name) for name in PROFILES}
+    for name, (paper, demo) in PROFILES.items():
+        if value[name] is None:
+            value[name] = demo if synthetic else paper
+    if args.val_data and synthetic:
+        raise TrainingSetupError("--val-data needs --data (the synthetic set brings its own val split)")
+    try:
+        model = ModelConfig(
+            variant=args.variant,
+            backbone_depth=value["backbone_depth"],
+            output_stride=value["output_stride"],
+            input_size=(value["input_size"], value["input_size"]),
+            width_multiplier=value["width_multiplier"],
+            num_refinement_stages=value["refinement_stages"],
+            freeze_backbone_bn=_freeze_backbone_bn(args.backbone_bn, value["backbone_weights"]),
+            sync_batch_norm=args.sync_bn,
+        )
+        data = DataConfig(
+            train_patterns=tuple(args.data),
+            val_patterns=tuple(args.val_data),
+            scale_range=tuple(args.scale_range),
+            flip=not args.no_flip,
+            rotation_degrees=args.rotation,
+            seed=args.seed,
+            deterministic=True,
+        )
+        train = TrainConfig(
+            batch_size=value["batch_size"],
+            total_steps=value["steps"],
+            learning_rate=value["learning_rate"],
+            optimizer=value["optimizer"],
+            momentum=args.momentum,
+            poly_power=args.poly_power,
+            weight_decay=args.weight_decay,
+            loss_weights=tuple(args.loss_weights),
+            precision=args.precision,
+            strategy=args.strategy,
+            checkpoint_every=value["checkpoint_every"],
+            log_every=value["log_every"],
+            backbone_weights=value["backbone_weights"],
+            seed=args.seed,
+        )
+    except ValueError as error:
+        raise TrainingSetupError(str(error)) from None
+    return model, data, train, synthetic
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Imported late so `--help` and flag errors answer without loading TensorFlow.
+    from spd_tf.training.errors import TrainingDiverged
+    from spd_tf.training.run import run_training
+
+    try:
+        model, data, train, synthetic = resolve_configs(args)
+        run_training(model, data, train, args, synthetic)
+    except TrainingSetupError as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as error:
+        print(f"train.py: error: {error}", file=sys.stderr)
+        return 1
+    return 0

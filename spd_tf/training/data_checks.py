@@ -1,0 +1,57 @@
+"""Checks the training data before anything is built: files exist, records have our schema,
+and the tasks the variant learns are present in at least one scanned record."""
+
+from typing import Dict, List, Sequence
+
+import tensorflow as tf
+
+from spd_tf.config import TASKS
+from spd_tf.data.pipeline import check_records, list_files
+from spd_tf.data.schema import decode_example
+from spd_tf.training.errors import TrainingSetupError
+
+SCAN_RECORDS_PER_FILE = 32
+MAX_FILES_SCANNED = 8
+
+
+def resolve_patterns(patterns: Sequence[str], flag: str) -> List[str]:
+    """Expands globs and decodes each file's first record; errors name the flag and file."""
+    files = []
+    for pattern in patterns:
+        try:
+            files.extend(list_files(pattern))
+        except FileNotFoundError:
+            raise TrainingSetupError(f"{flag} {pattern!r} matches no files") from None
+    try:
+        check_records(files)
+    except ValueError as error:
+        raise TrainingSetupError(f"{flag}: {error}") from None
+    return files
+
+
+def scan_task_presence(files: Sequence[str], records_per_file: int = SCAN_RECORDS_PER_FILE) -> Dict[str, int]:
+    """How many of the first records of the first files carry each task (+ "records")."""
+    counts = dict.fromkeys(TASKS, 0)
+    counts["records"] = 0
+    for path in files[:MAX_FILES_SCANNED]:
+        for serialized in tf.data.TFRecordDataset(path).take(records_per_file):
+            example = decode_example(serialized)
+            counts["records"] += 1
+            for task in TASKS:
+                counts[task] += int(example[f"has_{task}"].numpy() > 0)
+    return counts
+
+
+def check_variant_data(files: Sequence[str], tasks: Sequence[str], variant: str, flag: str) -> Dict[str, int]:
+    """Raises when a task of the variant appears in none of the scanned records."""
+    counts = scan_task_presence(files)
+    if counts["records"] == 0:
+        raise TrainingSetupError(f"{flag} files {list(files)[:3]} hold no records")
+    missing = [task for task in tasks if counts[task] == 0]
+    if missing:
+        raise TrainingSetupError(
+            f"variant {variant!r} learns {', '.join(missing)} but none of the first {counts['records']} "
+            f"records of {flag} has {' or '.join(missing)} labels; pick a variant without it "
+            "or add data that has them"
+        )
+    return counts

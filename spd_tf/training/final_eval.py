@@ -1,0 +1,70 @@
+"""After training: score the run on its validation data and draw the demo's contact sheet.
+
+The model in memory is scored (as float32, what the export serves) with the predictor and
+metrics `python evaluate.py --model` uses, so the numbers train.py prints are the
+evaluation tool's numbers.
+"""
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import tensorflow as tf
+
+from spd_tf import evaluation, inference
+from spd_tf.config import ModelConfig
+from spd_tf.export import float32_model
+from spd_tf.fileio import write_bytes_atomic, write_json_atomic
+from spd_tf.predictions import ModelPredictor
+from spd_tf.training.visual_summaries import contact_sheets, stack_sheets
+
+METRICS_NAME = "metrics.json"
+CONTACT_SHEET_NAME = "contact_sheet.png"
+CONTACT_SHEET_EXAMPLES = 4
+
+
+def headline(result: dict) -> str:
+    """One line with the numbers the README quotes (each labelled with what it is)."""
+    parts = []
+    if "parsing" in result:
+        parsing = result["parsing"]
+        parts.append(f"mIoU (20 classes incl. background) {100 * parsing['mean_iou']:.1f}%")
+        parts.append(f"pixel accuracy {100 * parsing['pixel_accuracy']:.1f}%")
+    if "pose" in result:
+        parts.append(f"PCKh@0.5 {result['pose']['pckh']['Avg']:.1f}%")
+        parts.append(f"mED {result['pose']['med_pixels']:.1f} px")
+    if "densepose" in result:
+        parts.append(f"DensePose point accuracy (I) {100 * result['densepose']['i_accuracy']:.1f}%")
+    return " | ".join(parts)
+
+
+def evaluate_model(model, model_config: ModelConfig, val_patterns: Sequence[str], run_dir: Path,
+                   dataset: str, log: Callable[[str], None] = print) -> dict:
+    """Scores `model` on `val_patterns` at each image's original size; writes RUN/metrics.json."""
+    serving = float32_model(model, model_config)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    def run(images):
+        return inference.infer(serving, images, model_config.input_size)
+
+    predictor = ModelPredictor(run, model_config.tasks, f"run {run_dir}")
+    total, examples = evaluation.tfrecord_examples(list(val_patterns))
+    result = evaluation.evaluate(examples, predictor, dataset, total=total)
+    log(evaluation.format_report(result))
+    log(f"final evaluation on {total} {dataset} val examples: {headline(result)}")
+    write_json_atomic(Path(run_dir) / METRICS_NAME, result)
+    return result
+
+
+def write_contact_sheet(model, model_config: ModelConfig, val_patterns: Sequence[str], run_dir: Path,
+                        count: int = CONTACT_SHEET_EXAMPLES) -> Path:
+    """input | parsing | pose | DensePose for the first `count` val images -> RUN/contact_sheet.png."""
+    _, examples = evaluation.tfrecord_examples(list(val_patterns))
+    images = [example.image for _, example in zip(range(count), examples)]
+    sheet = stack_sheets(contact_sheets(model, model_config.input_size, images, panel_height=256))
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("PNG encoding of the contact sheet failed")
+    path = Path(run_dir) / CONTACT_SHEET_NAME
+    write_bytes_atomic(path, encoded.tobytes())
+    return path

@@ -1,0 +1,86 @@
+"""One training run end to end: devices, data checks, run directory, train, evaluate, export.
+
+Every check that can fail on user input (data globs, record schema, task presence, run
+directory, resumability) runs before the model is built, so bad input costs seconds and
+produces one line, never a traceback after an hour of training.
+"""
+
+import argparse
+from pathlib import Path
+
+from spd_tf.config import DataConfig, ModelConfig, TrainConfig
+from spd_tf.training import precision as precision_lib
+from spd_tf.training.data_checks import check_variant_data, resolve_patterns
+from spd_tf.training.run_dir import (
+    EXPORT_DIR, check_resumable, default_run_dir, prepare_run_dir, write_run_config,
+)
+from spd_tf.training.strategy import is_chief, select_strategy
+
+
+
+def describe(model: ModelConfig, train: TrainConfig) -> str:
+    return (
+        f"variant={model.variant} input={model.input_size[0]}x{model.input_size[1]} "
+        f"stride={model.output_stride} resnet{model.backbone_depth} width x{model.width_multiplier} "
+        f"refinements={model.num_refinement_stages} batch={train.batch_size} steps={train.total_steps} "
+        f"{train.optimizer} lr={train.learning_rate} backbone_weights={train.backbone_weights}"
+    )
+
+
+def _synthetic_data(data: DataConfig, cache_dir: str) -> DataConfig:
+    from spd_tf.data.synthetic import ensure_synthetic_dataset
+
+    train_glob, val_glob = ensure_synthetic_dataset(cache_dir)
+    return data.replace(train_patterns=(train_glob,), val_patterns=(val_glob,))
+
+
+def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, args: argparse.Namespace,
+                 synthetic: bool, log=print) -> dict:
+    """Runs the whole job; returns a summary dict (step, metrics, export path)."""
+    if synthetic:
+        log(f"no --data given: training on the built-in synthetic people set with CPU-sized settings "
+            f"({describe(model, train)}); any flag overrides them")
+    else:
+        log(f"training {describe(model, train)}")
+    if train.backbone_weights == "none":
+        log("warning: --backbone-weights none: the backbone starts from random weights "
+            "(the paper initialises it from ImageNet; expect lower accuracy)")
+    policy = precision_lib.resolve_policy(train.precision)
+    strategy = select_strategy(train.strategy)
+    chief = is_chief(strategy)
+    if synthetic:
+        data = _synthetic_data(data, args.synthetic_dir)
+    train_files = resolve_patterns(data.train_patterns, "--data")
+    resolve_patterns(data.val_patterns, "--val-data")
+    counts = check_variant_data(train_files, model.tasks, model.variant, "--data")
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(model, data, train)
+    prepare_run_dir(run_dir)
+    for change in check_resumable(run_dir, model, data, train):
+        log(f"note: setting changed since this run started: {change}")
+    log(f"run dir {run_dir} | {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) | "
+        f"{policy} | {len(train_files)} train file(s), tasks in the first {counts['records']} records: "
+        + ", ".join(f"{t} {counts[t]}" for t in model.tasks))
+
+    from spd_tf.training.trainer import Trainer  # model code is loaded only once the inputs check out
+
+    trainer = Trainer(model, data, train, run_dir, strategy, policy=policy, xla=args.xla, log=log)
+    if chief:
+        write_run_config(run_dir, model, data, train, {"precision_policy": policy, "strategy": type(strategy).__name__})
+    result = trainer.train()
+    summary = {"run_dir": str(run_dir), "step": result.step, "finished": result.finished,
+               "losses": result.last_losses}
+    if not result.finished or not chief:
+        return summary
+    if not args.no_eval and data.val_patterns:
+        from spd_tf.training.final_eval import evaluate_model, write_contact_sheet
+
+        summary["metrics"] = evaluate_model(trainer.model, model, data.val_patterns, run_dir,
+                                            "synthetic" if synthetic else "lip", log=log)
+        log(f"contact sheet: {write_contact_sheet(trainer.model, model, data.val_patterns, run_dir)}")
+    if not args.no_export:
+        from spd_tf.export import export_saved_model
+
+        export_dir = Path(args.export) if args.export else run_dir / EXPORT_DIR
+        summary["export"] = str(export_saved_model(trainer.model, model, export_dir))
+        log(f"exported SavedModel to {summary['export']}")
+    return summary

@@ -1,0 +1,222 @@
+"""The custom training loop: one tf.function step under `strategy.run`, checkpoint/resume,
+presence-masked multi-task losses, TensorBoard, progress bar, clean stop on Ctrl-C.
+
+A custom loop (rather than Model.fit) keeps the per-task losses, the replica reduction and
+the resume position explicit: every replica computes `compute_losses` on its slice, which
+divides by the GLOBAL batch size, the optimizer all-reduces (sums) the gradients and the
+reported losses are summed over replicas, so one step equals one step on the global batch.
+"""
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from spd_tf.config import DENSEPOSE, DataConfig, ModelConfig, TrainConfig
+from spd_tf.data.pipeline import build_dataset
+from spd_tf.losses import compute_losses
+from spd_tf.model.spd import build_model, select_model_inputs
+from spd_tf.training import precision as precision_lib
+from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
+from spd_tf.training.errors import TrainingDiverged, TrainingSetupError
+from spd_tf.training.optimizer import build_optimizer
+from spd_tf.training.run_dir import SUMMARY_DIR
+from spd_tf.training.signals import StopRequest
+from spd_tf.training.strategy import is_chief, task_identity
+from spd_tf.training.summaries import TrainingSummaries
+from spd_tf.training.visual_summaries import contact_sheets
+
+PREVIEW_EXAMPLES = 3
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    finished: bool  # reached total_steps (False when stopped by a signal)
+    already_finished: bool  # nothing to do: the run had finished before
+    last_losses: Dict[str, float]
+    seconds: float
+
+
+def backbone_weights_arg(value: str) -> Optional[str]:
+    """`none` -> None for build_model; `imagenet` and paths pass through."""
+    return None if value == "none" else value
+
+
+class Trainer:
+    """Builds model, optimizer and checkpoint in the strategy's scope and runs the loop."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        data_config: DataConfig,
+        train_config: TrainConfig,
+        run_dir: Path,
+        strategy: tf.distribute.Strategy,
+        policy: str = "float32",
+        xla: bool = False,
+        log: Callable[[str], None] = print,
+    ):
+        if xla and model_config.has(DENSEPOSE):
+            raise TrainingSetupError(
+                f"--xla cannot compile variant {model_config.variant!r}: tf.image.crop_and_resize "
+                "(DensePose ROI) has no XLA kernel; drop --xla or use variant s/sp"
+            )
+        self.model_config = model_config
+        self.data_config = data_config
+        self.train_config = train_config
+        self.run_dir = Path(run_dir)
+        self.strategy = strategy
+        self.policy = policy
+        self.xla = xla
+        self.log = log
+        self.chief = is_chief(strategy)
+        self.replicas = strategy.num_replicas_in_sync
+        if train_config.batch_size % self.replicas:
+            raise TrainingSetupError(
+                f"--batch-size {train_config.batch_size} (global) is not divisible by the "
+                f"{self.replicas} replicas of the {type(strategy).__name__}"
+            )
+        precision_lib.apply_policy(policy)
+        keras.utils.set_random_seed(train_config.seed)
+        with strategy.scope():
+            try:
+                self.model = build_model(model_config, backbone_weights_arg(train_config.backbone_weights))
+            except (ValueError, FileNotFoundError, RuntimeError) as error:
+                if "backbone_weights" not in str(error):
+                    raise
+                raise TrainingSetupError(str(error).replace("backbone_weights=", "--backbone-weights ")) from None
+            self.optimizer = precision_lib.wrap_optimizer(build_optimizer(train_config), policy)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        _, worker_id = task_identity(strategy)
+        self.checkpoint = TrainingCheckpoint(
+            checkpoint_directory(self.run_dir, self.chief, worker_id), self.model, self.optimizer, self.step
+        )
+        self.summaries = TrainingSummaries(self.run_dir / SUMMARY_DIR if self.chief else None)
+        self._preview_images = None
+
+    # --- resume -----------------------------------------------------------------------
+    def restore(self) -> int:
+        """Restores the latest checkpoint (if any); returns the step to continue from."""
+        if self.checkpoint.restore_latest():
+            self.log(f"resumed from {self.checkpoint.latest} at step {int(self.step.numpy())}")
+        return int(self.step.numpy())
+
+    @property
+    def learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+
+    # --- data -------------------------------------------------------------------------
+    def _train_dataset(self, start_step: int) -> tf.data.Dataset:
+        dataset = build_dataset(
+            list(self.data_config.train_patterns),
+            self.model_config,
+            self.data_config,
+            training=True,
+            batch_size=self.train_config.batch_size,
+        )
+        # The pipeline is a deterministic function of the seed, so skipping the batches
+        # already consumed puts a resumed run exactly where the interrupted one stopped.
+        return dataset.repeat().skip(start_step)
+
+    # --- the step ---------------------------------------------------------------------
+    def _replica_step(self, features, labels):
+        with tf.GradientTape() as tape:
+            outputs = self.model(select_model_inputs(self.model, features), training=True)
+            losses = compute_losses(outputs, labels, self.model_config, self.train_config)
+            loss = losses["total"]  # already divided by the global batch size
+            if precision_lib.needs_loss_scaling(self.policy):
+                loss = self.optimizer.scale_loss(loss)
+        variables = self.model.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return losses
+
+    def _make_train_step(self):
+        replica_step = tf.function(self._replica_step, jit_compile=True) if self.xla else self._replica_step
+
+        @tf.function
+        def train_step(iterator):
+            features, labels = next(iterator)
+            per_replica = self.strategy.run(replica_step, args=(features, labels))
+            self.step.assign_add(1)
+            return {
+                name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in per_replica.items()
+            }
+
+        return train_step
+
+    # --- the loop ---------------------------------------------------------------------
+    def train(self, on_step: Optional[Callable[[int, Dict[str, float]], None]] = None) -> TrainResult:
+        """Trains from the restored step to total_steps; stops cleanly on SIGINT/SIGTERM.
+
+        `on_step(step, losses)` is called after every step (e.g. to watch or interrupt a run).
+        """
+        started = time.time()
+        total = self.train_config.total_steps
+        start = self.restore()
+        if start >= total:
+            self.log(f"run {self.run_dir} already finished ({start}/{total} steps); not retraining")
+            return TrainResult(start, True, True, {}, 0.0)
+        dataset = self._train_dataset(start)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        train_step = self._make_train_step()
+        progbar = keras.utils.Progbar(total, verbose=1 if self.chief else 0, unit_name="step")
+        progbar.update(start)
+        stop = StopRequest()
+        values: Dict[str, float] = {}
+        step = start
+        with stop.installed():
+            while step < total:
+                losses = train_step(iterator)
+                step = int(self.step.numpy())
+                values = {name: float(value) for name, value in losses.items()}
+                if not math.isfinite(values["total"]):
+                    raise TrainingDiverged(
+                        f"loss became {values['total']} at step {step}; stopped without saving, the "
+                        f"last good checkpoint is {self.checkpoint.latest or 'none (no checkpoint yet)'}"
+                    )
+                progbar.update(step, [(f"loss_{k}", v) for k, v in values.items()])
+                self._log_step(step, values)
+                if step % self.train_config.checkpoint_every == 0 and step < total:
+                    self.checkpoint.save(step)
+                if on_step is not None:
+                    on_step(step, values)
+                if stop.requested:
+                    break
+        self.checkpoint.save(step)
+        self.summaries.flush()
+        if step < total:
+            self.log(
+                f"stopped by {stop.signal_name} at step {step}/{total}; checkpoint saved to "
+                f"{self.checkpoint.latest}; re-run the same command to continue"
+            )
+        return TrainResult(step, step >= total, False, values, time.time() - started)
+
+    def _log_step(self, step: int, values: Dict[str, float]) -> None:
+        config = self.train_config
+        if step % config.log_every and step != config.total_steps:
+            return
+        scalars = {f"loss/{name}": value for name, value in values.items()}
+        scalars["learning_rate"] = self.learning_rate
+        self.summaries.scalars(step, scalars)
+        if self.chief and (step % config.checkpoint_every == 0 or step == config.total_steps):
+            self._image_summaries(step)
+
+    def _image_summaries(self, step: int) -> None:
+        """input | parsing | pose | DensePose sheets of a few fixed examples, as training goes."""
+        if self._preview_images is None:
+            features, _ = next(iter(build_dataset(
+                list(self.data_config.val_patterns or self.data_config.train_patterns),
+                self.model_config, self.data_config, training=False, batch_size=PREVIEW_EXAMPLES,
+            )))
+            self._preview_images = np.clip(features["image"].numpy(), 0, 255).astype(np.uint8)
+        sheets = contact_sheets(self.model, self.model_config.input_size, self._preview_images)
+        self.summaries.images(step, {"predictions": np.stack(sheets)})

@@ -1,0 +1,29 @@
+"""Pictures of what the model predicts: input | parsing | pose | DensePose contact sheets.
+
+Drawn with the code users see (spd_tf.inference.infer + spd_tf.visualize.contact_sheet), so
+the TensorBoard pictures, the demo's contact sheet and `predict` cannot disagree.
+"""
+
+from typing import Iterable, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from spd_tf import inference, visualize
+
+
+def contact_sheets(model, input_size: Sequence[int], images: Iterable[np.ndarray],
+                   panel_height=None) -> List[np.ndarray]:
+    """One RGB sheet per uint8 [H, W, 3] image, predictions drawn at the image's own size."""
+    sheets = []
+    for image in images:
+        results = inference.infer(model, tf.constant(image[None]), input_size)
+        sheets.append(visualize.contact_sheet(image, inference.split_batch(results)[0], panel_height))
+    return sheets
+
+
+def stack_sheets(sheets: Sequence[np.ndarray]) -> np.ndarray:
+    """Sheets one under another (padded white to the widest) for a single PNG."""
+    width = max(sheet.shape[1] for sheet in sheets)
+    padded = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
+    return np.concatenate(padded, axis=0)

@@ -1,0 +1,197 @@
+"""Pictures of SPD outputs people can look at: palette PNGs, overlays, skeletons, IUV.
+
+Every function takes numpy arrays for ONE image in the layout of
+`spd_tf.inference.split_batch` (all at the image's own size):
+  image [H, W, 3] uint8 RGB, labels [H, W] int (LIP classes, 255 = ignore),
+  keypoints [16, 3] (x, y, score) in pixels, densepose_iuv [H, W, 3] float (I in 0..24,
+  U and V in [0, 1]; 0 outside the person), densepose_box [4] (x0, y0, x1, y1) in pixels.
+and returns RGB uint8 images (or PNG bytes). cv2 only draws shapes here, so colour order is
+whatever the caller passes; all tables (palette, skeleton, joint colours) come from
+`spd_tf.labels`. `contact_sheet` is the picture the demo writes and the README shows.
+"""
+
+import struct
+import zlib
+from typing import Mapping, Optional
+
+import cv2
+import numpy as np
+
+from spd_tf import labels as lip
+
+# Patch colours for DensePose I (0 = background is black): a JET ramp over the 24 patches
+# so neighbouring patch ids are visibly different.
+_PATCH_COLOURS = np.concatenate(
+    [
+        np.zeros((1, 3), np.uint8),
+        cv2.applyColorMap(
+            np.linspace(0, 255, lip.NUM_DENSEPOSE_PATCHES).astype(np.uint8)[:, None],
+            cv2.COLORMAP_JET,
+        )[:, 0, ::-1],
+    ]
+)
+_PANEL_TITLES = ("input", "parsing", "pose", "DensePose")
+
+
+def palette_png(labels: np.ndarray, palette: np.ndarray = lip.LIP_PALETTE) -> bytes:
+    """Index map [H, W] -> 8-bit palette-mode PNG (the `_vis.png` format of LIP tools).
+
+    The pixel values stay class indices (a reader that ignores the palette gets the label
+    map back) while viewers show the LIP colours. Indices beyond the palette render white,
+    as in `labels.colorize`. cv2 cannot write palette PNGs, hence the few bytes by hand.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.size == 0:
+        raise ValueError(f"palette_png needs a non-empty [H, W] label map, got {labels.shape}")
+    if labels.min() < 0 or labels.max() > 255:
+        raise ValueError(f"palette_png: label values {labels.min()}..{labels.max()} not in 0..255")
+    table = np.full((256, 3), 255, np.uint8)
+    table[: len(palette)] = palette
+    height, width = labels.shape
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), labels.astype(np.uint8)], axis=1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)),
+            chunk(b"PLTE", table.tobytes()),
+            chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)),
+            chunk(b"IEND", b""),
+        ]
+    )
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """Blends the LIP colours over the image; background (0) and ignore pixels stay photo."""
+    image = _rgb(image)
+    labels = np.asarray(labels)
+    _check_same_size(image, labels, "labels")
+    coloured = lip.colorize(labels)
+    person = (labels > 0) & (labels < lip.NUM_LIP_CLASSES)
+    out = image.copy()
+    out[person] = (alpha * coloured[person] + (1 - alpha) * image[person]).astype(np.uint8)
+    return out
+
+
+def draw_skeleton(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    min_score: float = 0.0,
+    names: bool = False,
+) -> np.ndarray:
+    """Draws LIP limbs and joints (right side warm, left cool) on a copy of the image.
+
+    A joint is drawn when its score exceeds `min_score` and it lies at x, y >= 0 (missing
+    ground-truth joints are -1). `names=True` writes the LIP joint name beside each joint.
+    """
+    out = _rgb(image).copy()
+    keypoints = np.asarray(keypoints, np.float32)
+    if keypoints.shape != (lip.NUM_LIP_JOINTS, 3):
+        raise ValueError(f"keypoints must be [16, 3] (x, y, score), got {keypoints.shape}")
+    visible = (keypoints[:, 2] > min_score) & (keypoints[:, 0] >= 0) & (keypoints[:, 1] >= 0)
+    points = [tuple(int(round(v)) for v in p[:2]) for p in keypoints]
+    thickness = max(1, round(max(out.shape[:2]) / 150))
+    for a, b in lip.LIP_SKELETON:
+        if visible[a] and visible[b]:
+            colour = (lip.LIP_JOINT_COLOURS[a].astype(int) + lip.LIP_JOINT_COLOURS[b]) // 2
+            cv2.line(out, points[a], points[b], _colour(colour), thickness, cv2.LINE_AA)
+    for joint in np.flatnonzero(visible):
+        colour = _colour(lip.LIP_JOINT_COLOURS[joint])
+        cv2.circle(out, points[joint], thickness + 2, colour, -1, cv2.LINE_AA)
+        if names:
+            cv2.putText(out, lip.LIP_JOINTS[joint], (points[joint][0] + thickness + 3, points[joint][1]),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.3 + 0.1 * thickness, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def iuv_image(iuv: np.ndarray) -> np.ndarray:
+    """DensePose IUV [H, W, 3] -> RGB: hue from the patch I, brightness from U and V.
+
+    Each patch keeps its own colour, and within a patch the chart coordinates shade it so
+    that the surface layout (not just the segmentation) is visible.
+    """
+    iuv = np.asarray(iuv, np.float32)
+    if iuv.ndim != 3 or iuv.shape[-1] != 3:
+        raise ValueError(f"iuv must be [H, W, 3] (I, U, V), got {iuv.shape}")
+    patch = np.clip(np.rint(iuv[..., 0]), 0, lip.NUM_DENSEPOSE_PATCHES).astype(np.int64)
+    shade = 0.55 + 0.45 * (iuv[..., 1:3].mean(axis=-1, keepdims=True))
+    return (_PATCH_COLOURS[patch] * np.where(patch[..., None] > 0, shade, 0)).astype(np.uint8)
+
+
+def uv_contours(image: np.ndarray, iuv: np.ndarray, levels: int = 10) -> np.ndarray:
+    """DensePose-notebook style: U (red) and V (blue) isolines over the darkened photo."""
+    out = (_rgb(image) * 0.5).astype(np.uint8)
+    iuv = np.asarray(iuv, np.float32)
+    _check_same_size(out, iuv, "densepose_iuv")
+    patch = np.rint(iuv[..., 0]).astype(np.int64)
+    for channel, colour in ((1, (255, 64, 64)), (2, (64, 128, 255))):
+        # A pixel is on an isoline when its quantised chart value (or its patch) differs
+        # from the right or lower neighbour; quantising per patch keeps patch borders.
+        step = np.floor(iuv[..., channel] * levels).astype(np.int64) + patch * (levels + 1)
+        edge = np.zeros(step.shape, bool)
+        edge[:, :-1] |= step[:, :-1] != step[:, 1:]
+        edge[:-1, :] |= step[:-1, :] != step[1:, :]
+        out[edge & (patch > 0)] = colour
+    return out
+
+
+def contact_sheet(
+    image: np.ndarray, outputs: Mapping[str, np.ndarray], panel_height: Optional[int] = 384
+) -> np.ndarray:
+    """input | parsing | pose | DensePose side by side, one RGB image with titles.
+
+    `outputs` holds one image's `labels` and, when the model has those branches,
+    `keypoints`, `densepose_iuv` and `densepose_box`; a missing branch gets a grey panel
+    saying so. Panels are scaled to `panel_height` (None keeps the image size).
+    """
+    image = _rgb(image)
+    panels = [image, overlay(image, outputs["labels"])]
+    if "keypoints" in outputs:
+        panels.append(draw_skeleton(image, outputs["keypoints"]))
+    else:
+        panels.append(_absent_panel(image, "no pose branch"))
+    if "densepose_iuv" in outputs:
+        dense = uv_contours(image, outputs["densepose_iuv"])
+        mask = outputs["densepose_iuv"][..., 0] > 0
+        dense[mask] = (0.5 * dense[mask] + 0.5 * iuv_image(outputs["densepose_iuv"])[mask]).astype(np.uint8)
+        x0, y0, x1, y1 = (int(round(v)) for v in outputs["densepose_box"])
+        cv2.rectangle(dense, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
+        panels.append(dense)
+    else:
+        panels.append(_absent_panel(image, "no DensePose branch"))
+    if panel_height:
+        width = max(1, round(image.shape[1] * panel_height / image.shape[0]))
+        panels = [cv2.resize(p, (width, panel_height), interpolation=cv2.INTER_AREA) for p in panels]
+    titled = []
+    for title, panel in zip(_PANEL_TITLES, panels):
+        bar = np.full((22, panel.shape[1], 3), 255, np.uint8)
+        cv2.putText(bar, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        titled.append(np.concatenate([bar, panel], axis=0))
+    gap = np.full((titled[0].shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([titled[0], gap, titled[1], gap, titled[2], gap, titled[3]], axis=1)
+
+
+def _absent_panel(image: np.ndarray, text: str) -> np.ndarray:
+    panel = np.full_like(image, 96)
+    cv2.putText(panel, text, (4, panel.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX,
+                max(0.3, panel.shape[1] / 400), (230, 230, 230), 1, cv2.LINE_AA)
+    return panel
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"image must be uint8 [H, W, 3] RGB, got {image.dtype} {image.shape}")
+    return image
+
+
+def _check_same_size(image: np.ndarray, other: np.ndarray, name: str) -> None:
+    if other.shape[:2] != image.shape[:2]:
+        raise ValueError(f"{name} size {other.shape[:2]} != image size {image.shape[:2]}")
+
+
+def _colour(rgb) -> tuple:
+    return tuple(int(c) for c in rgb)

@@ -1,0 +1,106 @@
+"""Dilated ResNet trunk: feature shapes, keras.applications weight transfer, frozen BN."""
+
+import keras
+import numpy as np
+import pytest
+
+from spd_tf.config import ModelConfig
+from spd_tf.model.backbone import build_backbone, load_backbone_weights
+
+
+def _tiny(depth=18, **changes):
+    return ModelConfig(backbone_depth=depth, width_multiplier=0.125, input_size=(64, 64),
+                       **changes)
+
+
+@pytest.mark.parametrize(
+    "depth, stride, res5_channels", [(18, 8, 64), (34, 16, 64), (50, 8, 256), (18, 32, 64)]
+)
+def test_feature_shapes(depth, stride, res5_channels):
+    backbone = build_backbone(_tiny(depth), output_stride=stride)
+    features = backbone(np.zeros((1, 64, 64, 3), np.float32))
+    assert set(features) == {"res4", "res5"}
+    res4_side = 64 // min(stride, 16)
+    assert features["res4"].shape == (1, res4_side, res4_side, res5_channels // 2)
+    assert features["res5"].shape == (1, 64 // stride, 64 // stride, res5_channels)
+
+
+def test_bad_output_stride_names_the_value():
+    with pytest.raises(ValueError, match="output_stride=4"):
+        build_backbone(_tiny(), output_stride=4)
+
+
+@pytest.fixture(scope="module")
+def resnet101_h5(tmp_path_factory):
+    """keras.applications ResNet101 with random weights, saved as a legacy .h5 file
+    (the format of the ImageNet `..._notop.h5` files)."""
+    reference = keras.applications.ResNet101(
+        include_top=False, weights=None, input_shape=(None, None, 3)
+    )
+    path = tmp_path_factory.mktemp("weights") / "resnet101_random.h5"
+    reference.save(path)
+    return reference, str(path)
+
+
+def test_weights_transfer_gives_identical_outputs_at_stride_32(resnet101_h5):
+    reference, path = resnet101_h5
+    config = ModelConfig(backbone_depth=101, input_size=(64, 64))
+    ours = load_backbone_weights(build_backbone(config, output_stride=32), config, path)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    expected = reference(keras.applications.resnet.preprocess_input(images.copy()))
+    np.testing.assert_allclose(ours(images)["res5"], expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("stride", [16, 8])
+def test_weights_transfer_into_dilated_trunk(resnet101_h5, stride):
+    reference, _ = resnet101_h5
+    config = ModelConfig(backbone_depth=101, input_size=(64, 64), output_stride=stride)
+    ours = load_backbone_weights(build_backbone(config), config, reference)
+    weighted = [layer for layer in reference.layers if layer.weights]
+    assert len(weighted) == 2 * 104  # conv + BN per conv of ResNet-101
+    for layer in weighted:
+        for mine, theirs in zip(ours.get_layer(layer.name).weights, layer.weights):
+            np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
+    # Dilation keeps res5 at stride `stride` instead of 32.
+    assert ours(np.zeros((1, 64, 64, 3), np.float32))["res5"].shape[1] == 64 // stride
+
+
+@pytest.mark.parametrize(
+    "config, weights, error, needle",
+    [
+        (_tiny(18), "w.h5", ValueError, "no ResNet-18"),
+        (ModelConfig(backbone_depth=50, width_multiplier=0.5), "w.h5", ValueError,
+         "width_multiplier=1.0"),
+        (ModelConfig(backbone_depth=50), "/no/such/w.h5", FileNotFoundError, "/no/such/w.h5"),
+    ],
+)
+def test_weights_errors(config, weights, error, needle):
+    with pytest.raises(error, match=needle):
+        load_backbone_weights(None, config, weights)
+
+
+def test_wrong_weights_file_is_reported(tmp_path):
+    path = tmp_path / "not_resnet.h5"
+    path.write_bytes(b"this is not hdf5")
+    config = ModelConfig(backbone_depth=50)
+    with pytest.raises(ValueError, match="not_resnet.h5"):
+        load_backbone_weights(None, config, str(path))
+
+
+def test_none_weights_leave_the_backbone_alone():
+    backbone = build_backbone(_tiny())
+    before = [w.numpy() for w in backbone.weights]
+    assert load_backbone_weights(backbone, _tiny(), "none") is backbone
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, backbone.weights))
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_freeze_batch_norm(freeze):
+    backbone = build_backbone(_tiny(freeze_backbone_bn=freeze))
+    bns = [l for l in backbone.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert bns and all(bn.trainable != freeze for bn in bns)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    train = backbone(images, training=True)["res5"]
+    infer = backbone(images, training=False)["res5"]
+    # Frozen BN uses moving statistics even in training mode.
+    assert np.allclose(train, infer, atol=1e-5) == freeze

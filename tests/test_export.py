@@ -1,0 +1,198 @@
+"""SavedModel export: signatures agree with the Keras model, errors are clear, versions kept."""
+
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spd_tf import export
+from spd_tf.data import schema
+from spd_tf.model.spd import build_model
+from tests.serving_support import (  # noqa: F401 (exported is a fixture)
+    TINY, assert_same_labels, encode, exported, keras_reference,
+    person_image, png_header, training_run,
+)
+
+
+def _inputs():
+    """(encoded bytes, the RGB pixels a decoder must produce) for JPEG/PNG/gray/RGBA."""
+    rgb = person_image(90, 60, seed=1)
+    gray = person_image(47, 101, seed=2)[..., 0]
+    rgba = np.concatenate([person_image(64, 64, seed=3), np.full((64, 64, 1), 128, np.uint8)], -1)
+    wide = person_image(33, 140, seed=4)
+    jpeg = encode(rgb, ".jpg")
+    return [
+        (jpeg, tf.io.decode_jpeg(jpeg, channels=3).numpy()),
+        (encode(wide, ".png"), wide),
+        (encode(gray, ".png"), np.repeat(gray[..., None], 3, -1)),
+        (encode(gray, ".jpg"), tf.io.decode_jpeg(encode(gray, ".jpg"), channels=3).numpy()),
+        (encode(rgba, ".png"), rgba[..., :3]),
+    ]
+
+
+def test_serving_default_matches_keras_for_mixed_batch(exported):
+    model, config, _, loaded = exported
+    inputs = _inputs()
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant([data for data, _ in inputs]))
+    out = {k: v.numpy() for k, v in out.items()}
+    assert out["labels"].dtype == np.int32 and out["keypoints"].dtype == np.float32
+    assert set(out) == {"labels", "image_size", "keypoints", "densepose_iuv", "densepose_box"}
+    canvas = (max(p.shape[0] for _, p in inputs), max(p.shape[1] for _, p in inputs))
+    assert out["labels"].shape == (len(inputs), *canvas)
+    for row, (_, pixels) in enumerate(inputs):
+        height, width = pixels.shape[:2]
+        np.testing.assert_array_equal(out["image_size"][row], [height, width])
+        logits, raw = keras_reference(model, config, pixels)
+        assert_same_labels(out["labels"][row, :height, :width], logits)
+        assert (out["labels"][row, height:] == 255).all() and (out["labels"][row, :, width:] == 255).all()
+        # Keypoints: the heatmap argmax cell mapped to image pixels (within the quarter-cell
+        # refinement); score = peak value.
+        heat = raw["pose"]
+        cell = np.array([width / heat.shape[1], height / heat.shape[0]])
+        flat = heat.reshape(-1, heat.shape[-1]).argmax(0)
+        centres = np.stack([flat % heat.shape[1], flat // heat.shape[1]], -1)
+        expected = (centres + 0.5) * cell - 0.5
+        assert np.all(np.abs(out["keypoints"][row, :, :2] - expected) <= 0.25 * cell + 1e-3)
+        np.testing.assert_allclose(out["keypoints"][row, :, 2], heat.max((0, 1)), rtol=1e-4, atol=1e-5)
+        y0, x0, y1, x1 = raw["densepose_box"]
+        np.testing.assert_allclose(out["densepose_box"][row], [x0 * width, y0 * height, x1 * width, y1 * height],
+                                   rtol=1e-4, atol=1e-3)
+        iuv = out["densepose_iuv"][row]
+        assert not iuv[height:].any() and not iuv[:, width:].any()
+        assert iuv[..., 0].max() <= 24 and 0 <= iuv[..., 1:].min() and iuv[..., 1:].max() <= 1
+
+
+def test_image_tensor_and_tf_example_signatures(exported):
+    model, config, _, loaded = exported
+    images = np.stack([person_image(72, 48, seed=5), person_image(72, 48, seed=6)])
+    out = loaded.signatures["image_tensor"](images=tf.constant(images))
+    for row in range(2):
+        assert_same_labels(out["labels"][row].numpy(), keras_reference(model, config, images[row])[0])
+    png = encode(images[0], ".png")
+    example = schema.encode_example(png, height=72, width=48, source_id="a", dataset="synthetic")
+    from_example = loaded.signatures["tf_example"](examples=tf.constant([example.SerializeToString()]))
+    np.testing.assert_array_equal(from_example["labels"][0], out["labels"][0])
+    np.testing.assert_allclose(from_example["keypoints"][0], out["keypoints"][0], rtol=1e-5, atol=1e-4)
+
+
+def test_saved_model_cli_lists_the_three_signatures(exported):
+    path = exported[2]
+    shown = subprocess.run(
+        ["saved_model_cli", "show", "--all", "--dir", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    blocks = {name: shown.split(f"signature_def['{name}']:")[1].split("signature_def[")[0]
+              for name in ("serving_default", "image_tensor", "tf_example")}
+    expected_inputs = {
+        "serving_default": ("image_bytes", "DT_STRING", "(-1)"),
+        "image_tensor": ("images", "DT_UINT8", "(-1, -1, -1, 3)"),
+        "tf_example": ("examples", "DT_STRING", "(-1)"),
+    }
+    outputs = {
+        "labels": ("DT_INT32", "(-1, -1, -1)"),
+        "image_size": ("DT_INT32", "(-1, 2)"),
+        "keypoints": ("DT_FLOAT", "(-1, 16, 3)"),
+        "densepose_iuv": ("DT_FLOAT", "(-1, -1, -1, 3)"),
+        "densepose_box": ("DT_FLOAT", "(-1, 4)"),
+    }
+    for name, block in blocks.items():
+        key, dtype, shape = expected_inputs[name]
+        entry = block.split(f"inputs['{key}'] tensor_info:")[1]
+        assert f"dtype: {dtype}" in entry.split("name:")[0] and f"shape: {shape}" in entry.split("name:")[0]
+        for output, (dtype, shape) in outputs.items():
+            entry = block.split(f"outputs['{output}'] tensor_info:")[1].split("name:")[0]
+            assert f"dtype: {dtype}" in entry and f"shape: {shape}" in entry, (name, output, entry)
+
+
+def test_tfsm_layer_loads_the_export(exported):
+    _, _, path, loaded = exported
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+    data = tf.constant([encode(person_image(40, 30), ".png")])
+    np.testing.assert_array_equal(layer(data)["labels"], loaded.signatures["serving_default"](image_bytes=data)["labels"])
+
+
+@pytest.mark.parametrize(
+    "signature, value, message",
+    [
+        ("serving_default", [b"GIF89a nope"], "image 0 is not a JPEG or PNG image"),
+        ("serving_default", [b""], "image 0 is not a JPEG or PNG image"),
+        ("serving_default", [png_header(0, 5)], "image 0 has zero size"),
+        ("serving_default", [png_header(50000, 50000)], r"image 0 is \[50000 50000\] pixels"),
+        ("serving_default", [], "no images"),
+        ("image_tensor", np.zeros((1, 0, 8, 3), np.uint8), "zero height or width"),
+        ("image_tensor", np.zeros((1, 5000, 2, 3), np.uint8), "larger than the 4096 pixels"),
+        ("tf_example", [b"\x00garbage"], "Could not parse example input"),
+    ],
+    ids=["not-image", "empty-bytes", "zero-size", "enormous", "empty-batch", "tensor-zero",
+         "tensor-enormous", "bad-example"],
+)
+def test_bad_input_is_a_clear_error(exported, signature, value, message):
+    function = exported[3].signatures[signature]
+    (name,) = function.structured_input_signature[1]
+    dtype = tf.uint8 if signature == "image_tensor" else tf.string
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        function(**{name: tf.constant(value, dtype)})
+
+
+def test_enormous_real_image_is_refused_before_decoding(exported):
+    big = encode(np.zeros((4100, 3, 3), np.uint8), ".jpg")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image 1 is \[4100 3\] pixels"):
+        exported[3].signatures["serving_default"](image_bytes=tf.constant([encode(person_image(9, 9), ".png"), big]))
+
+
+SMALL_S = TINY.replace(variant="s", num_refinement_stages=0)
+
+
+def test_load_run_model_restores_every_weight(tmp_path):
+    model = build_model(SMALL_S)
+    training_run(tmp_path, model, SMALL_S)
+    restored, config = export.load_run_model(tmp_path)
+    assert config == SMALL_S and restored.dtype_policy.name == "float32"
+    differing = [a.path for a, b in zip(model.weights, restored.weights) if not np.array_equal(a, b)]
+    assert not differing, f"weights not restored from the checkpoint: {differing}"
+
+
+def test_variants_versions_and_mixed_precision(tmp_path, capsys):
+    """A CLI export of an `s` run, then an API export of a mixed-precision `sd` model into
+    the same model directory: absent branches are absent outputs, versions 1 and 2 kept."""
+    base = tmp_path / "exports"
+    image = person_image(50, 40)
+    data = tf.constant([encode(image, ".png")])
+
+    s_model = build_model(SMALL_S)
+    training_run(tmp_path / "run", s_model, SMALL_S)
+    assert export.main(["--run-dir", str(tmp_path / "run"), "--out", str(base), "--model-name", "variants"]) == 0
+    assert "tensorflow_model_server" in capsys.readouterr().out
+    out = tf.saved_model.load(str(base / "variants" / "1")).signatures["serving_default"](image_bytes=data)
+    assert set(out) == {"labels", "image_size"}
+    assert_same_labels(out["labels"][0].numpy(), keras_reference(s_model, SMALL_S, image)[0])
+
+    sd_config = SMALL_S.replace(variant="sd")
+    sd_model = build_model(sd_config, dtype="mixed_bfloat16")  # as trained under mixed precision
+    path = export.export_saved_model(sd_model, sd_config, base, "variants", include_probabilities=True)
+    assert path == base / "variants" / "2"
+    out = tf.saved_model.load(str(path)).signatures["serving_default"](image_bytes=data)
+    assert set(out) == {"labels", "image_size", "densepose_iuv", "densepose_box", "probabilities"}
+    assert out["probabilities"].dtype == tf.float32 and out["probabilities"].shape == (1, 50, 40, 20)
+    float_model = export.float32_model(sd_model, sd_config)
+    assert float_model.dtype_policy.name == "float32"
+    for weight, copy in zip(sd_model.get_weights(), float_model.get_weights()):
+        np.testing.assert_array_equal(weight, copy)
+    assert_same_labels(out["labels"][0].numpy(), keras_reference(float_model, sd_config, image)[0])
+
+    assert export.existing_versions(base / "variants") == [1, 2]
+    with pytest.raises(FileExistsError, match="never overwrite"):
+        export.export_saved_model(sd_model, sd_config, base, "variants", version=1)
+    listing = (base / "models.config").read_text()
+    assert 'name: "variants"' in listing and "versions: 1 versions: 2" in listing
+    assert 'base_path: "/models/variants"' in listing
+
+
+def test_cli_names_missing_or_mismatched_runs(tmp_path, capsys):
+    assert export.main(["--run-dir", str(tmp_path)]) == 1
+    assert "config.json" in capsys.readouterr().err
+    wider = SMALL_S.replace(width_multiplier=0.25)
+    training_run(tmp_path, build_model(wider), SMALL_S)  # checkpoint of another model
+    assert export.main(["--run-dir", str(tmp_path)]) == 1
+    assert "does not hold this model's weights" in capsys.readouterr().err

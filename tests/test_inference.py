@@ -1,0 +1,178 @@
+"""Inference plumbing on hand-made tensors: decode checks, geometry, TTA flip-back, IUV paste."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spd_tf import inference
+from spd_tf import labels as lip
+from spd_tf.config import ModelConfig
+from spd_tf.model.spd import build_model
+from tests.serving_support import encode, png_header
+
+
+def test_decode_images_accepts_jpeg_png_gray_rgba_of_any_size():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (30, 50, 3), np.uint8)
+    gray = rng.integers(0, 255, (41, 17), np.uint8)
+    rgba = rng.integers(0, 255, (20, 20, 4), np.uint8)
+    data = [encode(rgb, ".jpg"), encode(rgb, ".png"), encode(gray, ".png"), encode(gray, ".jpg"),
+            encode(rgba, ".png")]
+    batch, image_size = inference.decode_images(tf.constant(data), (32, 32))
+    assert batch.shape == (5, 32, 32, 3) and batch.dtype == tf.float32
+    np.testing.assert_array_equal(image_size, [[30, 50], [30, 50], [41, 17], [41, 17], [20, 20]])
+    # The PNG is lossless: its resized pixels are exactly tf.image.resize of the RGB array.
+    expected = tf.image.resize(tf.constant(rgb, tf.float32), (32, 32))
+    np.testing.assert_allclose(batch[1], expected, atol=1e-4)
+    gray_rgb = batch[2].numpy()
+    np.testing.assert_allclose(gray_rgb[..., 0], gray_rgb[..., 2])
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"this is not an image at all", "image 1 is not a JPEG or PNG image"),
+        (b"", "image 1 is not a JPEG or PNG image"),
+        (png_header(0, 10), "image 1 has zero size"),
+        (png_header(100000, 100000), "image 1 is .* pixels"),
+    ],
+    ids=["text", "empty", "zero-size", "enormous-header"],
+)
+def test_decode_images_bad_input_errors_name_the_image(data, message):
+    good = encode(np.zeros((8, 8, 3), np.uint8), ".png")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        inference.decode_images(tf.constant([good, data]), (16, 16))
+
+
+def test_decode_images_refuses_large_real_image_and_empty_batch():
+    big = encode(np.zeros((10, 300, 3), np.uint8), ".jpg")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image 0 is \[10 300\] pixels.*over 256"):
+        inference.decode_images(tf.constant([big]), (16, 16), max_side=256)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="no images"):
+        inference.decode_images(tf.constant([], tf.string), (16, 16))
+
+
+def test_preprocess_resizes_only_the_real_part_and_checks_sizes():
+    image = np.arange(10 * 12 * 3, dtype=np.uint8).reshape(10, 12, 3)
+    padded = np.zeros((2, 20, 20, 3), np.uint8)
+    padded[0, :10, :12] = image
+    padded[1] = 7
+    batch, size = inference.preprocess(padded, (8, 8), image_size=[[10, 12], [20, 20]])
+    np.testing.assert_allclose(batch[0], tf.image.resize(image.astype(np.float32), (8, 8)), atol=1e-4)
+    np.testing.assert_allclose(batch[1], 7.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="zero height or width"):
+        inference.preprocess(np.zeros((1, 0, 5, 3), np.uint8), (8, 8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="larger than the 16 pixels"):
+        inference.preprocess(np.zeros((1, 20, 5, 3), np.uint8), (8, 8), max_side=16)
+
+
+def test_postprocess_labels_at_each_size_padded_with_ignore():
+    logits = np.zeros((2, 4, 4, lip.NUM_LIP_CLASSES), np.float32)
+    logits[0, :, :2, 3] = 5.0  # left half class 3, right half class 0
+    logits[0, :, 2:, 0] = 5.0
+    logits[1, ..., 7] = 1.0
+    results = inference.postprocess({"segmentation": logits}, [[8, 16], [12, 6]], include_probabilities=True)
+    labels = results["labels"].numpy()
+    assert labels.shape == (2, 12, 16)
+    assert (labels[0, :8, :7] == 3).all() and (labels[0, :8, 9:] == 0).all()
+    assert (labels[0, 8:] == lip.IGNORE_LABEL).all()
+    assert (labels[1, :12, :6] == 7).all() and (labels[1, :, 6:] == lip.IGNORE_LABEL).all()
+    probabilities = results["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities[1, :12, :6].sum(-1), 1.0, rtol=1e-5)
+    assert not probabilities[1, :, 6:].any()
+    per_image = inference.split_batch(results)
+    assert per_image[1]["labels"].shape == (12, 6) and per_image[0]["probabilities"].shape == (8, 16, 20)
+
+
+def test_keypoints_map_heatmap_peaks_to_image_pixels():
+    heatmaps = np.zeros((1, 8, 8, lip.NUM_LIP_JOINTS), np.float32)
+    heatmaps[0, 3, 5, 0] = 0.9  # symmetric peak: no sub-cell shift
+    heatmaps[0, 2, 2, 1] = 0.8
+    heatmaps[0, 2, 3, 1] = 0.4  # right neighbour larger: +0.25 cell in x
+    keypoints = inference.heatmap_keypoints(heatmaps, [[64, 128]]).numpy()[0]
+    np.testing.assert_allclose(keypoints[0], [(5 + 0.5) * 16 - 0.5, (3 + 0.5) * 8 - 0.5, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(keypoints[1], [(2.25 + 0.5) * 16 - 0.5, (2 + 0.5) * 8 - 0.5, 0.8], rtol=1e-6)
+
+
+def test_densepose_is_pasted_into_the_person_box():
+    parts = lip.NUM_DENSEPOSE_PATCHES + 1
+    outputs = {
+        "segmentation": np.zeros((1, 5, 5, lip.NUM_LIP_CLASSES), np.float32),
+        "densepose_i": np.zeros((1, 6, 6, parts), np.float32),
+        "densepose_u": np.full((1, 6, 6, parts), 0.1, np.float32),
+        "densepose_v": np.full((1, 6, 6, parts), 0.2, np.float32),
+        "densepose_box": np.array([[0.25, 0.5, 0.75, 1.0]], np.float32),  # y0, x0, y1, x1
+    }
+    outputs["densepose_i"][0, :, :, 3] = 4.0
+    outputs["densepose_u"][0, :, :, 3] = 0.4
+    outputs["densepose_v"][0, :, :, 3] = 1.7  # clipped to 1
+    results = inference.postprocess(outputs, [[40, 20]])
+    np.testing.assert_allclose(results["densepose_box"], [[10, 10, 20, 30]])
+    iuv = results["densepose_iuv"].numpy()[0]
+    inside = np.zeros((40, 20), bool)
+    inside[10:30, 10:20] = True
+    np.testing.assert_allclose(iuv[inside], np.tile([3.0, 0.4, 1.0], (inside.sum(), 1)), rtol=1e-6)
+    assert not iuv[~inside].any()
+
+
+class _FlipProbe:
+    """Stands in for a model: class 14 logits = red, 15 = green, joints 0/5 likewise (pooled x8)."""
+
+    def __init__(self, size=(16, 32), gain=1.0):
+        self.gain = gain
+        self.inputs = [keras.KerasTensor((None, *size, 3), name="image")]
+
+    def get_layer(self, name):
+        raise ValueError(name)
+
+    def __call__(self, inputs, training=False):
+        pooled = self.gain * tf.nn.avg_pool2d(inputs["image"], 8, 8, "VALID")
+        red, green = pooled[..., :1], pooled[..., 1:2]
+        seg = tf.concat([tf.zeros_like(red)] * 14 + [red, green] + [tf.zeros_like(red)] * 4, -1)
+        pose = tf.concat([red] + [tf.zeros_like(red)] * 4 + [green] + [tf.zeros_like(red)] * 10, -1)
+        return {"segmentation": seg, "pose": pose}
+
+
+def test_flip_tta_flips_back_and_swaps_left_right():
+    image = np.zeros((1, 16, 32, 3), np.float32)
+    image[0, :, :8, 0] = 80.0  # red on the far left
+    outputs = inference.forward(_FlipProbe(), tf.constant(image), flip=True)
+    seg = outputs["segmentation"].numpy()[0]
+    # Plain pass: red (class 14) at column 0. Flipped pass, flipped back and swapped: red
+    # still at column 0 but now counted as class 15. Average: half of each, same place.
+    np.testing.assert_allclose(seg[:, 0, 14], 40.0)
+    np.testing.assert_allclose(seg[:, 0, 15], 40.0)
+    np.testing.assert_allclose(seg[:, 1:, 14:16], 0.0)
+    pose = outputs["pose"].numpy()[0]
+    np.testing.assert_allclose(pose[:, 0, 0], 40.0)
+    np.testing.assert_allclose(pose[:, 0, 5], 40.0)
+
+
+def test_multiscale_tta_averages_on_the_scale_one_grid():
+    image = np.full((1, 16, 32, 3), 30.0, np.float32)
+    scaled = [_FlipProbe((32, 64), gain=3.0), _FlipProbe((8, 16), gain=2.0)]
+    outputs = inference.forward(_FlipProbe(), tf.constant(image), scaled_models=scaled)
+    # Every pass is resized to the scale-1 grid (2 x 4) and the three are averaged.
+    assert outputs["segmentation"].shape == (1, 2, 4, lip.NUM_LIP_CLASSES)
+    np.testing.assert_allclose(outputs["segmentation"][..., 14], (30 + 90 + 60) / 3, rtol=1e-5)
+
+
+def test_scaled_models_share_weights_and_round_to_the_stride():
+    config = ModelConfig(variant="s", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+                         num_refinement_stages=0)
+    model = build_model(config)
+    scaled = inference.build_scaled_models(model, config, scales=(0.75, 1.0, 1.6))
+    assert [inference.model_input_size(m) for m in scaled] == [(48, 48), (104, 104)]
+    for weight, copy in zip(model.get_weights(), scaled[1].get_weights()):
+        np.testing.assert_array_equal(weight, copy)
+    with pytest.raises(ValueError, match="scale -1"):
+        inference.build_scaled_models(model, config, scales=(-1,))
+
+
+def test_absent_branches_are_absent_results():
+    segmentation = np.zeros((1, 2, 2, lip.NUM_LIP_CLASSES), np.float32)
+    pose = np.zeros((1, 2, 2, lip.NUM_LIP_JOINTS), np.float32)
+    assert set(inference.postprocess({"segmentation": segmentation}, [[8, 8]])) == {"labels", "image_size"}
+    with_pose = inference.postprocess({"segmentation": segmentation, "pose": pose}, [[8, 8]])
+    assert set(with_pose) == {"labels", "image_size", "keypoints"}

@@ -1,0 +1,69 @@
+"""predict: folders in, LIP/DensePose-format files out; a corrupt file is skipped and named."""
+
+import json
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from spd_tf import labels as lip
+from spd_tf import predict
+from tests.serving_support import (  # noqa: F401 (exported is a fixture)
+    TINY, assert_same_labels, encode, exported, keras_reference,
+    person_image, training_run,
+)
+
+
+def _photos(folder):
+    (folder / "nested").mkdir(parents=True)
+    (folder / "one.jpg").write_bytes(encode(person_image(60, 40, seed=1), ".jpg"))
+    (folder / "nested" / "two.png").write_bytes(encode(person_image(30, 70, seed=2)[..., 0], ".png"))
+    (folder / "nested" / "one.jpg").write_bytes(encode(person_image(20, 20, seed=3), ".jpg"))
+    (folder / "corrupt.jpg").write_bytes(b"definitely not a picture")
+    (folder / "notes.txt").write_text("ignored: not an image suffix")
+
+
+def test_predict_folder_writes_every_output_and_names_the_corrupt_file(exported, tmp_path, capsys):
+    _, _, path, loaded = exported
+    _photos(tmp_path / "in")
+    status = predict.main([str(tmp_path / "in"), "--model", str(path.parent), "--out", str(tmp_path / "out"),
+                           "--batch-size", "2"])
+    assert status == 0
+    captured = capsys.readouterr()
+    assert "corrupt.jpg" in captured.err and "not a JPEG or PNG" in captured.err
+    assert "wrote outputs for 3 of 4 images" in captured.out
+    out = tmp_path / "out"
+    data = (tmp_path / "in" / "nested" / "two.png").read_bytes()
+    served = {k: v.numpy()[0] for k, v in loaded.signatures["serving_default"](image_bytes=tf.constant([data])).items()}
+    index = cv2.imread(str(out / "two.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(index, served["labels"])
+    palette = tf.io.decode_png((out / "vis" / "two.png").read_bytes(), channels=3).numpy()
+    np.testing.assert_array_equal(palette, lip.colorize(index))
+    assert cv2.imread(str(out / "overlay" / "two.jpg")).shape == (30, 70, 3)
+    assert cv2.imread(str(out / "skeleton" / "two.jpg")).shape == (30, 70, 3)
+    joints = json.loads((out / "keypoints" / "two.json").read_text())["joints"]
+    assert list(joints) == list(lip.LIP_JOINTS)
+    np.testing.assert_allclose([joints["B_Head"]["x"], joints["B_Head"]["y"], joints["B_Head"]["score"]],
+                               served["keypoints"][lip.HEAD_TOP_JOINT], rtol=1e-5)
+    iuv = cv2.imread(str(out / "densepose" / "two.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(iuv[..., 0], np.rint(served["densepose_iuv"][..., 0]))  # DensePose: channel 0 = I
+    np.testing.assert_array_equal(iuv[..., 1], np.floor(served["densepose_iuv"][..., 1] * 255))
+    # Two inputs named one.jpg in different folders keep both outputs.
+    assert (out / "one.png").exists() and (out / "one_2.png").exists()
+
+
+def test_predict_fails_only_when_every_image_fails(exported, tmp_path, capsys):
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    status = predict.main([str(tmp_path / "bad.png"), "--model", str(exported[2]), "--out", str(tmp_path / "o")])
+    assert status == 1
+    assert "bad.png" in capsys.readouterr().err
+    assert predict.main([str(tmp_path / "missing.jpg"), "--model", str(exported[2]), "--out", str(tmp_path)]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_runner_from_a_training_run_matches_the_keras_model(exported, tmp_path):
+    model, config, _, _ = exported
+    training_run(tmp_path, model, config)
+    image = person_image(44, 36, seed=9)
+    results = predict.load_runner(tmp_path)([encode(image, ".png")])
+    assert_same_labels(results["labels"][0], keras_reference(model, TINY, image)[0])

@@ -1,0 +1,177 @@
+"""train.py flags, config resolution and every bad input's one-line error (no training)."""
+
+import json
+
+import pytest
+import tensorflow as tf
+
+from spd_tf.config import ModelConfig, TrainConfig
+from spd_tf.training import cli
+from spd_tf.training.run_dir import CONFIG_NAME, default_run_dir
+from train_support import TINY_FLAGS, write_lip_records
+
+
+@pytest.fixture(scope="module")
+def lip_records(shared_data, tmp_path_factory):
+    return write_lip_records(shared_data, tmp_path_factory.mktemp("lip"))
+
+
+def run_main(argv, capsys):
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("train.py: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_help_lists_paper_and_demo_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
+    for flag in ("--variant", "--data", "--precision", "--strategy", "--sync-bn", "--export",
+                 "--backbone-weights", "--loss-weights", "--run-dir", "--xla"):
+        assert flag in text
+    assert "default: 384; synthetic demo without --data: " in text
+    assert "default: 101;" in text
+    assert "(default: 0.9)" in text  # momentum and poly power
+    assert "(default: 1,0.8,0.6)" in text and "(default: None)" not in text
+
+
+def test_paper_defaults_with_data_and_demo_defaults_without():
+    parser = cli.build_parser()
+    model, data, train, synthetic = cli.resolve_configs(parser.parse_args(["--data", "x/*.tfrecord"]))
+    assert not synthetic
+    assert model == ModelConfig(variant="spd")  # the paper network, frozen backbone BN included
+    assert (train.learning_rate, train.momentum, train.poly_power) == (0.007, 0.9, 0.9)
+    assert train.backbone_weights == "imagenet"
+    assert data.train_patterns == ("x/*.tfrecord",)
+
+    model, _, train, synthetic = cli.resolve_configs(parser.parse_args(["--backbone-depth", "34"]))
+    assert synthetic
+    demo = {name: demo for name, (_, demo) in cli.PROFILES.items()}
+    assert model.input_size == (demo["input_size"],) * 2
+    assert model.backbone_depth == 34  # an explicit flag beats the demo default
+    assert train.total_steps == demo["steps"] and train.backbone_weights == "none"
+    assert not model.freeze_backbone_bn  # random init: frozen BN would leave the trunk unnormalised
+    model = cli.resolve_configs(parser.parse_args(["--backbone-bn", "frozen"]))[0]
+    assert model.freeze_backbone_bn
+
+
+def test_default_run_dir_is_stable_and_config_specific():
+    parser = cli.build_parser()
+    first = default_run_dir(*cli.resolve_configs(parser.parse_args([]))[:3])
+    again = default_run_dir(*cli.resolve_configs(parser.parse_args(["--steps", "99999"]))[:3])
+    other = default_run_dir(*cli.resolve_configs(parser.parse_args(["--variant", "sp"]))[:3])
+    assert first == again  # changing only the step budget resumes the same run
+    assert first != other and other.name.startswith("sp-synthetic-")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--loss-weights", "1,2"], "expected 3 comma-separated numbers"),
+        (["--variant", "xyz"], "invalid choice: 'xyz'"),
+    ],
+)
+def test_bad_flag_values_are_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_invalid_config_value_is_one_line(capsys, tmp_path):
+    code, _, err = run_main(["--data", "x", "--input-size", "100", "--run-dir", str(tmp_path)], capsys)
+    assert code == 2
+    assert "input_size=(100, 100)" in error_line(err) and "divisible by output_stride=8" in err
+
+
+def test_glob_matching_nothing(tmp_path, capsys):
+    pattern = str(tmp_path / "nothing-*.tfrecord")
+    code, _, err = run_main(["--data", pattern, "--run-dir", str(tmp_path / "run")], capsys)
+    assert code == 2
+    assert error_line(err) == f"train.py: error: --data {pattern!r} matches no files"
+    assert not (tmp_path / "run").exists()
+
+
+def test_val_glob_matching_nothing(lip_records, tmp_path, capsys):
+    pattern = str(tmp_path / "val-*.tfrecord")
+    code, _, err = run_main(["--data", lip_records, "--val-data", pattern, "--run-dir", str(tmp_path)], capsys)
+    assert code == 2 and f"--val-data {pattern!r} matches no files" in error_line(err)
+
+
+def test_records_with_wrong_schema(tmp_path, capsys):
+    path = tmp_path / "foreign.tfrecord"
+    foreign = tf.train.Example(features=tf.train.Features(feature={
+        "image/raw": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"pixels"]))
+    }))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(foreign.SerializeToString())
+    code, _, err = run_main(["--data", str(path), "--run-dir", str(tmp_path / "run")], capsys)
+    assert code == 2
+    line = error_line(err)
+    assert f"--data: {path}: records do not follow the spd_tf TFRecord schema" in line
+    assert "image/encoded" in line
+
+
+def test_file_that_is_not_a_tfrecord(tmp_path, capsys):
+    path = tmp_path / "notes.tfrecord"
+    path.write_text("this is not a TFRecord file at all\n" * 4)
+    code, _, err = run_main(["--data", str(path), "--run-dir", str(tmp_path / "run")], capsys)
+    assert code == 2 and f"--data: {path}: records do not follow the spd_tf TFRecord schema" in error_line(err)
+
+
+@pytest.mark.parametrize("variant", ["sd", "spd"])
+def test_variant_needing_a_task_the_data_lacks(variant, lip_records, tmp_path, capsys):
+    code, _, err = run_main(["--data", lip_records, "--variant", variant, "--run-dir", str(tmp_path)], capsys)
+    assert code == 2
+    line = error_line(err)
+    assert f"variant {variant!r} learns densepose" in line and "first 2 records" in line
+    assert not (tmp_path / CONFIG_NAME).exists()
+
+
+def test_unwritable_run_dir(lip_records, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run_dir = blocker / "run"  # a directory cannot live under a regular file (even for root)
+    code, _, err = run_main(["--data", lip_records, "--variant", "sp", "--run-dir", str(run_dir)], capsys)
+    assert code == 2 and f"run directory {run_dir} is not writable" in error_line(err)
+
+
+def test_run_dir_of_another_variant(lip_records, tmp_path, capsys):
+    config = {"model": ModelConfig(variant="sp").to_dict(), "train": TrainConfig().to_dict()}
+    text = json.dumps(config)
+    (tmp_path / CONFIG_NAME).write_text(text)
+    code, _, err = run_main(["--data", lip_records, "--variant", "s", "--run-dir", str(tmp_path)], capsys)
+    assert code == 2
+    line = error_line(err)
+    assert f"{tmp_path} holds a checkpoint of another model" in line
+    assert "variant: 'sp' in the run dir vs 's' now" in line
+    assert (tmp_path / CONFIG_NAME).read_text() == text  # left untouched
+
+
+def test_checkpoints_without_config(lip_records, tmp_path, capsys):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    code, _, err = run_main(["--data", lip_records, "--variant", "s", "--run-dir", str(tmp_path)], capsys)
+    assert code == 2 and "holds checkpoints but no config.json" in error_line(err)
+
+
+def test_xla_refused_for_densepose_variants(tmp_path, capsys):
+    from spd_tf.training.trainer import Trainer
+    from spd_tf.training.errors import TrainingSetupError
+
+    with pytest.raises(TrainingSetupError, match="crop_and_resize"):
+        Trainer(ModelConfig(variant="sd"), None, TrainConfig(), tmp_path, tf.distribute.get_strategy(), xla=True)
+
+
+def test_multi_worker_without_tf_config(monkeypatch, tmp_path, capsys, lip_records):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    code, _, err = run_main(["--data", lip_records, "--variant", "s", "--strategy", "multi_worker",
+                             "--run-dir", str(tmp_path), *TINY_FLAGS], capsys)
+    assert code == 2 and "--strategy multi_worker needs TF_CONFIG" in error_line(err)

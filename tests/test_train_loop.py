@@ -1,0 +1,86 @@
+"""The training loop on real LIP samples: loss falls, NaN stops it, resume is exact."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spd_tf.config import DataConfig, ModelConfig, TrainConfig
+from spd_tf.training.errors import TrainingDiverged
+from spd_tf.training.trainer import Trainer
+from train_support import write_lip_records
+
+TINY_MODEL = dict(backbone_depth=18, input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
+
+
+@pytest.fixture(scope="module")
+def lip_records(shared_data, tmp_path_factory):
+    return write_lip_records(shared_data, tmp_path_factory.mktemp("lip"))
+
+
+def make_trainer(records, run_dir, variant, steps, **train):
+    model = ModelConfig(variant=variant, **TINY_MODEL)
+    data = DataConfig(train_patterns=(records,), seed=0, deterministic=True)
+    train = TrainConfig(batch_size=2, total_steps=steps, backbone_weights="none", log_every=1000, **train)
+    return Trainer(model, data, train, run_dir, tf.distribute.get_strategy(), log=lambda line: None)
+
+
+def test_loss_falls_on_real_lip_samples_and_nan_stops_with_last_good_checkpoint(lip_records, tmp_path):
+    steps = 40
+    trainer = make_trainer(lip_records, tmp_path, "sp", steps + 2, learning_rate=0.01, checkpoint_every=steps)
+    history = []
+    poisoned = trainer.model.trainable_variables[0]
+
+    def watch(step, losses):
+        history.append(losses)
+        if step == steps:  # after the checkpoint of this step, break the weights
+            poisoned.assign(tf.fill(poisoned.shape, float("nan")))
+
+    with pytest.raises(TrainingDiverged, match=f"at step {steps + 1}; stopped without saving"):
+        trainer.train(on_step=watch)
+
+    totals = np.array([h["total"] for h in history[:steps]])
+    assert totals[-8:].mean() < 0.6 * totals[:8].mean(), totals
+    for task in ("segmentation", "pose"):
+        first, last = (np.mean([h[task] for h in part]) for part in (history[:8], history[steps - 8:steps]))
+        assert last < first, (task, first, last)
+
+    # The checkpoint written before the NaN is the latest and holds finite weights.
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert latest.endswith(f"ckpt-{steps}")
+    reader = tf.train.load_checkpoint(latest)
+    values = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "/.ATTRIBUTES/" in k]
+    assert all(np.isfinite(v).all() for v in values if np.issubdtype(np.asarray(v).dtype, np.floating))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == steps
+
+
+def test_interrupted_run_resumes_to_the_same_weights(lip_records, tmp_path):
+    steps, stop_at = 6, 3
+    straight = make_trainer(lip_records, tmp_path / "straight", "s", steps, checkpoint_every=100)
+    assert straight.train().step == steps
+
+    def interrupt(step, losses):
+        if step == stop_at:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+
+    first = make_trainer(lip_records, tmp_path / "resumed", "s", steps, checkpoint_every=100)
+    result = first.train(on_step=interrupt)
+    assert (result.step, result.finished) == (stop_at, False)
+    assert tf.train.latest_checkpoint(str(tmp_path / "resumed" / "checkpoints")).endswith(f"ckpt-{stop_at}")
+
+    second = make_trainer(lip_records, tmp_path / "resumed", "s", steps, checkpoint_every=100)
+    assert second.restore() == stop_at
+    assert second.learning_rate == pytest.approx(first.learning_rate)
+    assert int(second.optimizer.iterations) == stop_at
+    result = second.train()
+    assert (result.step, result.finished) == (steps, True)
+    for expected, actual in zip(straight.model.weights, second.model.weights):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6, err_msg=actual.path)
+    for expected, actual in zip(straight.optimizer.variables, second.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(actual), np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+    again = make_trainer(lip_records, tmp_path / "resumed", "s", steps, checkpoint_every=100)
+    result = again.train()
+    assert result.already_finished and result.step == steps  # a finished run does not retrain

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from spd_tf import client
-from tests.serving_support import encode, exported, person_image  # noqa: F401 (fixture)
+from serving_support import encode, exported, person_image  # noqa: F401 (fixture)
 
 
 def serving_decode(body: str) -> tf.Tensor:

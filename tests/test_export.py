@@ -10,7 +10,7 @@ import tensorflow as tf
 from spd_tf import export
 from spd_tf.data import schema
 from spd_tf.model.spd import build_model
-from tests.serving_support import (  # noqa: F401 (exported is a fixture)
+from serving_support import (  # noqa: F401 (exported is a fixture)
     TINY, assert_same_labels, encode, exported, keras_reference,
     person_image, png_header, training_run,
 )

@@ -9,7 +9,7 @@ from spd_tf import inference
 from spd_tf import labels as lip
 from spd_tf.config import ModelConfig
 from spd_tf.model.spd import build_model
-from tests.serving_support import encode, png_header
+from serving_support import encode, png_header
 
 
 def test_decode_images_accepts_jpeg_png_gray_rgba_of_any_size():

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from spd_tf import labels as lip
 from spd_tf import predict
-from tests.serving_support import (  # noqa: F401 (exported is a fixture)
+from serving_support import (  # noqa: F401 (exported is a fixture)
     TINY, assert_same_labels, encode, exported, keras_reference,
     person_image, training_run,
 )

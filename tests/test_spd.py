@@ -122,6 +122,16 @@ def test_config_round_trip_gives_same_outputs(models):
         np.testing.assert_allclose(clone(features)[key], value, atol=1e-5, err_msg=key)
 
 
+def test_checkpoint_round_trip_restores_every_weight(models, tmp_path):
+    """tf.train.Checkpoint (training, export) must see every layer, e.g. none held in lists."""
+    model = models["spd"]
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    fresh = build_model(_tiny("spd"))
+    tf.train.Checkpoint(model=fresh).restore(path).assert_consumed()
+    for saved, restored in zip(model.weights, fresh.weights):
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=saved.path)
+
+
 def test_mixed_bfloat16_forward_gives_finite_float32():
     model = build_model(_tiny("spd"), dtype="mixed_bfloat16")
     assert model.get_layer("seg_context1_conv").compute_dtype == "bfloat16"

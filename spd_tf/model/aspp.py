@@ -24,45 +24,51 @@ class ASPP(keras.layers.Layer):
         self.filters = int(filters)
         self.rates = tuple(int(r) for r in rates)
         self.sync_batch_norm = bool(sync_batch_norm)
-        self.branches = [self._conv_bn(1, 1, "conv1x1")] + [
-            self._conv_bn(3, rate, f"conv3x3_rate{rate}") for rate in self.rates
-        ]
-        self.pool_conv = self._conv_bn(1, 1, "pool")
-        self.projection = self._conv_bn(1, 1, "projection")
+        self.branch_names = ("conv1x1",) + tuple(f"conv3x3_rate{rate}" for rate in self.rates)
+        kernels_and_rates = [(1, 1)] + [(3, rate) for rate in self.rates]
+        # Sublayers are plain attributes, never lists: tf.train.Checkpoint (training and
+        # export) does not see layers held in Python lists under Keras 3 and would silently
+        # drop their weights.
+        for name, (kernel_size, rate) in zip(self.branch_names, kernels_and_rates):
+            self._add_conv_bn(name, kernel_size, rate)
+        self._add_conv_bn("pool", 1, 1)
+        self._add_conv_bn("projection", 1, 1)
 
-    def _conv_bn(self, kernel_size, rate, name):
-        return [
-            keras.layers.Conv2D(
-                self.filters, kernel_size, padding="same", dilation_rate=rate, use_bias=False,
-                name=f"{name}_conv", dtype=self.dtype_policy,
-            ),
-            keras.layers.BatchNormalization(
-                epsilon=1.001e-5, synchronized=self.sync_batch_norm, name=f"{name}_bn",
-                dtype=self.dtype_policy,
-            ),
-        ]
+    def _add_conv_bn(self, name, kernel_size, rate):
+        setattr(self, f"{name}_conv", keras.layers.Conv2D(
+            self.filters, kernel_size, padding="same", dilation_rate=rate, use_bias=False,
+            name=f"{name}_conv", dtype=self.dtype_policy,
+        ))
+        setattr(self, f"{name}_bn", keras.layers.BatchNormalization(
+            epsilon=1.001e-5, synchronized=self.sync_batch_norm, name=f"{name}_bn",
+            dtype=self.dtype_policy,
+        ))
 
-    @staticmethod
-    def _apply(conv_bn, x, training):
-        conv, bn = conv_bn
+    def _conv_bn(self, name):
+        return getattr(self, f"{name}_conv"), getattr(self, f"{name}_bn")
+
+    def _apply(self, name, x, training):
+        conv, bn = self._conv_bn(name)
         return ops.relu(bn(conv(x), training=training))
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
-        for conv_bn in self.branches + [self.pool_conv]:
-            conv_bn[0].build(input_shape)
-            conv_bn[1].build(input_shape[:-1] + (self.filters,))
-        concat_channels = self.filters * (len(self.branches) + 1)
-        self.projection[0].build(input_shape[:-1] + (concat_channels,))
-        self.projection[1].build(input_shape[:-1] + (self.filters,))
+        feature_shape = input_shape[:-1] + (self.filters,)
+        for name in self.branch_names + ("pool",):
+            conv, bn = self._conv_bn(name)
+            conv.build(input_shape)
+            bn.build(feature_shape)
+        conv, bn = self._conv_bn("projection")
+        conv.build(input_shape[:-1] + (self.filters * (len(self.branch_names) + 1),))
+        bn.build(feature_shape)
 
     def call(self, inputs, training=None):
-        outputs = [self._apply(branch, inputs, training) for branch in self.branches]
+        outputs = [self._apply(name, inputs, training) for name in self.branch_names]
         pooled = ops.mean(inputs, axis=(1, 2), keepdims=True)
-        pooled = self._apply(self.pool_conv, pooled, training)
+        pooled = self._apply("pool", pooled, training)
         # The pooled branch is 1x1: broadcast it over the map (an image-level prior).
         outputs.append(ops.broadcast_to(pooled, ops.shape(outputs[0])))
-        return self._apply(self.projection, ops.concatenate(outputs, axis=-1), training)
+        return self._apply("projection", ops.concatenate(outputs, axis=-1), training)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)[:-1] + (self.filters,)

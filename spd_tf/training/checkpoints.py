@@ -1,10 +1,8 @@
 """Checkpoints of model, optimizer and step with tf.train.CheckpointManager.
 
-Besides the object graph (`model`, `optimizer`, `step`, which tools like
-`spd_tf.export.load_run_model` restore), every model and optimizer variable is also saved
-under its Keras path in `variables/`. tf.train.Checkpoint only sees sublayers a Keras 3
-layer holds as direct attributes; one held in a list (e.g. ASPP's branches) would otherwise
-be silently left out, and a resumed run would restart those weights from scratch.
+The object graph (`model`, `optimizer`, `step`) is what `spd_tf.export.load_run_model`
+restores too. tf.train.Checkpoint only sees sublayers a Keras 3 layer holds as attributes,
+never in Python lists: tests/test_spd.py checks that a round trip restores every weight.
 
 Every worker of a multi-worker run must take part in saving (the save is a collective), but
 only the chief writes into the run's `checkpoints/`; other workers keep their own copy in
@@ -26,27 +24,12 @@ def checkpoint_directory(run_dir: Path, chief: bool, worker_id: int) -> Path:
     return run_dir / f"worker-{worker_id}" / CHECKPOINT_DIR
 
 
-def variables_by_path(model, optimizer=None) -> tf.train.Checkpoint:
-    """A trackable holding each variable under "model.<path>" / "optimizer.<path>"."""
-    named = {}
-    groups = [("model", model.weights)] + ([("optimizer", optimizer.variables)] if optimizer else [])
-    for prefix, variables in groups:
-        for variable in variables:
-            key = f"{prefix}.{variable.path}".replace("/", ".")
-            if key in named and named[key] is not variable:
-                raise ValueError(f"two variables share the path {variable.path!r}; rename a layer")
-            named[key] = variable
-    return tf.train.Checkpoint(**named)
-
-
 class TrainingCheckpoint:
     """Owns the tf.train.Checkpoint and its manager for one run directory."""
 
     def __init__(self, directory: Path, model, optimizer, step: tf.Variable, max_to_keep: int = 3):
         self.directory = Path(directory)
-        self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=optimizer, step=step, variables=variables_by_path(model, optimizer)
-        )
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
 
     @property

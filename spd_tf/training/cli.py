@@ -27,6 +27,8 @@ PROFILES = {
     "backbone_depth": (_MODEL.backbone_depth, 18),
     "width_multiplier": (_MODEL.width_multiplier, 0.125),
     "refinement_stages": (_MODEL.num_refinement_stages, 1),
+    # At 128 px the res4 map is 16x16: a 28x28 ROI would only interpolate it, at 4x the cost.
+    "roi_size": (_MODEL.roi_size, 14),
     "batch_size": (_TRAIN.batch_size, 8),
     "steps": (_TRAIN.total_steps, 1200),
     "learning_rate": (_TRAIN.learning_rate, 0.002),
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=_profile_help("scales every conv width", "width_multiplier"))
     model.add_argument("--refinement-stages", type=int, default=None,
                        help=_profile_help("JPPNet refinement stages", "refinement_stages"))
+    model.add_argument("--roi-size", type=int, default=None,
+                       help=_profile_help("DensePose ROI side on res4 (the head outputs twice that)", "roi_size"))
     model.add_argument("--backbone-bn", choices=("auto", "frozen", "trainable"), default="auto",
                        help="backbone BatchNorm: frozen (JPPNet, keeps pretrained statistics) or trainable; "
                             "auto = frozen with pretrained weights, trainable from random init (frozen random "
@@ -166,6 +170,7 @@ def resolve_configs(args: argparse.Namespace):
             input_size=(value["input_size"], value["input_size"]),
             width_multiplier=value["width_multiplier"],
             num_refinement_stages=value["refinement_stages"],
+            roi_size=value["roi_size"],
             freeze_backbone_bn=_freeze_backbone_bn(args.backbone_bn, value["backbone_weights"]),
             sync_batch_norm=args.sync_bn,
         )

@@ -27,10 +27,12 @@ def describe(model: ModelConfig, train: TrainConfig) -> str:
     )
 
 
-def _synthetic_data(data: DataConfig, cache_dir: str) -> DataConfig:
+def _synthetic_data(data: DataConfig, cache_dir: str, image_size) -> DataConfig:
     from spd_tf.data.synthetic import ensure_synthetic_dataset
 
-    train_glob, val_glob = ensure_synthetic_dataset(cache_dir)
+    # People drawn at the model's input size: the random training scale (0.75-1.25) then
+    # centres on the evaluation scale (a plain resize to the input size).
+    train_glob, val_glob = ensure_synthetic_dataset(cache_dir, image_size=tuple(image_size))
     return data.replace(train_patterns=(train_glob,), val_patterns=(val_glob,))
 
 
@@ -49,7 +51,7 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, args:
     strategy = select_strategy(train.strategy)
     chief = is_chief(strategy)
     if synthetic:
-        data = _synthetic_data(data, args.synthetic_dir)
+        data = _synthetic_data(data, args.synthetic_dir, model.input_size)
     train_files = resolve_patterns(data.train_patterns, "--data")
     resolve_patterns(data.val_patterns, "--val-data")
     counts = check_variant_data(train_files, model.tasks, model.variant, "--data")

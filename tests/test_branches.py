@@ -49,7 +49,7 @@ def test_sync_batch_norm_reaches_the_head_batch_norms():
     model = keras.Model(res5, [logits, context])
     bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
     aspp = model.get_layer("seg_stage1_aspp")
-    bns += [bn for _, bn in aspp.branches] + [aspp.pool_conv[1], aspp.projection[1]]
+    bns += [aspp.conv_bn(name)[1] for name in aspp.branch_names + ("pool", "projection")]
     assert len(bns) == 2 + 7  # two context convs + ASPP (1x1, 4 rates, pooling, projection)
     assert all(bn.synchronized for bn in bns)
 

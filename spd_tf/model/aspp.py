@@ -44,21 +44,22 @@ class ASPP(keras.layers.Layer):
             dtype=self.dtype_policy,
         ))
 
-    def _conv_bn(self, name):
+    def conv_bn(self, name):
+        """The (conv, BN) pair of a branch: a `branch_names` entry, "pool" or "projection"."""
         return getattr(self, f"{name}_conv"), getattr(self, f"{name}_bn")
 
     def _apply(self, name, x, training):
-        conv, bn = self._conv_bn(name)
+        conv, bn = self.conv_bn(name)
         return ops.relu(bn(conv(x), training=training))
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         feature_shape = input_shape[:-1] + (self.filters,)
         for name in self.branch_names + ("pool",):
-            conv, bn = self._conv_bn(name)
+            conv, bn = self.conv_bn(name)
             conv.build(input_shape)
             bn.build(feature_shape)
-        conv, bn = self._conv_bn("projection")
+        conv, bn = self.conv_bn("projection")
         conv.build(input_shape[:-1] + (self.filters * (len(self.branch_names) + 1),))
         bn.build(feature_shape)
 

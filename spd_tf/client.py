@@ -8,7 +8,7 @@ TF Serving decodes each `{"b64": ...}` to the bytes of one `image_bytes` string 
 `{"predictions": [{"labels": ..., "keypoints": ..., ...}, ...]}`, one object per image
 (arrays padded to the batch's largest image; `image_size` says which part is real).
 `--grpc` uses the PredictionService on port 8500 instead; it needs the optional
-`tensorflow-serving-api` package and is not required otherwise.
+`tensorflow-serving-api` package (`pip install -e ".[grpc]"`) and is not required otherwise.
 """
 
 import argparse
@@ -82,7 +82,7 @@ def predict_grpc(server: str, model: str, images: Sequence[bytes], version: Opti
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
     except ImportError:
-        raise ServingError("--grpc needs the tensorflow-serving-api package (pip install tensorflow-serving-api)") from None
+        raise ServingError("--grpc needs the tensorflow-serving-api package (pip install -e \".[grpc]\")") from None
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = SIGNATURE

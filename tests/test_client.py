@@ -1,14 +1,18 @@
-"""REST client: the exact JSON a client sends, decoded as TF Serving does, gives the outputs."""
+"""TF Serving client: the exact REST JSON and gRPC request a client sends, served as TF Serving
+does, give the signature's outputs."""
 
 import base64
 import http.server
 import json
 import threading
+from concurrent import futures
 
 import cv2
+import grpc  # grpcio and tensorflow-serving-api are in the [dev] extra
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from spd_tf import client
 from serving_support import encode, exported, person_image  # noqa: F401 (fixture)
@@ -101,3 +105,48 @@ def test_client_cli_writes_outputs_and_names_bad_files(exported, tmp_path, capsy
         assert "Servable not found" in capsys.readouterr().err
     finally:
         server.shutdown()
+
+
+class _FakePredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TF Serving's gRPC PredictionService.Predict over one signature (INVALID_ARGUMENT on bad input)."""
+
+    def __init__(self, signature, model_name="spd"):
+        self.signature, self.model_name = signature, model_name
+
+    def Predict(self, request, context):  # noqa: N802 (gRPC naming)
+        if request.model_spec.name != self.model_name:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {request.model_spec.name}")
+        if request.model_spec.signature_name != "serving_default":
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "unknown signature")
+        inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
+        try:
+            outputs = self.signature(**inputs)
+        except tf.errors.InvalidArgumentError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+        answer = predict_pb2.PredictResponse()
+        for key, value in outputs.items():
+            answer.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+        return answer
+
+
+def test_grpc_predict_gives_the_signature_outputs_and_server_errors(exported):
+    signature = exported[3].signatures["serving_default"]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(_FakePredictionService(signature), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        address = f"127.0.0.1:{port}"
+        images = [encode(person_image(40, 30, seed=3), ".jpg"), encode(person_image(25, 60, seed=4), ".png")]
+        answer = client.predict_grpc(address, "spd", images)
+        direct = signature(image_bytes=tf.constant(images))
+        assert set(answer) == set(direct)
+        for key, value in direct.items():
+            assert answer[key].dtype == value.dtype.as_numpy_dtype, key
+            np.testing.assert_array_equal(answer[key], value.numpy(), err_msg=key)
+        with pytest.raises(client.ServingError, match="(?s)INVALID_ARGUMENT.*image 0 is not a JPEG or PNG"):
+            client.predict_grpc(address, "spd", [b"not an image"])
+        with pytest.raises(client.ServingError, match="NOT_FOUND"):
+            client.predict_grpc(address, "other", images)
+    finally:
+        server.stop(None)

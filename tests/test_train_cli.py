@@ -8,7 +8,7 @@ import tensorflow as tf
 from spd_tf.config import ModelConfig, TrainConfig
 from spd_tf.training import cli
 from spd_tf.training.run_dir import CONFIG_NAME, default_run_dir
-from train_support import TINY_FLAGS, write_lip_records
+from train_support import TINY_FLAGS, run_python, write_lip_records
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,30 @@ def test_invalid_config_value_is_one_line(capsys, tmp_path):
     code, _, err = run_main(["--data", "x", "--input-size", "100", "--run-dir", str(tmp_path)], capsys)
     assert code == 2
     assert "input_size=(100, 100)" in error_line(err) and "divisible by output_stride=8" in err
+
+
+# Prints a marker on stdout when TensorFlow starts importing (where its C++ start-up lines begin).
+WATCH_TF_IMPORT = """
+import sys
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow":
+            print("tensorflow import starts", flush=True)
+            sys.meta_path.remove(self)
+        return None
+sys.meta_path.insert(0, Watch())
+from spd_tf.training.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+def test_first_line_says_what_trains_before_tensorflow_loads(tmp_path):
+    pattern = str(tmp_path / "nothing-*.tfrecord")
+    done = run_python(WATCH_TF_IMPORT.format(argv=["--data", pattern, "--run-dir", str(tmp_path / "run")]))
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("training variant=spd input=384x384 stride=8 resnet101"), done.stdout
+    assert "tensorflow import starts" in lines[1:], done.stdout
+    assert done.returncode == 2 and "matches no files" in done.stderr
 
 
 def test_glob_matching_nothing(tmp_path, capsys):

@@ -18,15 +18,6 @@ from spd_tf.training.strategy import is_chief, select_strategy
 
 
 
-def describe(model: ModelConfig, train: TrainConfig) -> str:
-    return (
-        f"variant={model.variant} input={model.input_size[0]}x{model.input_size[1]} "
-        f"stride={model.output_stride} resnet{model.backbone_depth} width x{model.width_multiplier} "
-        f"refinements={model.num_refinement_stages} batch={train.batch_size} steps={train.total_steps} "
-        f"{train.optimizer} lr={train.learning_rate} backbone_weights={train.backbone_weights}"
-    )
-
-
 def _synthetic_data(data: DataConfig, cache_dir: str, image_size) -> DataConfig:
     from spd_tf.data.synthetic import ensure_synthetic_dataset
 
@@ -38,24 +29,21 @@ def _synthetic_data(data: DataConfig, cache_dir: str, image_size) -> DataConfig:
 
 def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, args: argparse.Namespace,
                  synthetic: bool, log=print) -> dict:
-    """Runs the whole job; returns a summary dict (step, metrics, export path)."""
-    if synthetic:
-        log(f"no --data given: training on the built-in synthetic people set with CPU-sized settings "
-            f"({describe(model, train)}); any flag overrides them")
-    else:
-        log(f"training {describe(model, train)}")
+    """Runs the whole job (announced by the caller); returns a summary dict (step, metrics, export path)."""
     if train.backbone_weights == "none":
         log("warning: --backbone-weights none: the backbone starts from random weights "
             "(the paper initialises it from ImageNet; expect lower accuracy)")
     policy = precision_lib.resolve_policy(train.precision)
     strategy = select_strategy(train.strategy)
     chief = is_chief(strategy)
+    # Named from the flags (before the synthetic set fills in its file patterns), so the
+    # synthetic demo gets runs/<variant>-synthetic-<digest> wherever its cache lives.
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(model, data, train)
     if synthetic:
         data = _synthetic_data(data, args.synthetic_dir, model.input_size)
     train_files = resolve_patterns(data.train_patterns, "--data")
     resolve_patterns(data.val_patterns, "--val-data")
     counts = check_variant_data(train_files, model.tasks, model.variant, "--data")
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(model, data, train)
     prepare_run_dir(run_dir)
     for change in check_resumable(run_dir, model, data, train):
         log(f"note: setting changed since this run started: {change}")

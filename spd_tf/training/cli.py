@@ -16,7 +16,7 @@ from spd_tf.config import (
     BACKBONE_DEPTHS, OPTIMIZERS, OUTPUT_STRIDES, PRECISIONS, STRATEGIES, VARIANTS, DataConfig, ModelConfig,
     TrainConfig,
 )
-from spd_tf.training.errors import TrainingSetupError
+from spd_tf.training.errors import TrainingDiverged, TrainingSetupError
 
 _MODEL, _DATA, _TRAIN = ModelConfig(), DataConfig(), TrainConfig()
 
@@ -224,16 +224,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         model, data, train, synthetic = resolve_configs(args)
-    except TrainingSetupError as error:
-        print(f"train.py: error: {error}", file=sys.stderr)
-        return 2
-    # Printed before TensorFlow loads, so it comes before TF's C++ start-up lines; TensorFlow
-    # is imported late so `--help` and flag errors also answer without loading it.
-    print(announcement(model, train, synthetic), flush=True)
-    from spd_tf.training.errors import TrainingDiverged
-    from spd_tf.training.run import run_training
+        # Printed before TensorFlow loads, so it comes before TF's C++ start-up lines;
+        # TensorFlow is imported late so `--help` and flag errors answer without loading it.
+        print(announcement(model, train, synthetic), flush=True)
+        from spd_tf.training.run import run_training
 
-    try:
         run_training(model, data, train, args, synthetic)
     except TrainingSetupError as error:
         print(f"train.py: error: {error}", file=sys.stderr)

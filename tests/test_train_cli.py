@@ -39,7 +39,8 @@ def test_help_lists_paper_and_demo_defaults(capsys):
     assert "default: 384; synthetic demo without --data: " in text
     assert "default: 101;" in text
     assert "(default: 0.9)" in text  # momentum and poly power
-    assert "(default: 1,0.8,0.6)" in text and "(default: None)" not in text
+    assert "(default: 1,0.8,0.6; synthetic demo without --data: 1,0.1,0.6)" in text
+    assert "(default: None)" not in text
 
 
 def test_paper_defaults_with_data_and_demo_defaults_without():
@@ -48,7 +49,7 @@ def test_paper_defaults_with_data_and_demo_defaults_without():
     assert not synthetic
     assert model == ModelConfig(variant="spd")  # the paper network, frozen backbone BN included
     assert (train.learning_rate, train.momentum, train.poly_power) == (0.007, 0.9, 0.9)
-    assert train.backbone_weights == "imagenet"
+    assert train.backbone_weights == "imagenet" and train.loss_weights == (1.0, 0.8, 0.6)
     assert data.train_patterns == ("x/*.tfrecord",)
 
     model, _, train, synthetic = cli.resolve_configs(parser.parse_args(["--backbone-depth", "34"]))
@@ -57,9 +58,10 @@ def test_paper_defaults_with_data_and_demo_defaults_without():
     assert model.input_size == (demo["input_size"],) * 2
     assert model.backbone_depth == 34  # an explicit flag beats the demo default
     assert train.total_steps == demo["steps"] and train.backbone_weights == "none"
+    assert train.loss_weights == demo["loss_weights"] != (1.0, 0.8, 0.6)
     assert not model.freeze_backbone_bn  # random init: frozen BN would leave the trunk unnormalised
-    model = cli.resolve_configs(parser.parse_args(["--backbone-bn", "frozen"]))[0]
-    assert model.freeze_backbone_bn
+    model = cli.resolve_configs(parser.parse_args(["--backbone-bn", "frozen", "--aspp-rates", "2,4"]))[0]
+    assert model.freeze_backbone_bn and model.aspp_rates == (2, 4)
 
 
 def test_default_run_dir_is_stable_and_config_specific():
@@ -76,6 +78,8 @@ def test_default_run_dir_is_stable_and_config_specific():
     [
         (["--loss-weights", "1,2"], "expected 3 comma-separated numbers"),
         (["--variant", "xyz"], "invalid choice: 'xyz'"),
+        (["--aspp-rates", "6,x"], "--aspp-rates '6,x': expected comma-separated integers"),
+        (["--aspp-rates", "0,6"], "--aspp-rates '0,6': rates must be >= 1"),
     ],
 )
 def test_bad_flag_values_are_argparse_errors(argv, message, capsys):

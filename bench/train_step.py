@@ -12,6 +12,7 @@ The step is train.py's own (spd_tf.training.Trainer) on the cached synthetic set
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -32,7 +33,9 @@ def measure(batch_size: int, precision: str, steps: int, warmup: int, synthetic_
     from spd_tf.training.trainer import Trainer
 
     train_glob, _ = ensure_synthetic_dataset(synthetic_dir)
-    model = ModelConfig()  # the paper network
+    # The paper network from random weights (no ImageNet file here), so its backbone BN
+    # trains, as train.py's --backbone-bn auto does: frozen random statistics overflow to NaN.
+    model = ModelConfig(freeze_backbone_bn=False)
     data = DataConfig(train_patterns=(train_glob,), seed=0, deterministic=True)
     train = TrainConfig(batch_size=batch_size, total_steps=10**6, precision=precision, backbone_weights="none")
     policy = precision_lib.resolve_policy(precision)
@@ -47,6 +50,8 @@ def measure(batch_size: int, precision: str, steps: int, warmup: int, synthetic_
         for _ in range(steps):
             loss = float(step(iterator)["total"])
         seconds = time.perf_counter() - started
+    if not math.isfinite(loss):
+        raise RuntimeError(f"batch {batch_size} {precision}: the loss became {loss}; the timing would be meaningless")
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         peak = tf.config.experimental.get_memory_info(gpus[0].name)["peak"]

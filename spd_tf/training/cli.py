@@ -30,7 +30,7 @@ PROFILES = {
     # At 128 px the res4 map is 16x16: a 28x28 ROI would only interpolate it, at 4x the cost.
     "roi_size": (_MODEL.roi_size, 14),
     # The paper's rates span 1/8..1/2 of its 48x48 res5 map; at 128 px (16x16) the same
-    # fractions are 2..8, and rates 18/24 would only read padding (and cost 20 % more time).
+    # fractions are 2..8, and rates 18/24 would only read padding (and cost 22 % more time).
     "aspp_rates": (_MODEL.aspp_rates, (2, 4, 6, 8)),
     # Batch 4 at twice the steps learned faster than batch 8 in the same time (more updates).
     "batch_size": (_TRAIN.batch_size, 4),
@@ -69,22 +69,22 @@ def _profile_help(text: str, name: str) -> str:
     return f"{text} (default: {_typed(paper)}; synthetic demo without --data: {_typed(demo)})"
 
 
-def _floats(text: str, count: int, flag: str):
+def _numbers(text: str, flag: str, count: Optional[int] = None, cast=float):
+    """`a,b,c` -> a tuple of `count` (any number when None) values of `cast`."""
+    kind = "numbers" if cast is float else "integers"
+    expected = f"expected {count} comma-separated {kind}" if count else f"expected comma-separated {kind}"
     try:
-        values = tuple(float(v) for v in text.replace("x", ",").split(","))
+        values = tuple(cast(v) for v in text.replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected {count} comma-separated numbers") from None
-    if len(values) != count:
-        raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected {count} comma-separated numbers")
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: {expected}") from None
+    if count is not None and len(values) != count:
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: {expected}")
     return values
 
 
 def _rates(text: str):
-    try:
-        rates = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--aspp-rates {text!r}: expected comma-separated integers") from None
-    if not rates or min(rates) < 1:
+    rates = _numbers(text, "--aspp-rates", cast=int)
+    if min(rates) < 1:
         raise argparse.ArgumentTypeError(f"--aspp-rates {text!r}: rates must be >= 1")
     return rates
 
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="validation TFRecord globs, evaluated at the end (synthetic val split without --data)")
     data.add_argument("--synthetic-dir", default=DEFAULT_SYNTHETIC_DIR,
                       help="cache directory of the synthetic set (generated once)")
-    data.add_argument("--scale-range", type=lambda t: _floats(t, 2, "--scale-range"),
+    data.add_argument("--scale-range", type=lambda t: _numbers(t, "--scale-range", 2),
                       default=_DATA.scale_range, help="random scale augmentation min,max")
     data.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
     data.add_argument("--rotation", type=float, default=_DATA.rotation_degrees,
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--momentum", type=float, default=_TRAIN.momentum, help="SGD momentum")
     train.add_argument("--poly-power", type=float, default=_TRAIN.poly_power, help="poly learning-rate decay power")
     train.add_argument("--weight-decay", type=float, default=_TRAIN.weight_decay, help="weight decay (not on BN/bias)")
-    train.add_argument("--loss-weights", type=lambda t: _floats(t, 3, "--loss-weights"), default=None,
+    train.add_argument("--loss-weights", type=lambda t: _numbers(t, "--loss-weights", 3), default=None,
                        help=_profile_help("segmentation,pose,DensePose loss weights", "loss_weights"))
     train.add_argument("--seed", type=int, default=_TRAIN.seed, help="random seed (weights and data order)")
 
@@ -232,7 +232,8 @@ def announcement(model: ModelConfig, train: TrainConfig, synthetic: bool) -> str
     settings = (
         f"variant={model.variant} input={model.input_size[0]}x{model.input_size[1]} "
         f"stride={model.output_stride} resnet{model.backbone_depth} width x{model.width_multiplier} "
-        f"aspp_rates={_typed(model.aspp_rates)} refinements={model.num_refinement_stages} batch={train.batch_size} steps={train.total_steps} "
+        f"aspp_rates={_typed(model.aspp_rates)} refinements={model.num_refinement_stages} "
+        f"batch={train.batch_size} steps={train.total_steps} "
         f"{train.optimizer} lr={train.learning_rate} loss_weights={_typed(train.loss_weights)} "
         f"backbone_weights={train.backbone_weights}"
     )

@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _freeze_backbone_bn(choice: str, backbone_weights: str) -> bool:
+def freeze_backbone_bn(choice: str, backbone_weights: str) -> bool:
+    """--backbone-bn CHOICE -> frozen? `auto` freezes only pretrained statistics."""
     if choice == "auto":
         return backbone_weights != "none"
     return choice == "frozen"
@@ -194,7 +195,7 @@ def resolve_configs(args: argparse.Namespace):
             num_refinement_stages=value["refinement_stages"],
             roi_size=value["roi_size"],
             aspp_rates=tuple(value["aspp_rates"]),
-            freeze_backbone_bn=_freeze_backbone_bn(args.backbone_bn, value["backbone_weights"]),
+            freeze_backbone_bn=freeze_backbone_bn(args.backbone_bn, value["backbone_weights"]),
             sync_batch_norm=args.sync_bn,
         )
         data = DataConfig(

@@ -3,16 +3,25 @@
 Examples:
   python evaluate.py --dataset lip --data LIP_ROOT --predictions preds/ --output out/
   python evaluate.py --dataset lip --data 'val-*.tfrecord' --model runs/spd-data-1a2b3c4d \\
-      --scales 0.75,1,1.25 --flip --save-predictions preds/ --output out/
-  python evaluate.py --dataset atr --data ATR_ROOT --model export/spd/1
+      --save-predictions preds/ --output out/          # JPPNet's test protocol (paper)
+  python evaluate.py --dataset ccp --data CCP_ROOT --split val --model runs/ccp --output out/
+  python evaluate.py --dataset atr --data ATR_ROOT --model export/spd/1   # SavedModel: fast
+
+Test protocols (--protocol): paper = JPPNet's evaluate_*_JPPNet-s2.py: scales 1, 0.75, 1.25
+of the input size, each with its mirror (left/right swapped back), the parsing stages
+averaged, everything resized to the image's original size and fused there; pose from the
+last stage. fast = one scale, last stage, no flip. Default: paper for real datasets with a
+run directory, fast for the synthetic set and for SavedModels (which serve one scale).
 """
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from spd_tf import evaluation
 from spd_tf.fileio import write_json_atomic
+from spd_tf.inference import PROTOCOLS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,12 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dataset", required=True, choices=evaluation.DATASETS,
-                        help="class set and conventions; 'atr' maps LIP predictions to ATR's "
-                             "18 classes and ignores Belt/Bag (no LIP twin)")
+                        help="ground-truth classes and conventions; a model of another label "
+                             "set is scored through the declared mapping (LIP->ATR: 18 classes, "
+                             "Belt/Bag ignored; LIP->CCP: 15 classes)")
     parser.add_argument("--data", required=True, nargs="+",
                         help="TFRecord glob(s), or ONE dataset directory in its own layout "
                              "(LIP: val_images/ val_segmentations/ val_id.txt [lip_val_set.csv]; "
-                             "ATR: JPEGImages/ SegmentationClassAug/; CIHP: images/ labels/)")
+                             "ATR: JPEGImages/ SegmentationClassAug/; CIHP: images/ labels/; "
+                             "CCP: photos/ annotations/pixel-level/ label_list.mat {split}_id.txt)")
     parser.add_argument("--split", default="val", help="split read from a dataset directory")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="SavedModel directory (serving signature) or a train.py "
@@ -37,16 +48,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--save-predictions", metavar="DIR",
                         help="write index PNGs, palette PNGs (vis/), pose.csv and DensePose IUV "
                              "PNGs in the --predictions format")
-    parser.add_argument("--scales", default="1", help="test-time scales for --model, e.g. 0.75,1,1.25")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
+                        help="test-time protocol for --model (see above; default: paper for real "
+                             "datasets with a run directory, else fast)")
+    parser.add_argument("--scales", default=None,
+                        help="override the protocol's test-time scales, e.g. 0.75,1,1.25")
     parser.add_argument("--flip", action="store_true",
                         help="also average horizontally flipped predictions (L/R classes and "
-                             "joints swapped back)")
+                             "joints swapped back); the paper protocol always does")
+    parser.add_argument("--label-set", default=None, metavar="NAME|FILE.json",
+                        help="label set of --predictions PNGs (default: the directory's "
+                             "label_set.json, else lip)")
     parser.add_argument("--densepose-eval-data", metavar="DIR",
                         help="DensePose eval_data with SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat and "
                              "Pdist_matrix.(pkl|mat) for exact GPS/GPSm; without it a labelled "
                              "within-part UV approximation is reported instead")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
+
+
+def resolve_protocol(args, saved_model: bool):
+    """--protocol/--scales/--flip -> an inference.TestProtocol."""
+    name = args.protocol or ("fast" if saved_model or args.dataset == "synthetic" else "paper")
+    protocol = PROTOCOLS[name]
+    changes = {}
+    if args.scales is not None:
+        changes["scales"] = parse_scales(args.scales)
+    if args.flip:
+        changes["flip"] = True
+    return dataclasses.replace(protocol, **changes) if changes else protocol
 
 
 def parse_scales(text: str) -> tuple:
@@ -61,7 +91,8 @@ def parse_scales(text: str) -> tuple:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    scales = parse_scales(args.scales)
+    if args.scales is not None:
+        parse_scales(args.scales)
     try:
         tables = evaluation.load_densepose_tables(args.densepose_eval_data)
         data_dir = Path(args.data[0])
@@ -74,18 +105,21 @@ def main(argv=None) -> int:
         if args.model:
             from spd_tf.predictions import load_predictor
 
-            predictor = load_predictor(args.model, scales=scales, flip=args.flip)
+            saved_model = not (Path(args.model) / "config.json").exists()
+            protocol = resolve_protocol(args, saved_model)
+            print(f"test protocol: {protocol}", file=sys.stderr)
+            predictor = load_predictor(args.model, protocol)
         else:
-            if scales != (1.0,) or args.flip:
-                raise ValueError("--scales/--flip apply to --model, not to --predictions files")
+            if args.protocol or args.scales or args.flip:
+                raise ValueError("--protocol/--scales/--flip apply to --model, not to --predictions files")
             from spd_tf.predictions import PredictionFiles
 
-            predictor = PredictionFiles(args.predictions)
+            predictor = PredictionFiles(args.predictions, args.label_set)
         writer = None
         if args.save_predictions:
             from spd_tf.predictions import PredictionWriter
 
-            writer = PredictionWriter(args.save_predictions)
+            writer = PredictionWriter(args.save_predictions, predictor.label_set)
         result = evaluation.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
                                      densepose_tables=tables, progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as error:

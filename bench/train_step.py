@@ -30,7 +30,7 @@ def measure(batch_size: int, precision: str, steps: int, warmup: int, synthetic_
     from spd_tf.config import DataConfig, ModelConfig, TrainConfig
     from spd_tf.data.synthetic import ensure_synthetic_dataset
     from spd_tf.training import precision as precision_lib
-    from spd_tf.training.cli import freeze_backbone_bn
+    from spd_tf.training.cli import backbone_bn_mode
     from spd_tf.training.trainer import Trainer
 
     train_glob, _ = ensure_synthetic_dataset(synthetic_dir)
@@ -38,7 +38,7 @@ def measure(batch_size: int, precision: str, steps: int, warmup: int, synthetic_
     train = TrainConfig(batch_size=batch_size, total_steps=10**6, precision=precision, backbone_weights="none")
     # The paper network from random weights (no ImageNet file here): BN as train.py's
     # --backbone-bn auto sets it (frozen random statistics would overflow to NaN).
-    model = ModelConfig(freeze_backbone_bn=freeze_backbone_bn("auto", train.backbone_weights))
+    model = ModelConfig(backbone_bn=backbone_bn_mode("auto", train.backbone_weights))
     policy = precision_lib.resolve_policy(precision)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(model, data, train, Path(run_dir), tf.distribute.get_strategy(), policy=policy,

@@ -28,18 +28,15 @@ from spd_tf.metrics import (
 )
 from spd_tf.predictions import Prediction, dequantize_iuv, quantize_iuv
 
-DATASETS = ("lip", "atr", "cihp", "synthetic")
-CLASS_NAMES = {
-    "lip": labels.LIP_CLASSES,
-    "synthetic": labels.LIP_CLASSES,
-    "cihp": labels.CIHP_CLASSES,
-    "atr": labels.ATR_CLASSES,
-}
+# Dataset -> the label set of its ground truth.
+DATASET_LABEL_SETS = {"lip": "lip", "atr": "atr", "cihp": "cihp", "ccp": "ccp", "synthetic": "lip"}
+DATASETS = tuple(DATASET_LABEL_SETS)
 
 RESULT_UNITS = {
     "parsing": "fractions in [0, 1]; mean_iou = plain mean over all classes incl. background",
     "pose": "PCKh in percent (LIP); med_pixels in original-image pixels",
-    "densepose": "GPS / GPSm / uv_similarity_within_part in [0, 1]; i_accuracy a fraction",
+    "densepose": "GPS / GPSm / uv_similarity_within_part in [0, 1]; i_accuracy and "
+                 "foreground_iou fractions",
 }
 
 
@@ -111,7 +108,7 @@ def _mask_in_image(masks: np.ndarray, bbox: np.ndarray, height: int, width: int)
 
 
 def directory_examples(dataset: str, root, split: str = "val", with_images: bool = False) -> tuple:
-    """(count, iterator of Example) for a LIP / ATR / CIHP directory in its own layout."""
+    """(count, iterator of Example) for a LIP / ATR / CIHP / CCP directory in its own layout."""
     from spd_tf.data import layouts
 
     if dataset not in layouts.LISTERS:
@@ -123,7 +120,7 @@ def directory_examples(dataset: str, root, split: str = "val", with_images: bool
 
     def generate() -> Iterator[Example]:
         for record in listing:
-            parsing = layouts.load_label(record.label_path) if record.label_path else None
+            parsing = listing.load_label(record) if record.label_path else None
             image = layouts.load_image(record.image_path) if with_images or parsing is None else None
             height, width = (parsing if parsing is not None else image).shape[:2]
             yield Example(record.source_id, height, width, image, parsing, record.keypoints)
@@ -138,12 +135,19 @@ class Evaluation:
     """Streams (Example, Prediction) pairs into the metrics; `result()` is the JSON dict."""
 
     def __init__(self, dataset: str, predictor_tasks: Sequence[str],
-                 densepose_tables: Optional[GeodesicTables] = None):
-        if dataset not in DATASETS:
+                 densepose_tables: Optional[GeodesicTables] = None,
+                 predictor_label_set: labels.LabelSet = labels.LABEL_SETS["lip"],
+                 ground_truth_label_set: Optional[labels.LabelSet] = None):
+        if dataset not in DATASETS and ground_truth_label_set is None:
             raise ValueError(f"dataset {dataset!r} is not one of {DATASETS}")
         self.dataset = dataset
+        # A user's own label set has no dataset name: its ground truth is given with it.
+        self.label_set = ground_truth_label_set or labels.LABEL_SETS[DATASET_LABEL_SETS[dataset]]
+        # Scoring another label set's predictions needs a declared mapping (labels.py).
+        self.mapping = labels.label_mapping(predictor_label_set, self.label_set)
+        self.predictor_label_set = predictor_label_set
         self.predictor_tasks = tuple(predictor_tasks)
-        self.parsing = ParsingMetric(CLASS_NAMES[dataset])
+        self.parsing = ParsingMetric(self.label_set.classes)
         self.pose = PCKhMetric()
         self.densepose = DensePoseMetric(densepose_tables)
         self.num_examples = 0
@@ -198,15 +202,12 @@ class Evaluation:
             return
         predicted = self._resize(example, predicted)
         ground_truth = example.parsing
-        if self.dataset == "atr":
-            bad = predicted >= labels.NUM_LIP_CLASSES
-            if bad.any():
-                raise ValueError(
-                    f"{example.source_id}: predicted labels {np.unique(predicted[bad]).tolist()} "
-                    f"are not LIP classes 0..{labels.NUM_LIP_CLASSES - 1}"
-                )
-            predicted = labels.lip_to_atr_prediction(predicted)
-            ground_truth = labels.atr_ground_truth_for_lip_model(ground_truth)
+        if self.mapping is not None:
+            try:
+                predicted = self.mapping.map_prediction(predicted)
+            except ValueError as error:
+                raise ValueError(f"{example.source_id}: {error}") from None
+            ground_truth = self.mapping.map_ground_truth(ground_truth)
         self.parsing.update(ground_truth, predicted, name=example.source_id)
 
     def notes(self) -> list:
@@ -232,6 +233,8 @@ class Evaluation:
 
     def result(self) -> dict:
         out = {"dataset": self.dataset, "num_examples": self.num_examples,
+               "label_set": self.label_set.name,
+               "predictor_label_set": self.predictor_label_set.name,
                "units": RESULT_UNITS, "resized_predictions": self.resized}
         if self.parsing.confusion.sum():
             out["parsing"] = self.parsing.result()
@@ -246,10 +249,13 @@ class Evaluation:
 
 def evaluate(examples: Iterable[Example], predictor: Callable[[Example], Prediction],
              dataset: str, total: Optional[int] = None, writer=None,
-             densepose_tables: Optional[GeodesicTables] = None, progress: bool = True) -> dict:
+             densepose_tables: Optional[GeodesicTables] = None, progress: bool = True,
+             ground_truth_label_set: Optional[labels.LabelSet] = None) -> dict:
     """Scores every example; with `writer` (a PredictionWriter) also saves each prediction,
     and the prediction directory appears only if the whole evaluation succeeds."""
-    evaluation = Evaluation(dataset, predictor.tasks, densepose_tables)
+    evaluation = Evaluation(dataset, predictor.tasks, densepose_tables,
+                            getattr(predictor, "label_set", labels.LABEL_SETS["lip"]),
+                            ground_truth_label_set)
     with writer if writer is not None else contextlib.nullcontext():
         for example in tqdm(examples, total=total, desc="evaluating", unit="img",
                             disable=not progress, file=sys.stderr):
@@ -306,6 +312,8 @@ def format_pose_table(result: dict) -> str:
 def format_densepose_table(result: dict) -> str:
     parts = [f"DensePose ({result['num_people']} people, {result['num_points']} points): "
              f"I accuracy {_pct(result['i_accuracy'])} %"]
+    if "foreground_iou" in result:
+        parts.append(f"foreground IoU (predicted body vs dp_masks) {_pct(result['foreground_iou'])} %")
     if "gps" in result:
         parts.append(f"GPS {result['gps']:.4f}")
         if "gpsm" in result:

@@ -34,13 +34,14 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from spd_tf import inference
+from spd_tf import inference, labels
 from spd_tf.config import ModelConfig
 from spd_tf.data import schema
-from spd_tf.fileio import atomic_path, write_bytes_atomic
+from spd_tf.fileio import atomic_path, write_bytes_atomic, write_json_atomic
 from spd_tf.model.spd import build_model
 
 MODELS_CONFIG = "models.config"
+LABEL_SET_PATH = "assets.extra/label_set.json"
 SERVING_ROOT = "/models"  # where the official tensorflow/serving image expects models
 _IMAGE_KEY = "image/encoded"
 _VERSION = re.compile(r"^\d+$")
@@ -74,10 +75,30 @@ def export_saved_model(
     archive = build_archive(serving_model, model_config, include_probabilities, max_image_side)
     with atomic_path(final, directory=True) as temp:
         archive.write_out(str(temp), verbose=False)
+        write_label_set(temp, model_config.label_set)
         if final.exists():  # another export took this version while we traced
             raise FileExistsError(f"{final} appeared during export; not overwriting it")
     write_models_config(export_base)
     return final
+
+
+def write_label_set(saved_model_dir: Path, label_set) -> Path:
+    """SAVED_MODEL/assets.extra/label_set.json: the classes the `labels` output indexes.
+
+    assets.extra travels with the version directory and TF Serving ignores it, so
+    `predict` and `evaluate.py` draw and score a served model in its own classes.
+    """
+    path = Path(saved_model_dir) / LABEL_SET_PATH
+    write_json_atomic(path, label_set.to_dict())
+    return path
+
+
+def read_label_set(saved_model_dir: Path) -> labels.LabelSet:
+    """The label set an export declares; LIP for exports made before label sets."""
+    path = Path(saved_model_dir) / LABEL_SET_PATH
+    if not path.exists():
+        return labels.LABEL_SETS["lip"]
+    return labels.get_label_set(str(path))
 
 
 def existing_versions(model_dir: Path) -> list:

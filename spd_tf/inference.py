@@ -10,9 +10,9 @@ image's original size, `image_size` int32 [B, 2] (height, width). Pixel coordina
 half-pixel centres like `tf.image.resize`: input pixel x maps to (x + 0.5) * W / w - 0.5.
 
     batch, image_size = preprocess(images_uint8, config.input_size)   # or decode_images
-    scaled = build_scaled_models(model, config, scales=(0.75, 1.25))  # optional TTA
-    outputs = forward(model, batch, flip=True, scaled_models=scaled)  # model frame
+    outputs = forward(model, batch, PROTOCOLS["fast"], config.label_set)  # model frame
     results = postprocess(outputs, image_size, include_probabilities=False)
+    # or infer(model, images, config.input_size, protocol=PROTOCOLS["paper"], ...)
     for one in split_batch(results): ...                              # numpy per image
 
 `results` (batch padded to the largest image, `image_size` says which part is real):
@@ -23,13 +23,14 @@ half-pixel centres like `tf.image.resize`: input pixel x maps to (x + 0.5) * W /
 Branches the model lacks are absent keys.
 """
 
-from typing import Mapping, Sequence, Tuple
+import dataclasses
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from spd_tf import labels as lip
-from spd_tf.model.spd import build_model, select_model_inputs
+from spd_tf.model.spd import select_model_inputs
 
 # Largest image side accepted: postprocessing holds [H, W, C] float maps per image, and a
 # 16k x 16k request would take tens of GB before failing somewhere obscure.
@@ -155,64 +156,100 @@ def _png_size(head: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.minimum(tf.stack([height, width]), 2**30), tf.int32)
 
 
-def build_scaled_models(model, model_config, scales: Sequence[float]) -> list:
-    """Float32 copies of `model` at `scale` x its input size, for multi-scale TTA.
+@dataclasses.dataclass(frozen=True)
+class TestProtocol:
+    """How predictions are fused at test time.
 
-    SPD's functional graph has a fixed input size, so each scale gets its own graph with
-    the same weights (sizes rounded to the output stride, at least 32 px). Scale 1 is the
-    model itself and is skipped here.
+    scales: input scales (1 = the model's input size); flip: also run the mirrored image
+    (classes and joints swapped back); stage_mean: average every parsing stage's logits
+    (JPPNet) rather than take the last; at_image_size: fuse at each image's original size
+    (JPPNet; needs a batch of one size) rather than on the scale-1 output grid (fast).
+    Pose always takes the last stage, resized nearest (JPPNet's evaluate_pose).
     """
-    stride = model_config.output_stride
-    models = []
-    for scale in scales:
-        if scale <= 0:
-            raise ValueError(f"TTA scale {scale} must be > 0")
+
+    scales: Tuple[float, ...] = (1.0,)
+    flip: bool = False
+    stage_mean: bool = False
+    at_image_size: bool = False
+
+    def __post_init__(self):
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"test-time scales {self.scales!r} must be positive")
+        object.__setattr__(self, "scales", scales)
+
+
+# JPPNet's evaluate_parsing_JPPNet-s2.py / evaluate_pose_JPPNet-s2.py, and a quick look.
+PROTOCOLS = {
+    "paper": TestProtocol(scales=(1.0, 0.75, 1.25), flip=True, stage_mean=True, at_image_size=True),
+    "fast": TestProtocol(),
+}
+
+
+def scaled_size(input_size: Sequence[int], scale: float) -> Tuple[int, int]:
+    """The input size of a test-time scale, int(side x scale) as JPPNet."""
+    return tuple(max(1, int(side * scale)) for side in input_size)
+
+
+def forward(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
+            label_set: lip.LabelSet = lip.LABEL_SETS["lip"], output_size=None,
+            scaled_batches: Optional[Mapping[float, tf.Tensor]] = None) -> dict:
+    """Model outputs for `batch` (at the model input size), fused as `protocol` says.
+
+    Each scale runs its image and its mirror as one batch. Parsing logits (stage mean or
+    last stage) are resized bilinearly and pose heatmaps (last stage) nearest to
+    `output_size` (default: the scale-1 output grid) and averaged. `scaled_batches`
+    {scale: batch} gives the other scales' inputs (e.g. resized from the original image);
+    by default they are resized from `batch`. DensePose comes from the plain scale-1 pass:
+    flipping U/V exactly needs DensePose's UV symmetry table.
+    """
+    batch = tf.convert_to_tensor(batch, tf.float32)
+    count = tf.shape(batch)[0]
+    base = None
+    merged = {}
+    if 1.0 not in protocol.scales:
+        raise ValueError(f"test-time scales {protocol.scales} must include 1 (the output grid)")
+    for scale in sorted(protocol.scales, key=lambda s: s != 1.0):  # scale 1 first
         if scale == 1.0:
-            continue
-        size = tuple(max(32, int(round(side * scale / stride)) * stride) for side in model_config.input_size)
-        scaled = build_model(model_config.replace(input_size=size), dtype="float32")
-        scaled.set_weights(model.get_weights())
-        models.append(scaled)
-    return models
-
-
-def forward(model, batch: tf.Tensor, flip: bool = False, scaled_models: Sequence = ()) -> dict:
-    """Model outputs for `batch`, averaged over scales and (optionally) a horizontal flip.
-
-    `scaled_models` (from build_scaled_models) each see the batch resized to their input
-    size; their segmentation logits and pose heatmaps are resized to the scale-1 output grid
-    and averaged with it. Flipped passes are flipped back and their left/right classes and
-    joints swapped (labels.LIP_CLASS_FLIP / LIP_JOINT_FLIP) first. DensePose comes from the
-    plain scale-1 pass: flipping U/V exactly needs DensePose's UV symmetry table.
-    """
-    base = _call(model, batch)
-    out_size = tf.shape(base["segmentation"])[1:3]
-    merged = {key: [base[key]] for key in ("segmentation", "pose") if key in base}
-    passes = []
-    for scaled_model in scaled_models:
-        scaled = tf.image.resize(batch, model_input_size(scaled_model), method="bilinear")
-        passes.append((_call(scaled_model, scaled), False))
-        if flip:
-            passes.append((_call(scaled_model, tf.reverse(scaled, axis=[2])), True))
-    if flip:
-        passes.append((_call(model, tf.reverse(batch, axis=[2])), True))
-    for outputs, flipped in passes:
-        for key in merged:
-            value = tf.image.resize(outputs[key], out_size, method="bilinear")
-            if flipped:
-                permutation = lip.LIP_CLASS_FLIP if key == "segmentation" else lip.LIP_JOINT_FLIP
-                value = tf.gather(tf.reverse(value, axis=[2]), permutation, axis=-1)
-            merged[key].append(value)
+            inputs = batch
+        elif scaled_batches is not None and scale in scaled_batches:
+            inputs = scaled_batches[scale]
+        else:
+            size = scaled_size(batch.shape[1:3], scale)
+            inputs = tf.image.resize(batch, size, method="bilinear")
+        if protocol.flip:
+            inputs = tf.concat([inputs, tf.reverse(inputs, axis=[2])], axis=0)
+        outputs = _call(model, inputs)
+        if base is None:
+            base = {k: v[:count] for k, v in outputs.items()}
+        target = output_size if output_size is not None else tf.shape(base["segmentation"])[1:3]
+        for key, value in _fusable(outputs, protocol.stage_mean).items():
+            if protocol.flip:
+                value = _unflip(value, count, key, label_set)
+            method = "bilinear" if key == "segmentation" else "nearest"
+            merged.setdefault(key, []).append(tf.image.resize(value, target, method=method))
     result = dict(base)
     for key, values in merged.items():
         result[key] = tf.add_n(values) / float(len(values))
     return result
 
 
-def model_input_size(model) -> Tuple[int, int]:
-    """(height, width) of the model's "image" input."""
-    image = next(t for t in model.inputs if t.name == "image")
-    return tuple(image.shape[1:3])
+def _fusable(outputs: Mapping[str, tf.Tensor], stage_mean: bool) -> dict:
+    """The maps fused across passes: parsing logits (stage mean or last) and heatmaps."""
+    fusable = {"segmentation": outputs["segmentation"]}
+    if stage_mean:
+        fusable["segmentation"] = tf.reduce_mean(outputs["segmentation_stages"], axis=1)
+    if "pose" in outputs:
+        fusable["pose"] = outputs["pose"]
+    return fusable
+
+
+def _unflip(value: tf.Tensor, count, key: str, label_set: lip.LabelSet) -> tf.Tensor:
+    """Mean of a [2B, ...] (plain, mirrored) pair with the mirror flipped back and its
+    left/right classes or joints renamed."""
+    permutation = label_set.flip_permutation if key == "segmentation" else lip.LIP_JOINT_FLIP
+    mirrored = tf.gather(tf.reverse(value[count:], axis=[2]), permutation, axis=-1)
+    return (value[:count] + mirrored) / 2.0
 
 
 def _call(model, batch: tf.Tensor) -> dict:
@@ -237,13 +274,22 @@ def infer(
     images: tf.Tensor,
     input_size: Sequence[int],
     image_size=None,
-    flip: bool = False,
-    scaled_models: Sequence = (),
+    protocol: TestProtocol = PROTOCOLS["fast"],
+    label_set: lip.LabelSet = lip.LABEL_SETS["lip"],
     include_probabilities: bool = False,
 ) -> dict:
-    """preprocess -> forward -> postprocess for uint8 [B, H, W, 3] images."""
+    """preprocess -> forward -> postprocess for uint8 [B, H, W, 3] images.
+
+    Every test-time scale is resized from the original pixels (JPPNet). With
+    `protocol.at_image_size` all images of the batch must share one size.
+    """
     batch, image_size = preprocess(images, input_size, image_size)
-    outputs = forward(model, batch, flip, scaled_models)
+    scaled = {
+        scale: preprocess(images, scaled_size(input_size, scale), image_size)[0]
+        for scale in protocol.scales if scale != 1.0
+    }
+    output_size = tf.shape(images)[1:3] if protocol.at_image_size else None
+    outputs = forward(model, batch, protocol, label_set, output_size, scaled)
     return postprocess(outputs, image_size, include_probabilities)
 
 
@@ -300,13 +346,13 @@ def heatmap_keypoints(heatmaps: tf.Tensor, image_size) -> tf.Tensor:
 
 
 def _densepose(outputs: Mapping[str, tf.Tensor], image_size, canvas) -> dict:
-    """Pastes the ROI I/U/V into the person box at image size; I = argmax, U/V of that patch."""
+    """Pastes the ROI charts into the person box at image size: I = the fine argmax where
+    the coarse head says body, else 0; U/V of that patch (0 off the body)."""
     y0, x0, y1, x1 = tf.unstack(tf.cast(outputs["densepose_box"], tf.float32), axis=-1)
     size = tf.cast(image_size, tf.float32)
     box = tf.stack([x0 * size[:, 1], y0 * size[:, 0], x1 * size[:, 1], y1 * size[:, 0]], axis=-1)
-    charts = tf.concat(
-        [tf.cast(outputs[k], tf.float32) for k in ("densepose_i", "densepose_u", "densepose_v")], -1
-    )
+    keys = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
+    charts = tf.concat([tf.cast(outputs[k], tf.float32) for k in keys], -1)
     parts = outputs["densepose_i"].shape[-1]
 
     def one(args):
@@ -316,9 +362,12 @@ def _densepose(outputs: Mapping[str, tf.Tensor], image_size, canvas) -> dict:
         bottom = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[3]), tf.int32), top + 1, shape[0])
         right = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[2]), tf.int32), left + 1, shape[1])
         resized = tf.image.resize(chart[None], [bottom - top, right - left], method="bilinear")[0]
+        # detectron2: a pixel is body where the coarse head says so; there, the fine I.
+        body = tf.argmax(resized[..., 3 * parts:], axis=-1, output_type=tf.int32) > 0
         patch = tf.argmax(resized[..., :parts], axis=-1, output_type=tf.int32)
+        patch = tf.where(body, patch, tf.zeros_like(patch))
         u = tf.gather(resized[..., parts : 2 * parts], patch, batch_dims=2)
-        v = tf.gather(resized[..., 2 * parts :], patch, batch_dims=2)
+        v = tf.gather(resized[..., 2 * parts : 3 * parts], patch, batch_dims=2)
         on_body = tf.cast(patch > 0, tf.float32)
         iuv = tf.stack([tf.cast(patch, tf.float32), tf.clip_by_value(u, 0.0, 1.0) * on_body,
                         tf.clip_by_value(v, 0.0, 1.0) * on_body], axis=-1)

@@ -5,6 +5,10 @@ tables instead of repeating numbers, so a convention is changed in exactly one p
 Conventions follow LIP / JPPNet, ATR and DensePose-COCO (see ../shared/DESIGN.md §7).
 """
 
+import dataclasses
+import json
+from typing import Optional, Tuple
+
 import numpy as np
 
 # --- LIP parsing (20 classes, index = label value in the parsing PNGs) -------------------
@@ -40,6 +44,7 @@ ATR_CLASSES = (
     "Right-arm", "Bag", "Scarf",
 )
 NUM_ATR_CLASSES = len(ATR_CLASSES)
+ATR_FLIP_PAIRS = ((9, 10), (12, 13), (14, 15))  # shoes, legs, arms
 
 # Predicted LIP class -> ATR class. A LIP class with no ATR twin maps to ATR background:
 #   Glove (3): ATR labels hands as arms, but a glove is not a bare arm -> background.
@@ -52,6 +57,36 @@ LIP_TO_ATR = np.array(
 # ATR ground-truth classes with no LIP twin; their pixels are ignored (set to 255) when a
 # LIP-trained model is scored on ATR, so it is neither rewarded nor punished for them.
 ATR_CLASSES_WITHOUT_LIP_TWIN = (8, 16)  # Belt, Bag
+
+
+# --- Clothing Co-Parsing (CCP): 59 tags grouped into 15 classes --------------------------
+CCP_CLASSES = (
+    "background", "hat", "hair", "glove", "sunglasses", "upper-clothes", "dress", "coat",
+    "socks", "pants", "jumpsuits", "scarf", "skirt", "skin", "shoes",
+)
+# Class id -> the CCP tags (label_list.mat names) it groups.
+CCP_TAGS_BY_CLASS = (
+    ("null",), ("hat",), ("hair",), ("gloves",), ("sunglasses", "glasses"),
+    ("blouse", "bodysuit", "bra", "hoodie", "jumper", "shirt", "sweater", "sweatshirt",
+     "t-shirt", "top", "vest"),
+    ("dress",), ("blazer", "cape", "cardigan", "coat", "jacket", "suit"),
+    ("socks", "stockings", "tights"), ("jeans", "leggings", "pants", "shorts"), ("romper",),
+    ("scarf",), ("skirt",), ("skin",),
+    ("boots", "clogs", "flats", "heels", "loafers", "pumps", "sandals", "shoes", "sneakers",
+     "wedges"),
+)
+# Tags too small or too rare to learn as classes: ignored (255) in training and scoring.
+CCP_IGNORED_TAGS = (
+    "accessories", "bag", "belt", "bracelet", "earrings", "intimate", "necklace", "panties",
+    "purse", "ring", "swimwear", "tie", "wallet", "watch",
+)
+NUM_CCP_TAGS = 59
+# CCP classes 0..12 are LIP's 0..12 by name and keep LIP's colours; skin and shoes take
+# LIP's face and left-shoe colours.
+CCP_PALETTE = tuple(map(tuple, LIP_PALETTE[:13])) + ((0, 0, 255), (255, 255, 0))
+# Predicted LIP class -> CCP class: face, arms and legs are skin, both shoes are shoes,
+# every other LIP class is the CCP class of the same name.
+LIP_TO_CCP = tuple(range(13)) + (13, 13, 13, 13, 13, 14, 14)
 
 # --- LIP pose (16 joints, CSV column order) ----------------------------------------------
 LIP_JOINTS = (
@@ -104,6 +139,10 @@ DENSEPOSE_I_FLIP = np.array(
     [0, 1, 2, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21, 24, 23],
     dtype=np.int64,
 )
+# Coarse part index after a horizontal flip (left/right hands, feet, legs, arms swap).
+DENSEPOSE_COARSE_FLIP = np.array(
+    [0, 1, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 14], dtype=np.int64
+)
 # Coarse part of every fine patch (patch -> dp_masks value).
 DENSEPOSE_PATCH_TO_COARSE = np.array(
     [0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14],
@@ -123,22 +162,222 @@ LIP_CLASS_FLIP = flip_permutation(NUM_LIP_CLASSES, LIP_FLIP_PAIRS)
 LIP_JOINT_FLIP = flip_permutation(NUM_LIP_JOINTS, LIP_JOINT_FLIP_PAIRS)
 
 
-def lip_to_atr_prediction(labels: np.ndarray) -> np.ndarray:
-    """Maps a predicted LIP label map to ATR classes (see LIP_TO_ATR)."""
-    return LIP_TO_ATR[np.asarray(labels)]
 
 
-def atr_ground_truth_for_lip_model(labels: np.ndarray) -> np.ndarray:
-    """ATR ground truth with the classes a LIP model cannot predict set to ignore."""
-    labels = np.array(labels, dtype=np.uint8, copy=True)
-    labels[np.isin(labels, ATR_CLASSES_WITHOUT_LIP_TWIN)] = IGNORE_LABEL
-    return labels
-
-
-def colorize(labels: np.ndarray, palette: np.ndarray = LIP_PALETTE) -> np.ndarray:
+def colorize(labels: np.ndarray, palette=LIP_PALETTE) -> np.ndarray:
     """Index map [H, W] -> RGB image; ignore (255) and out-of-palette values render white."""
     labels = np.asarray(labels)
     rgb = np.full(labels.shape + (3,), 255, dtype=np.uint8)
+    palette = np.asarray(palette, np.uint8)
     valid = labels < len(palette)
     rgb[valid] = palette[labels[valid]]
     return rgb
+
+
+# --- label sets: the class vocabulary a model is trained in ------------------------------
+
+
+def _default_palette(num_classes: int) -> tuple:
+    """PASCAL VOC's bit-interleaved colour map: distinct colours for any class count."""
+    colours = []
+    for index in range(num_classes):
+        r = g = b = 0
+        value = index
+        for shift in range(7, -1, -1):
+            r |= (value & 1) << shift
+            g |= ((value >> 1) & 1) << shift
+            b |= ((value >> 2) & 1) << shift
+            value >>= 3
+        colours.append((r, g, b))
+    return tuple(colours)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSet:
+    """A parsing vocabulary: class names, palette, left/right flip pairs, ignore value.
+
+    The model config carries one, so training (flip swaps), inference (flip TTA), data
+    validation, pictures and metrics all read the same tables. Frozen and made of tuples
+    so it hashes and round-trips through JSON (`to_dict` / `from_dict`).
+    """
+
+    name: str
+    classes: Tuple[str, ...]
+    palette: Tuple[Tuple[int, int, int], ...] = ()
+    flip_pairs: Tuple[Tuple[int, int], ...] = ()
+    ignore_label: int = IGNORE_LABEL
+
+    def __post_init__(self):
+        where = f"label set {self.name!r}"
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"label set name {self.name!r} must be a non-empty string")
+        classes = tuple(str(c) for c in self.classes)
+        if not 2 <= len(classes) <= 255:
+            raise ValueError(f"{where}: needs 2..255 classes, got {len(classes)}")
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"{where}: class names repeat: {classes}")
+        palette = tuple(tuple(int(v) for v in colour) for colour in self.palette)
+        palette = palette or _default_palette(len(classes))
+        if len(palette) != len(classes) or any(
+            len(c) != 3 or min(c) < 0 or max(c) > 255 for c in palette
+        ):
+            raise ValueError(
+                f"{where}: palette must hold {len(classes)} RGB triples in 0..255, got {palette}"
+            )
+        pairs = tuple(tuple(int(v) for v in pair) for pair in self.flip_pairs)
+        used = [v for pair in pairs for v in pair]
+        if any(len(p) != 2 for p in pairs) or len(set(used)) != len(used) or any(
+            not 0 < v < len(classes) for v in used
+        ):
+            raise ValueError(
+                f"{where}: flip_pairs {pairs} must be disjoint (left, right) class pairs in "
+                f"1..{len(classes) - 1}"
+            )
+        if not len(classes) <= int(self.ignore_label) <= 255:
+            raise ValueError(
+                f"{where}: ignore_label {self.ignore_label} must be in {len(classes)}..255"
+            )
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "palette", palette)
+        object.__setattr__(self, "flip_pairs", pairs)
+        object.__setattr__(self, "ignore_label", int(self.ignore_label))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def flip_permutation(self) -> np.ndarray:
+        """Class index after a horizontal mirror (identity for a set without sides)."""
+        return flip_permutation(self.num_classes, self.flip_pairs)
+
+    def flip_table(self) -> np.ndarray:
+        """256-entry lookup of `flip_permutation`, so ignore and padding values pass unchanged."""
+        table = np.arange(256, dtype=np.int32)
+        table[: self.num_classes] = self.flip_permutation
+        return table
+
+    @property
+    def palette_array(self) -> np.ndarray:
+        return np.asarray(self.palette, np.uint8)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "classes": list(self.classes),
+            "palette": [list(c) for c in self.palette],
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+            "ignore_label": self.ignore_label,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict, origin: str = "label set") -> "LabelSet":
+        if not isinstance(values, dict):
+            raise ValueError(f"{origin}: expected a JSON object, got {type(values).__name__}")
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{origin}: unknown key(s) {unknown}")
+        missing = [key for key in ("name", "classes") if key not in values]
+        if missing:
+            raise ValueError(f"{origin}: missing key(s) {missing}")
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{origin}: {error}") from None
+
+
+LABEL_SETS = {
+    "lip": LabelSet("lip", LIP_CLASSES, tuple(map(tuple, LIP_PALETTE)), LIP_FLIP_PAIRS),
+    "cihp": LabelSet("cihp", CIHP_CLASSES, tuple(map(tuple, LIP_PALETTE)), LIP_FLIP_PAIRS),
+    "atr": LabelSet("atr", ATR_CLASSES, (), ATR_FLIP_PAIRS),
+    "ccp": LabelSet("ccp", CCP_CLASSES, CCP_PALETTE),
+}
+
+
+def get_label_set(spec) -> LabelSet:
+    """A registered name (`lip`, `atr`, `cihp`, `ccp`), a JSON file path, a dict or a LabelSet.
+
+    JSON file: {"name": ..., "classes": [...], "palette": [[r, g, b], ...] (optional),
+    "flip_pairs": [[left, right], ...] (optional), "ignore_label": 255 (optional)}.
+    """
+    if isinstance(spec, LabelSet):
+        return spec
+    if isinstance(spec, dict):
+        return LabelSet.from_dict(spec)
+    text = str(spec)
+    if text in LABEL_SETS:
+        return LABEL_SETS[text]
+    if not text.endswith(".json"):
+        raise ValueError(
+            f"label set {text!r} is neither a registered set {tuple(LABEL_SETS)} nor a .json file"
+        )
+    try:
+        with open(text) as f:
+            values = json.load(f)
+    except OSError as error:
+        raise ValueError(f"label set file {text}: {error.strerror or error}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"label set file {text}: not valid JSON ({error})") from None
+    return LabelSet.from_dict(values, origin=f"label set file {text}")
+
+
+# --- declared mappings between label sets (cross-dataset evaluation) ---------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelMapping:
+    """How a model trained in `source` is scored on ground truth in `target`.
+
+    `table[c]` is the target class of predicted source class c; ground-truth target
+    classes in `ignored_targets` have no source twin and are ignored, so the model is
+    neither rewarded nor punished for them.
+    """
+
+    source: str
+    target: str
+    table: Tuple[int, ...]
+    ignored_targets: Tuple[int, ...] = ()
+
+    def map_prediction(self, predicted: np.ndarray) -> np.ndarray:
+        predicted = np.asarray(predicted)
+        bad = (predicted < 0) | (predicted >= len(self.table))
+        if bad.any():
+            raise ValueError(
+                f"predicted labels {np.unique(predicted[bad]).tolist()} are not {self.source} "
+                f"classes 0..{len(self.table) - 1}"
+            )
+        return np.asarray(self.table, np.uint8)[predicted]
+
+    def map_ground_truth(self, ground_truth: np.ndarray) -> np.ndarray:
+        ground_truth = np.array(ground_truth, dtype=np.uint8, copy=True)
+        if self.ignored_targets:
+            ground_truth[np.isin(ground_truth, self.ignored_targets)] = IGNORE_LABEL
+        return ground_truth
+
+
+LABEL_MAPPINGS = {
+    ("lip", "atr"): LabelMapping("lip", "atr", tuple(int(v) for v in LIP_TO_ATR),
+                                 ATR_CLASSES_WITHOUT_LIP_TWIN),
+    ("lip", "ccp"): LabelMapping("lip", "ccp", LIP_TO_CCP),
+    # CIHP shares LIP's indices except 10 (Torso-skin for LIP's Jumpsuits): scored index for
+    # index, as LIP-trained models are usually scored on CIHP.
+    ("lip", "cihp"): LabelMapping("lip", "cihp", tuple(range(NUM_LIP_CLASSES))),
+}
+
+
+def label_mapping(source: LabelSet, target: LabelSet) -> Optional[LabelMapping]:
+    """The declared mapping from `source` to `target`; None when they are the same set.
+
+    Sets are the same when their class lists are equal (a run's stored copy of `lip`
+    equals the registered one). No declared mapping is a clear error, never a relabel.
+    """
+    if source.classes == target.classes:
+        return None
+    mapping = LABEL_MAPPINGS.get((source.name, target.name))
+    if mapping is None or LABEL_SETS[source.name].classes != source.classes:
+        declared = ", ".join(f"{a}->{b}" for a, b in LABEL_MAPPINGS)
+        raise ValueError(
+            f"no declared mapping from label set {source.name!r} ({source.num_classes} classes) "
+            f"to {target.name!r} ({target.num_classes} classes); declared: {declared}"
+        )
+    return mapping

@@ -9,7 +9,14 @@
   points. Predictions are sampled bilinearly at the points, in the ROI frame of
   `spd_tf.model.densepose` (point (x, y) -> output pixel (x*R - 0.5, y*R - 0.5)).
 
-Every stage in `*_stages` is supervised; stage losses are summed (as JPPNet). An example
+- DensePose coarse segmentation (detectron2): cross-entropy of `densepose_coarse` against
+  the dp_masks resampled to the head's grid, over the whole box, weighted by
+  `TrainConfig.densepose_coarse_weight` (detectron2's INDEX_WEIGHTS, 5) and added to the
+  DensePose loss; only for examples with masks.
+
+Every stage in `*_stages` is supervised; stage losses are summed (as JPPNet). With
+multi-scale training (spd_tf.model.multiscale) the fusion and every tower are supervised
+at every stage and summed too; pose targets are resized (nearest) to each tower's grid. An example
 whose presence flag is 0 contributes exactly 0 to that task (and no gradient). Per-example
 losses are summed and divided by the GLOBAL batch size (`tf.nn.compute_average_loss`):
 pass `global_batch_size`, or leave it None to use local batch x replicas in sync. Under a
@@ -54,8 +61,15 @@ def segmentation_loss(logits_stages, labels, present):
 
 
 def pose_loss(heatmap_stages, target):
-    """Per-example sum over stages of the L2 norm of the heatmap error (JPPNet)."""
-    error = tf.cast(heatmap_stages, tf.float32) - tf.cast(target, tf.float32)[:, None]
+    """Per-example sum over stages of the L2 norm of the heatmap error (JPPNet).
+
+    A target on another grid than the prediction is resized to it (nearest, as JPPNet).
+    """
+    target = tf.cast(target, tf.float32)
+    grid = tf.shape(heatmap_stages)[2:4]
+    if heatmap_stages.shape[2:4] != target.shape[1:3]:
+        target = tf.image.resize(target, grid, method="nearest")
+    error = tf.cast(heatmap_stages, tf.float32) - target[:, None]
     squared = tf.reduce_sum(tf.square(error), axis=[2, 3, 4])
     # max() keeps the sqrt gradient finite when a prediction matches exactly.
     return tf.reduce_sum(tf.sqrt(tf.maximum(squared, 1e-12)), axis=1)
@@ -106,6 +120,22 @@ def densepose_loss(i_logits, u_charts, v_charts, points, point_mask):
     )
 
 
+def coarse_segmentation_loss(coarse_logits, masks):
+    """Per-example CE of coarse logits [B, R, R, K] vs part masks [B, R, R] (255 ignored)."""
+    masks = tf.cast(masks, tf.int32)
+    valid = masks != IGNORE_LABEL
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.where(valid, masks, tf.zeros_like(masks)), logits=tf.cast(coarse_logits, tf.float32)
+    )
+    valid = tf.cast(valid, tf.float32)
+    return tf.math.divide_no_nan(tf.reduce_sum(ce * valid, [1, 2]), tf.reduce_sum(valid, [1, 2]))
+
+
+def _scales(outputs, scales_key, stages_key):
+    """Every supervised per-stage output: the multi-scale list, or the scale-1 stages."""
+    return outputs.get(scales_key) or [outputs[stages_key]]
+
+
 def compute_losses(outputs, labels, model_config, train_config, global_batch_size=None):
     """{"total": weighted sum, task: unweighted loss} for the tasks of the variant.
 
@@ -126,19 +156,31 @@ def compute_losses(outputs, labels, model_config, train_config, global_batch_siz
     if model_config.has(SEGMENTATION):
         present = tf.cast(labels["has_segmentation"], tf.float32)
         per_example[SEGMENTATION] = _masked(
-            segmentation_loss(outputs["segmentation_stages"], labels["segmentation"], present),
+            tf.add_n([
+                segmentation_loss(stages, labels["segmentation"], present)
+                for stages in _scales(outputs, "segmentation_scales", "segmentation_stages")
+            ]),
             present,
         )
     if model_config.has(POSE):
         per_example[POSE] = _masked(
-            pose_loss(outputs["pose_stages"], labels["pose_heatmaps"]), labels["has_pose"]
+            tf.add_n([
+                pose_loss(stages, labels["pose_heatmaps"])
+                for stages in _scales(outputs, "pose_scales", "pose_stages")
+            ]),
+            labels["has_pose"],
         )
     if model_config.has(DENSEPOSE):
+        points_loss = densepose_loss(
+            outputs["densepose_i"], outputs["densepose_u"], outputs["densepose_v"],
+            labels["densepose_points"], labels["densepose_point_mask"],
+        )
+        coarse_loss = _masked(
+            coarse_segmentation_loss(outputs["densepose_coarse"], labels["densepose_masks"]),
+            labels["has_densepose_masks"],
+        )
         per_example[DENSEPOSE] = _masked(
-            densepose_loss(
-                outputs["densepose_i"], outputs["densepose_u"], outputs["densepose_v"],
-                labels["densepose_points"], labels["densepose_point_mask"],
-            ),
+            points_loss + train_config.densepose_coarse_weight * coarse_loss,
             labels["has_densepose"],
         )
     losses = {

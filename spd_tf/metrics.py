@@ -435,6 +435,10 @@ class DensePoseMetric:
             "num_points": self.num_points,
             "i_accuracy": self.correct_patches / self.num_points if self.num_points else math.nan,
         }
+        if self.mask_ious:
+            # Predicted body (I > 0) vs the dp_masks person mask, mean over people.
+            out["foreground_iou"] = float(np.mean(self.mask_ious))
+            out["num_people_with_masks"] = len(self.mask_ious)
         if not self.exact:
             out["uv_similarity_within_part"] = mean
             return out

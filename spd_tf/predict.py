@@ -4,8 +4,8 @@
 
 --model is a SavedModel version directory, a TF Serving model directory (newest version is
 used) or a training run directory (config.json + checkpoints/). Output, per image stem:
-  OUT/<stem>.png             class-index PNG (LIP format: pixel value = class 0..19)
-  OUT/vis/<stem>.png         palette PNG with the LIP colours (indices kept)
+  OUT/<stem>.png             class-index PNG (pixel value = class of the model's label set)
+  OUT/vis/<stem>.png         palette PNG with the label set's colours (indices kept)
   OUT/overlay/<stem>.jpg     parsing colours blended over the photo
   OUT/keypoints/<stem>.json  {"joints": {name: {"x", "y", "score"}}, ...} (pose models)
   OUT/skeleton/<stem>.jpg    skeleton with joint colours (pose models)
@@ -26,7 +26,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from spd_tf import inference, visualize
-from spd_tf.export import existing_versions, load_run_model
+from spd_tf.config import ModelConfig
+from spd_tf.export import existing_versions, load_run_model, read_label_set
 from spd_tf import labels as lip
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
 from spd_tf.predictions import quantize_iuv
@@ -84,12 +85,25 @@ def decode_rgb(data: bytes) -> np.ndarray:
     return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
 
 
-def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray]) -> None:
+def model_label_set(model_path) -> lip.LabelSet:
+    """The label set of a run directory (its config) or a SavedModel (its label_set.json)."""
+    model_path = Path(model_path)
+    if (model_path / "config.json").exists():
+        from spd_tf.training.run_dir import read_run_config
+
+        return ModelConfig.from_dict(read_run_config(model_path)["model"]).label_set
+    return read_label_set(resolve_saved_model(model_path))
+
+
+def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray],
+                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"]) -> None:
     """All files of one image (module docstring); `result` is one item of split_batch."""
     labels = result["labels"].astype(np.uint8)
+    palette = label_set.palette_array
     write_bytes_atomic(out_dir / f"{stem}.png", _encode(".png", labels))
-    write_bytes_atomic(out_dir / "vis" / f"{stem}.png", visualize.palette_png(labels))
-    write_bytes_atomic(out_dir / "overlay" / f"{stem}.jpg", _encode(".jpg", visualize.overlay(image, labels)[..., ::-1]))
+    write_bytes_atomic(out_dir / "vis" / f"{stem}.png", visualize.palette_png(labels, palette))
+    write_bytes_atomic(out_dir / "overlay" / f"{stem}.jpg",
+                       _encode(".jpg", visualize.overlay(image, labels, palette=palette)[..., ::-1]))
     if "keypoints" in result:
         write_json_atomic(out_dir / "keypoints" / f"{stem}.json", keypoints_json(result["keypoints"], image.shape))
         skeleton = visualize.draw_skeleton(image, result["keypoints"], names=True)
@@ -117,7 +131,8 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
 
 
 def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
-                  input_errors=(tf.errors.InvalidArgumentError,)) -> dict:
+                  input_errors=(tf.errors.InvalidArgumentError,),
+                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"]) -> dict:
     """Runs every file through `runner` in batches; returns {"written": n, "failed": {path: why}}.
 
     A batch that raises one of `input_errors` (the runner's "bad image" error) is retried
@@ -136,7 +151,7 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
             except OSError as error:
                 failed[str(path)] = f"unreadable: {error.strerror or error}"
         for (path, stem, data), result in _run_batch(runner, loaded, failed, input_errors):
-            write_outputs(out_dir, stem, decode_rgb(data), result)
+            write_outputs(out_dir, stem, decode_rgb(data), result, label_set)
             written += 1
         progress.update(len(chunk))
     progress.close()
@@ -200,10 +215,12 @@ def main(argv=None) -> int:
         if not files:
             raise FileNotFoundError(f"no JPEG/PNG images in {args.inputs}")
         runner = load_runner(args.model)
+        label_set = model_label_set(args.model)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return report(predict_files(files, runner, args.out, args.batch_size), len(files), args.out)
+    summary = predict_files(files, runner, args.out, args.batch_size, label_set=label_set)
+    return report(summary, len(files), args.out)
 
 
 def report(summary: dict, total: int, out_dir) -> int:

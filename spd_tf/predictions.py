@@ -6,7 +6,9 @@ image's original size and says which tasks it can predict (`tasks`), so evaluati
 
 Prediction directory (LIP's submission format, plus optional extras written by
 `PredictionWriter`):
-  DIR/<id>.png            class-index PNG ('L' or palette mode), LIP classes
+  DIR/<id>.png            class-index PNG ('L' or palette mode), classes of DIR's label set
+  DIR/label_set.json      the label set of the PNGs (written by PredictionWriter; LIP when
+                          absent, as in LIP's submission format)
   DIR/pose.csv            `name.jpg,x1,y1,...,x16,y16` (LIP's pose submission rows; rows with
                           x, y, v triplets are accepted too), matched by name
   DIR/densepose/<id>.png  optional IUV PNG in DensePose's format: channels I, floor(255 U),
@@ -17,6 +19,7 @@ Prediction directory (LIP's submission format, plus optional extras written by
 
 import csv
 import dataclasses
+import json
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -29,6 +32,7 @@ from spd_tf.data.layouts import load_label
 from spd_tf.fileio import atomic_path
 
 POSE_CSV = "pose.csv"
+LABEL_SET_FILE = "label_set.json"
 DENSEPOSE_DIR = "densepose"
 VIS_DIR = "vis"
 
@@ -84,10 +88,14 @@ def read_pose_predictions(path: Path) -> Dict[str, np.ndarray]:
 class PredictionFiles:
     """Reads a prediction directory (see module docstring); tasks = the files it holds."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, label_set=None):
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise FileNotFoundError(f"--predictions {self.directory}: not a directory")
+        declared = self.directory / LABEL_SET_FILE
+        if label_set is None:
+            label_set = str(declared) if declared.exists() else "lip"
+        self.label_set = labels.get_label_set(label_set)
         pose_csv = self.directory / POSE_CSV
         self.pose = read_pose_predictions(pose_csv) if pose_csv.exists() else None
         tasks = []
@@ -120,14 +128,16 @@ class PredictionWriter:
     """Writes predictions in the directory format above; a context manager whose directory
     appears (atomically) only when the block succeeds."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, label_set=labels.LABEL_SETS["lip"]):
         self.directory = Path(directory)
+        self.label_set = labels.get_label_set(label_set)
         self._context = atomic_path(self.directory, directory=True)
         self._temp = None
         self._pose_rows = []
 
     def __enter__(self) -> "PredictionWriter":
         self._temp = self._context.__enter__()
+        (self._temp / LABEL_SET_FILE).write_text(json.dumps(self.label_set.to_dict()))
         return self
 
     def __exit__(self, *exc_info):
@@ -145,7 +155,8 @@ class PredictionWriter:
             index = np.asarray(prediction.labels).astype(np.uint8)
             _write_png(self._temp / f"{source_id}.png", index)
             (self._temp / VIS_DIR).mkdir(exist_ok=True)
-            (self._temp / VIS_DIR / f"{source_id}.png").write_bytes(palette_png(index))
+            (self._temp / VIS_DIR / f"{source_id}.png").write_bytes(
+                palette_png(index, self.label_set.palette_array))
         if prediction.keypoints is not None:
             xy = np.asarray(prediction.keypoints, np.float64)[:, :2].ravel()
             self._pose_rows.append([f"{source_id}.jpg"] + [repr(float(v)) for v in xy])
@@ -169,13 +180,14 @@ class ModelPredictor:
     """Runs a model on each example's image; outputs come back at the image's own size.
 
     `run(images uint8 [1, H, W, 3]) -> dict` is a traced function (one trace for all sizes)
-    returning the keys of spd_tf.inference's results.
+    returning the keys of spd_tf.inference's results; `label_set` is what `labels` index.
     """
 
-    def __init__(self, run, tasks, description: str):
+    def __init__(self, run, tasks, description: str, label_set=labels.LABEL_SETS["lip"]):
         self._run = run
         self.tasks = tuple(tasks)
         self.description = description
+        self.label_set = label_set
 
     def __call__(self, example) -> Prediction:
         if example.image is None:
@@ -193,36 +205,49 @@ def _tasks_of(keys) -> tuple:
     return tuple(task for task, key in wanted if key in keys)
 
 
-def load_predictor(path, scales=(1.0,), flip: bool = False) -> ModelPredictor:
-    """A train.py run directory (latest checkpoint, with TTA) or a SavedModel (its
-    `image_tensor` signature; a TF Serving model directory means its newest version)."""
+def model_run(model, model_config, protocol):
+    """A traced uint8 [1, H, W, 3] -> results function around a Keras model."""
     import tensorflow as tf
 
+    from spd_tf import inference
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    def run(images):
+        return inference.infer(model, images, model_config.input_size, protocol=protocol,
+                               label_set=model_config.label_set)
+
+    return run
+
+
+def load_predictor(path, protocol=None) -> ModelPredictor:
+    """A train.py run directory (latest checkpoint, any test protocol) or a SavedModel (its
+    `image_tensor` signature, single scale; a TF Serving model dir means its newest version)."""
+    import tensorflow as tf
+
+    from spd_tf import inference
+
+    protocol = protocol or inference.PROTOCOLS["fast"]
     path = Path(path)
     if (path / "config.json").exists():
-        from spd_tf import inference
         from spd_tf.export import load_run_model
 
         model, config = load_run_model(path)
-        scaled = inference.build_scaled_models(model, config, scales)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-        def run(images):
-            return inference.infer(model, images, config.input_size, flip=flip, scaled_models=scaled)
-
-        return ModelPredictor(run, config.tasks, f"run {path} (scales {tuple(scales)}, flip {flip})")
+        return ModelPredictor(model_run(model, config, protocol), config.tasks,
+                              f"run {path} ({protocol})", config.label_set)
+    from spd_tf.export import read_label_set
     from spd_tf.predict import resolve_saved_model
 
     try:
         path = resolve_saved_model(path)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"--model {error}; nor a run directory (config.json)") from None
-    if tuple(scales) != (1.0,) or flip:
+    if protocol != inference.PROTOCOLS["fast"]:
         raise ValueError(
             f"--model {path}: a SavedModel serves single-scale predictions; use the training "
-            "run directory for --scales/--flip"
+            "run directory for another test protocol (--protocol fast here)"
         )
     signature = tf.saved_model.load(str(path)).signatures["image_tensor"]
     (input_name,) = signature.structured_input_signature[1].keys()
     return ModelPredictor(lambda images: signature(**{input_name: tf.constant(images)}),
-                          _tasks_of(signature.structured_outputs), f"SavedModel {path}")
+                          _tasks_of(signature.structured_outputs), f"SavedModel {path}",
+                          read_label_set(path))

@@ -64,13 +64,14 @@ def palette_png(labels: np.ndarray, palette: np.ndarray = lip.LIP_PALETTE) -> by
     )
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.6) -> np.ndarray:
-    """Blends the LIP colours over the image; background (0) and ignore pixels stay photo."""
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.6,
+            palette: np.ndarray = lip.LIP_PALETTE) -> np.ndarray:
+    """Blends the palette's colours over the image; background (0) and ignore stay photo."""
     image = _rgb(image)
     labels = np.asarray(labels)
     _check_same_size(image, labels, "labels")
-    coloured = lip.colorize(labels)
-    person = (labels > 0) & (labels < lip.NUM_LIP_CLASSES)
+    coloured = lip.colorize(labels, palette)
+    person = (labels > 0) & (labels < len(palette))
     out = image.copy()
     out[person] = (alpha * coloured[person] + (1 - alpha) * image[person]).astype(np.uint8)
     return out
@@ -139,7 +140,8 @@ def uv_contours(image: np.ndarray, iuv: np.ndarray, levels: int = 10) -> np.ndar
 
 
 def contact_sheet(
-    image: np.ndarray, outputs: Mapping[str, np.ndarray], panel_height: Optional[int] = 384
+    image: np.ndarray, outputs: Mapping[str, np.ndarray], panel_height: Optional[int] = 384,
+    palette: np.ndarray = lip.LIP_PALETTE,
 ) -> np.ndarray:
     """input | parsing | pose | DensePose side by side, one RGB image with titles.
 
@@ -148,7 +150,7 @@ def contact_sheet(
     saying so. Panels are scaled to `panel_height` (None keeps the image size).
     """
     image = _rgb(image)
-    panels = [image, overlay(image, outputs["labels"])]
+    panels = [image, overlay(image, outputs["labels"], palette=palette)]
     if "keypoints" in outputs:
         panels.append(draw_skeleton(image, outputs["keypoints"]))
     else:

@@ -21,14 +21,60 @@ def test_flip_matches_cihp_labels_rev(shared_data, name):
     label = cv2.imread(str(shared_data / "cihp_sample/labels" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
     reversed_ = cv2.imread(str(shared_data / "cihp_sample/labels_rev" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
     assert np.isin(label, [14, 15, 16, 17, 18, 19]).any()  # the swap is really exercised
-    np.testing.assert_array_equal(augment.flip_parsing(label).numpy(), reversed_)
+    flipped = augment.swap_parsing_sides(label[:, ::-1], labels.LABEL_SETS["cihp"]).numpy()
+    np.testing.assert_array_equal(flipped, reversed_)
 
 
-def test_flip_parsing_is_an_involution_that_keeps_ignore():
+def test_side_swap_is_an_involution_that_keeps_ignore():
     label = np.array([[0, 14, 255, 19], [16, 17, 5, 18]], np.uint8)
-    flipped = augment.flip_parsing(label).numpy()
-    np.testing.assert_array_equal(flipped, [[18, 255, 15, 0], [19, 5, 16, 17]])
-    np.testing.assert_array_equal(augment.flip_parsing(flipped).numpy(), label)
+    lip = labels.LABEL_SETS["lip"]
+    swapped = augment.swap_parsing_sides(label, lip).numpy()
+    np.testing.assert_array_equal(swapped, [[0, 15, 255, 18], [17, 16, 5, 19]])
+    np.testing.assert_array_equal(augment.swap_parsing_sides(swapped, lip).numpy(), label)
+    # A label set without sides (CCP) swaps nothing.
+    ccp = np.array([[0, 13, 14, 255]], np.uint8)
+    np.testing.assert_array_equal(augment.swap_parsing_sides(ccp, labels.LABEL_SETS["ccp"]).numpy(), ccp)
+
+
+@pytest.mark.parametrize("height, width", [(12, 20), (30, 8)])
+def test_training_framing_at_scale_1_is_the_test_framing(height, width):
+    """JPPNet: at scale 1 with no flip or rotation a training image is framed exactly as at
+    test time (resized to the input, aspect ignored), for non-square images too."""
+    ids = np.arange(height * width, dtype=np.uint8).reshape(height, width)  # one id per pixel
+    image = np.stack([ids, 255 - ids, ids // 2], -1)
+    _, png = cv2.imencode(".png", ids)
+    _, jpg = cv2.imencode(".png", image)
+    serialized = tf.constant(schema.encode_example(
+        jpg.tobytes(), height=height, width=width, source_id="x", dataset="lip",
+        parsing_png=png.tobytes()).SerializeToString())
+    config = DataConfig(scale_range=(1.0, 1.0), flip=False)
+    train_features, train_labels = tf.function(Parser(MODEL, config, training=True).train)(
+        serialized, tf.constant([3, 4], tf.int64))
+    test_features, test_labels = Parser(MODEL, config, training=False).evaluate(serialized)
+    # The same source pixel lands at the same canvas position...
+    np.testing.assert_array_equal(train_labels["segmentation"], test_labels["segmentation"])
+    assert len(np.unique(train_labels["segmentation"])) == height * width  # every pixel seen
+    # ... and so do the pixels (bilinear, edges clamped as tf.image.resize).
+    np.testing.assert_allclose(train_features["image"], test_features["image"], atol=1e-3)
+    # keep_aspect (an option) frames differently: it pads the image at its own scale.
+    other = DataConfig(scale_range=(1.0, 1.0), flip=False, framing="keep_aspect")
+    _, padded = tf.function(Parser(MODEL, other, training=True).train)(serialized, tf.constant([3, 4], tf.int64))
+    assert (padded["segmentation"].numpy() == 255).sum() == INPUT[0] * INPUT[1] - height * width
+
+
+def test_stretch_framing_places_a_small_scale_top_left_and_crops_a_large_one():
+    config = DataConfig(scale_range=(0.5, 0.5), flip=False)
+    for seed in range(3):
+        matrix, _ = augment.random_transform(tf.constant([seed, 1], tf.int64), tf.constant([40, 10]), INPUT, config)
+        np.testing.assert_allclose(matrix.numpy()[:2], [[48 / 10, 0, 0], [0, 48 / 40, 0]], rtol=1e-6)
+    config = DataConfig(scale_range=(1.5, 1.5), flip=False)
+    offsets = set()
+    for seed in range(6):
+        matrix, _ = augment.random_transform(tf.constant([seed, 1], tf.int64), tf.constant([40, 10]), INPUT, config)
+        tx, ty = matrix.numpy()[0, 2], matrix.numpy()[1, 2]
+        assert -48 <= tx <= 0 and -48 <= ty <= 0  # a random 96x96 crop of the 144x144 resize
+        offsets.add((tx, ty))
+    assert len(offsets) > 1
 
 
 def test_side_swaps_follow_the_label_tables():
@@ -184,7 +230,8 @@ def test_real_lip_example_without_densepose(shared_data):
         dataset="lip", parsing_png=(sample / "parsing/86_185913.png").read_bytes(), keypoints=keypoints,
     ).SerializeToString()
     model = ModelConfig(backbone_depth=18, input_size=(384, 384), width_multiplier=0.25)
-    parser = Parser(model, DataConfig(scale_range=(1.0, 1.0), flip=False), training=True)
+    config = DataConfig(scale_range=(1.0, 1.0), flip=False, framing="keep_aspect")
+    parser = Parser(model, config, training=True)
     features, out = tf.function(parser.train)(tf.constant(serialized), tf.constant([0, 0], tf.int64))
     seg = out["segmentation"].numpy()
     assert set(np.unique(seg)) == set(np.unique(parsing)) | {255}  # padded around the 130x377 crop

@@ -94,13 +94,24 @@ def test_none_weights_leave_the_backbone_alone():
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, backbone.weights))
 
 
-@pytest.mark.parametrize("freeze", [True, False])
-def test_freeze_batch_norm(freeze):
-    backbone = build_backbone(_tiny(freeze_backbone_bn=freeze))
+@pytest.mark.parametrize("mode, statistics_frozen, affine_trains", [
+    ("frozen_statistics", True, True),  # JPPNet: is_training=False BN with trainable gamma/beta
+    ("frozen", True, False),
+    ("trainable", False, True),
+])
+def test_backbone_batch_norm_modes(mode, statistics_frozen, affine_trains):
+    backbone = build_backbone(_tiny(backbone_bn=mode))
     bns = [l for l in backbone.layers if isinstance(l, keras.layers.BatchNormalization)]
-    assert bns and all(bn.trainable != freeze for bn in bns)
+    assert bns
+    trainable = {w.path for w in backbone.trainable_weights}
+    assert all((bn.gamma.path in trainable) == affine_trains for bn in bns)
+    assert not any(bn.moving_mean.path in trainable for bn in bns)
     images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    before = [bn.moving_mean.numpy().copy() for bn in bns]
     train = backbone(images, training=True)["res5"]
     infer = backbone(images, training=False)["res5"]
-    # Frozen BN uses moving statistics even in training mode.
-    assert np.allclose(train, infer, atol=1e-5) == freeze
+    # Frozen statistics normalise with the moving statistics even in training mode...
+    assert np.allclose(train, infer, atol=1e-5) == statistics_frozen
+    # ... and are never updated by a training-mode call.
+    unchanged = all(np.array_equal(b, bn.moving_mean.numpy()) for b, bn in zip(before, bns))
+    assert unchanged == statistics_frozen

@@ -43,9 +43,32 @@ def test_segmentation_refinement_without_pose_has_no_pose_input():
     assert not [n for n in _layer_names(model) if "other_remap" in n]
 
 
+def test_jppnet_heads_have_biases_and_no_batch_norm():
+    res5 = keras.Input((8, 8, 32))
+    logits, context = segmentation_stage1(res5, CONFIG, dtype=DTYPE)
+    refined, _ = segmentation_refinement(logits, context, None, CONFIG, stage=2, dtype=DTYPE)
+    model = keras.Model(res5, refined)
+    assert not [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert convs and all(conv.use_bias for conv in convs)
+    # DeepLab-v2 classifier: four atrous 3x3 convs straight to the classes, summed.
+    atrous = [l for l in convs if l.name.startswith("seg_stage1_logits_rate")]
+    assert sorted(l.dilation_rate[0] for l in atrous) == sorted(CONFIG.aspp_rates)
+    assert all(l.kernel_size == (3, 3) and l.filters == 20 for l in atrous)
+
+
+def test_refinement_passes_on_the_9x9_conv_or_the_1x1():
+    logits, context = keras.Input((8, 8, 20)), keras.Input((8, 8, 32))
+    for choice, source in (("conv9x9", "seg_stage2_conv4_relu"), ("conv1x1", "seg_stage2_conv5_relu")):
+        _, next_context = segmentation_refinement(
+            logits, context, None, CONFIG.replace(refinement_context=choice), stage=2, dtype=DTYPE)
+        assert next_context._keras_history.operation.name == source
+
+
 def test_sync_batch_norm_reaches_the_head_batch_norms():
     res5 = keras.Input((8, 8, 32))
-    logits, context = segmentation_stage1(res5, CONFIG.replace(sync_batch_norm=True), dtype=DTYPE)
+    config = CONFIG.replace(sync_batch_norm=True, aspp="deeplabv3", head_norm="batch")
+    logits, context = segmentation_stage1(res5, config, dtype=DTYPE)
     model = keras.Model(res5, [logits, context])
     bns = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
     aspp = model.get_layer("seg_stage1_aspp")
@@ -117,9 +140,11 @@ def test_densepose_branch_outputs_and_gradient(box):
         tape.watch(features)
         out = model([features, tf.zeros((2, 8, 8, 20)), boxes])
         total = sum(tf.reduce_sum(out[f"densepose_{c}"]) for c in "iuv")
+    # detectron2: ROI 7 -> deconvolution x2 -> bilinear x2 = 28.
     for chart in "iuv":
-        assert out[f"densepose_{chart}"].shape == (2, 14, 14, 25)
+        assert out[f"densepose_{chart}"].shape == (2, 28, 28, 25)
         assert out[f"densepose_{chart}"].dtype == tf.float32
+    assert out["densepose_coarse"].shape == (2, 28, 28, 15)
     expected = box if box[0] >= 0 else [0, 0, 1, 1]  # all-background logits -> whole image
     np.testing.assert_allclose(out["box"], [expected, expected], atol=1e-6)
     assert float(tf.reduce_max(tf.abs(tape.gradient(total, features)))) > 0

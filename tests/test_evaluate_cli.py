@@ -158,8 +158,8 @@ def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
     write_json_atomic(run / "config.json", {"model": config.to_dict()})
     tf.train.Checkpoint(model=build_model(config)).save(str(run / "checkpoints" / "ckpt"))
     data = str(shared_data / "lip_sample")
-    code, out, _ = _run_cli(["--dataset", "lip", "--data", data, "--model", str(run), "--scales",
-                             "0.75,1", "--flip", "--save-predictions", str(tmp_path / "preds"),
+    code, out, _ = _run_cli(["--dataset", "lip", "--data", data, "--model", str(run),
+                             "--save-predictions", str(tmp_path / "preds"),
                              "--output", str(tmp_path / "from_model")], capsys)
     assert code == 0 and "PCKh@0.5" in out
     assert not (tmp_path / "preds" / "densepose").exists()  # variant sp: no DensePose branch

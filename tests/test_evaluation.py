@@ -116,7 +116,7 @@ def test_atr_maps_lip_predictions_and_ignores_classes_without_twin():
     parsing = evaluation.result()["parsing"]
     assert parsing["num_pixels"] == 3 and parsing["pixel_accuracy"] == 1.0
     assert len(parsing["per_class"]) == labels.NUM_ATR_CLASSES
-    with pytest.raises(ValueError, match=r"atr2: predicted labels \[20, 27\] are not LIP classes"):
+    with pytest.raises(ValueError, match=r"atr2: predicted labels \[20, 27\] are not lip classes"):
         evaluation.update(Example("atr2", 1, 4, parsing=gt), Prediction(labels=pred + 13))
 
 

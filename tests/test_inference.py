@@ -102,8 +102,10 @@ def test_densepose_is_pasted_into_the_person_box():
         "densepose_i": np.zeros((1, 6, 6, parts), np.float32),
         "densepose_u": np.full((1, 6, 6, parts), 0.1, np.float32),
         "densepose_v": np.full((1, 6, 6, parts), 0.2, np.float32),
+        "densepose_coarse": np.zeros((1, 6, 6, lip.NUM_DENSEPOSE_COARSE_PARTS + 1), np.float32),
         "densepose_box": np.array([[0.25, 0.5, 0.75, 1.0]], np.float32),  # y0, x0, y1, x1
     }
+    outputs["densepose_coarse"][..., 1] = 1.0  # the coarse head says: body everywhere
     outputs["densepose_i"][0, :, :, 3] = 4.0
     outputs["densepose_u"][0, :, :, 3] = 0.4
     outputs["densepose_v"][0, :, :, 3] = 1.7  # clipped to 1
@@ -114,30 +116,38 @@ def test_densepose_is_pasted_into_the_person_box():
     inside[10:30, 10:20] = True
     np.testing.assert_allclose(iuv[inside], np.tile([3.0, 0.4, 1.0], (inside.sum(), 1)), rtol=1e-6)
     assert not iuv[~inside].any()
+    # detectron2: a pixel is body only where the coarse head says so; elsewhere I = U = V = 0.
+    outputs["densepose_coarse"][0, :, :3, 1] = -1.0  # left half of the box: background
+    iuv = inference.postprocess(outputs, [[40, 20]])["densepose_iuv"].numpy()[0]
+    assert not iuv[10:30, 10:15].any()
+    np.testing.assert_allclose(iuv[10:30, 15:20], np.tile([3.0, 0.4, 1.0], (20, 5, 1)), rtol=1e-6)
 
 
 class _FlipProbe:
     """Stands in for a model: class 14 logits = red, 15 = green, joints 0/5 likewise (pooled x8)."""
 
-    def __init__(self, size=(16, 32), gain=1.0):
-        self.gain = gain
-        self.inputs = [keras.KerasTensor((None, *size, 3), name="image")]
+    def __init__(self, gain_per_row=0.0):
+        self.gain_per_row = gain_per_row  # > 0: output scales with the input height
+        self.inputs = [keras.KerasTensor((None, None, None, 3), name="image")]
 
     def get_layer(self, name):
         raise ValueError(name)
 
     def __call__(self, inputs, training=False):
-        pooled = self.gain * tf.nn.avg_pool2d(inputs["image"], 8, 8, "VALID")
+        image = inputs["image"]
+        gain = self.gain_per_row * tf.cast(tf.shape(image)[1], tf.float32) if self.gain_per_row else 1.0
+        pooled = gain * tf.nn.avg_pool2d(image, 8, 8, "VALID")
         red, green = pooled[..., :1], pooled[..., 1:2]
         seg = tf.concat([tf.zeros_like(red)] * 14 + [red, green] + [tf.zeros_like(red)] * 4, -1)
         pose = tf.concat([red] + [tf.zeros_like(red)] * 4 + [green] + [tf.zeros_like(red)] * 10, -1)
-        return {"segmentation": seg, "pose": pose}
+        # Two stages: the first is twice the last, so the stage mean is 1.5x the last.
+        return {"segmentation": seg, "segmentation_stages": tf.stack([2 * seg, seg], axis=1), "pose": pose}
 
 
 def test_flip_tta_flips_back_and_swaps_left_right():
     image = np.zeros((1, 16, 32, 3), np.float32)
     image[0, :, :8, 0] = 80.0  # red on the far left
-    outputs = inference.forward(_FlipProbe(), tf.constant(image), flip=True)
+    outputs = inference.forward(_FlipProbe(), tf.constant(image), inference.TestProtocol(flip=True))
     seg = outputs["segmentation"].numpy()[0]
     # Plain pass: red (class 14) at column 0. Flipped pass, flipped back and swapped: red
     # still at column 0 but now counted as class 15. Average: half of each, same place.
@@ -151,23 +161,53 @@ def test_flip_tta_flips_back_and_swaps_left_right():
 
 def test_multiscale_tta_averages_on_the_scale_one_grid():
     image = np.full((1, 16, 32, 3), 30.0, np.float32)
-    scaled = [_FlipProbe((32, 64), gain=3.0), _FlipProbe((8, 16), gain=2.0)]
-    outputs = inference.forward(_FlipProbe(), tf.constant(image), scaled_models=scaled)
-    # Every pass is resized to the scale-1 grid (2 x 4) and the three are averaged.
+    protocol = inference.TestProtocol(scales=(1.0, 2.0, 0.5))
+    outputs = inference.forward(_FlipProbe(gain_per_row=1 / 16), tf.constant(image), protocol)
+    # Every pass is resized to the scale-1 grid (2 x 4) and the three are averaged; the
+    # probe's output grows with its input height (x1, x2, x0.5).
     assert outputs["segmentation"].shape == (1, 2, 4, lip.NUM_LIP_CLASSES)
-    np.testing.assert_allclose(outputs["segmentation"][..., 14], (30 + 90 + 60) / 3, rtol=1e-5)
+    np.testing.assert_allclose(outputs["segmentation"][..., 14], (30 + 60 + 15) / 3, rtol=1e-5)
 
 
-def test_scaled_models_share_weights_and_round_to_the_stride():
-    config = ModelConfig(variant="s", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
-                         num_refinement_stages=0)
+def test_stage_mean_tta_at_the_original_size():
+    image = np.full((1, 16, 32, 3), 30.0, np.float32)
+    protocol = inference.TestProtocol(stage_mean=True, at_image_size=True)
+    outputs = inference.forward(_FlipProbe(), tf.constant(image), protocol, output_size=(37, 23))
+    assert outputs["segmentation"].shape == (1, 37, 23, lip.NUM_LIP_CLASSES)
+    np.testing.assert_allclose(outputs["segmentation"][..., 14], 1.5 * 30, rtol=1e-5)  # mean of 60, 30
+    assert outputs["pose"].shape == (1, 37, 23, lip.NUM_LIP_JOINTS)  # last stage, nearest
+
+
+def test_paper_protocol_on_a_model_equals_jppnet_steps_at_the_image_size():
+    """JPPNet's evaluate_parsing: scales 1/0.75/1.25 of the input size from the original
+    image, each with its mirror, parsing stages averaged, all resized to the image, fused."""
+    config = ModelConfig(variant="sp", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+                         num_refinement_stages=1, aspp_rates=(1, 2))
     model = build_model(config)
-    scaled = inference.build_scaled_models(model, config, scales=(0.75, 1.0, 1.6))
-    assert [inference.model_input_size(m) for m in scaled] == [(48, 48), (104, 104)]
-    for weight, copy in zip(model.get_weights(), scaled[1].get_weights()):
-        np.testing.assert_array_equal(weight, copy)
-    with pytest.raises(ValueError, match="scale -1"):
-        inference.build_scaled_models(model, config, scales=(-1,))
+    image = np.random.default_rng(3).integers(0, 255, (1, 37, 23, 3), np.uint8)
+    results = inference.infer(model, tf.constant(image), config.input_size,
+                              protocol=inference.PROTOCOLS["paper"])
+    assert results["labels"].shape == (1, 37, 23)
+    lip_set = lip.LABEL_SETS["lip"]
+    fused = []
+    for scale in (1.0, 0.75, 1.25):
+        size = (int(64 * scale), int(64 * scale))
+        x = tf.image.resize(tf.cast(image, tf.float32), size)
+        out = model({"image": tf.concat([x, x[:, :, ::-1]], 0)}, training=False)
+        mean = tf.reduce_mean(out["segmentation_stages"], axis=1)
+        mirrored = tf.gather(mean[1:, :, ::-1], lip_set.flip_permutation, axis=-1)
+        fused.append(tf.image.resize((mean[:1] + mirrored) / 2, (37, 23)))
+    expected = tf.argmax(tf.add_n(fused) / 3, axis=-1).numpy()
+    np.testing.assert_array_equal(results["labels"], expected)
+
+
+def test_scaled_sizes_follow_jppnet():
+    assert inference.scaled_size((384, 384), 0.75) == (288, 288)
+    assert inference.scaled_size((384, 256), 1.25) == (480, 320)
+    with pytest.raises(ValueError, match="must include 1"):
+        inference.forward(_FlipProbe(), tf.zeros((1, 16, 16, 3)), inference.TestProtocol(scales=(0.5,)))
+    with pytest.raises(ValueError, match="must be positive"):
+        inference.TestProtocol(scales=(1.0, -1.0))
 
 
 def test_absent_branches_are_absent_results():

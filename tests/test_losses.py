@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 from spd_tf.config import ModelConfig, TrainConfig
-from spd_tf.losses import compute_losses, densepose_loss, pose_loss, sample_roi, segmentation_loss
+from spd_tf.losses import (
+    coarse_segmentation_loss, compute_losses, densepose_loss, pose_loss, sample_roi, segmentation_loss,
+)
 
 B, S, H, h, R, P = 2, 2, 32, 8, 14, 5
 SPD = ModelConfig(backbone_depth=18, input_size=(64, 64), num_refinement_stages=1)
@@ -22,6 +24,7 @@ def _outputs(seed=0):
         "densepose_i": rng.normal(size=(B, R, R, 25)),
         "densepose_u": rng.normal(size=(B, R, R, 25)),
         "densepose_v": rng.normal(size=(B, R, R, 25)),
+        "densepose_coarse": rng.normal(size=(B, R, R, 15)),
     }
     return {k: tf.constant(v, tf.float32) for k, v in outputs.items()}
 
@@ -38,6 +41,8 @@ def _labels(seed=0, presence=(1.0, 1.0)):
         "pose_heatmaps": rng.uniform(0, 1, (B, h, h, 16)).astype(np.float32),
         "densepose_points": points.astype(np.float32),
         "densepose_point_mask": np.ones((B, P), np.float32),
+        "densepose_masks": rng.integers(0, 15, (B, R, R)).astype(np.int32),
+        "has_densepose_masks": presence,
         "has_segmentation": presence,
         "has_pose": presence,
         "has_densepose": presence,
@@ -134,3 +139,39 @@ def test_variant_s_only_needs_segmentation_labels():
     assert set(losses) == {"segmentation", "total"}
     with pytest.raises(KeyError, match="has_pose"):
         compute_losses(_outputs(), labels, SPD.replace(variant="sp"), TRAIN)
+
+
+def test_coarse_segmentation_uniform_logits_and_ignore():
+    masks = np.zeros((B, R, R), np.int32)
+    masks[1] = 255  # no masks for this person
+    loss = coarse_segmentation_loss(tf.zeros((B, R, R, 15)), masks)
+    np.testing.assert_allclose(loss, [math.log(15), 0.0], rtol=1e-6)
+
+
+def test_densepose_loss_adds_the_coarse_term_with_detectron2_weight():
+    outputs, labels = _outputs(), _labels()
+    with_coarse = compute_losses(outputs, labels, SPD, TRAIN)["densepose"]
+    without = compute_losses(outputs, dict(labels, has_densepose_masks=np.zeros(B, np.float32)),
+                             SPD, TRAIN)["densepose"]
+    coarse = coarse_segmentation_loss(outputs["densepose_coarse"], labels["densepose_masks"])
+    assert TRAIN.densepose_coarse_weight == 5.0
+    np.testing.assert_allclose(with_coarse - without, 5.0 * tf.reduce_sum(coarse) / B, rtol=1e-5)
+
+
+def test_multi_scale_outputs_are_each_supervised():
+    outputs, labels = _outputs(), _labels()
+    single = compute_losses(outputs, labels, SPD, TRAIN)
+    seg, pose = outputs["segmentation_stages"], outputs["pose_stages"]
+    half = lambda t: tf.reshape(tf.image.resize(tf.reshape(t, (-1, h, h, t.shape[-1])), (h // 2, h // 2)),
+                                (B, S, h // 2, h // 2, t.shape[-1]))
+    multi = dict(outputs, segmentation_scales=[seg, seg, half(seg)], pose_scales=[pose, pose, half(pose)])
+    losses = compute_losses(multi, labels, SPD, TRAIN)
+    expected_seg = tf.reduce_sum(2 * segmentation_loss(seg, labels["segmentation"], tf.ones([B]))
+                                 + segmentation_loss(half(seg), labels["segmentation"], tf.ones([B]))) / B
+    np.testing.assert_allclose(losses["segmentation"], expected_seg, rtol=1e-5)
+    assert losses["segmentation"] > 2 * single["segmentation"]
+    # The pose target is resized (nearest) to the smaller tower's grid.
+    small_target = tf.image.resize(labels["pose_heatmaps"], (h // 2, h // 2), method="nearest")
+    expected_pose = tf.reduce_sum(2 * pose_loss(pose, labels["pose_heatmaps"])
+                                  + pose_loss(half(pose), small_target)) / B
+    np.testing.assert_allclose(losses["pose"], expected_pose, rtol=1e-5)

@@ -28,6 +28,9 @@ def _first_batches(dataset, count=2):
     return [_numpy(b) for b in dataset.take(count)]
 
 
+R = pipeline.densepose_output_size(MODEL)
+
+
 def test_training_batches_follow_the_interface(globs):
     features, labels_ = _first_batches(pipeline.build_dataset(globs[0], MODEL, DATA, True, BATCH), 1)[0]
     assert set(features) == {"image", "densepose_box"}
@@ -36,6 +39,7 @@ def test_training_batches_follow_the_interface(globs):
         "keypoints": ((BATCH, 16, 3), np.float32), "densepose_points": ((BATCH, 64, 5), np.float32),
         "densepose_point_mask": ((BATCH, 64), np.float32), "has_segmentation": ((BATCH,), np.float32),
         "has_pose": ((BATCH,), np.float32), "has_densepose": ((BATCH,), np.float32), "source_id": ((BATCH,), object),
+        "densepose_masks": ((BATCH, R, R), np.int32), "has_densepose_masks": ((BATCH,), np.float32),
     }
     got = {k: (v.shape, v.dtype) for k, v in labels_.items()}
     assert got == {k: (shape, np.dtype(dtype)) for k, (shape, dtype) in expected.items()}

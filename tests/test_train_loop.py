@@ -23,13 +23,16 @@ def lip_records(shared_data, tmp_path_factory):
 def make_trainer(records, run_dir, variant, steps, **train):
     model = ModelConfig(variant=variant, **TINY_MODEL)
     data = DataConfig(train_patterns=(records,), seed=0, deterministic=True)
+    # Adam: from random init, SGD at the paper's 0.007 diverges on the bias-only JPPNet heads
+    # summed over three towers (the README's departures table); the loop is what is tested.
+    train = {"optimizer": "adam", "learning_rate": 1e-3, **train}
     train = TrainConfig(batch_size=2, total_steps=steps, backbone_weights="none", log_every=1000, **train)
     return Trainer(model, data, train, run_dir, tf.distribute.get_strategy(), log=lambda line: None)
 
 
 def test_loss_falls_on_real_lip_samples_and_nan_stops_with_last_good_checkpoint(lip_records, tmp_path):
     steps = 40
-    trainer = make_trainer(lip_records, tmp_path, "sp", steps + 2, learning_rate=0.01, checkpoint_every=steps)
+    trainer = make_trainer(lip_records, tmp_path, "sp", steps + 2, checkpoint_every=steps)
     history = []
     poisoned = trainer.model.trainable_variables[0]
 

@@ -120,14 +120,16 @@ def encode_index_png(index_map: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def encode_label_file(path: PathLike, height: int, width: int, num_classes: int) -> bytes:
-    """Checks a label PNG against its image and the class range; returns an 8-bit index PNG.
+def encode_label_file(path: PathLike, height: int, width: int, num_classes: int,
+                      reader: Optional[Callable[[Path], np.ndarray]] = None) -> bytes:
+    """Checks a label file against its image and the class range; returns an 8-bit index PNG.
 
-    Raises InputError when it is unreadable, of another size than the image, or holds values
-    outside 0..num_classes-1 and 255 (ignore).
+    `reader` decodes the file to class indices (default: an index PNG). Raises InputError
+    when it is unreadable, of another size than the image, or holds values outside
+    0..num_classes-1 and 255 (ignore).
     """
     try:
-        label = layouts.load_label(path)
+        label = (reader or layouts.load_label)(path)
     except ValueError as e:
         raise InputError(str(e)) from None
     if label.shape != (height, width):
@@ -151,6 +153,7 @@ def encode_record(
     dataset: str,
     num_classes: int = labels.NUM_LIP_CLASSES,
     densepose_fn: Optional[Callable[[int, int], Tuple[Optional[dict], Tuple[str, ...]]]] = None,
+    label_reader: Optional[Callable[[Path], np.ndarray]] = None,
 ) -> Converted:
     """Record (image, optional label and keypoints) -> Converted; bad input raises InputError.
 
@@ -160,7 +163,9 @@ def encode_record(
     image = encode_image_file(record.image_path)
     parsing_png = b""
     if record.label_path is not None:
-        parsing_png = encode_label_file(record.label_path, image.height, image.width, num_classes)
+        parsing_png = encode_label_file(
+            record.label_path, image.height, image.width, num_classes, label_reader
+        )
     densepose, dropped = densepose_fn(image.height, image.width) if densepose_fn is not None else (None, ())
     example = schema.encode_example(
         image.data,
@@ -351,13 +356,22 @@ def convert_labelled(
     image when there is none (split name `all`).
     """
     out_dir = Path(out_dir)
-    listing = layouts.LISTERS[dataset](root, split, id_list)
     report = ConversionReport(dataset, root, out_dir)
+    splits = [split] if split is not None or id_list is not None else [None]
+    for listing in (layouts.LISTERS[dataset](root, name, id_list) for name in splits):
+        convert_listing(report, listing, dataset, num_classes, out_dir, workers, examples_per_shard)
+    return report.write(report_path or out_dir / f"{dataset}-report.json")
+
+
+def convert_listing(report: ConversionReport, listing: layouts.Listing, dataset: str,
+                    num_classes: int, out_dir: Path, workers: int, examples_per_shard: int) -> dict:
+    """One listed split of labelled images -> shards, recorded in `report`."""
     report.add_skipped(listing.split, listing.skipped)
     items = [(record.source_id, record) for record in listing]
-    build = functools.partial(encode_record, dataset=dataset, num_classes=num_classes)
-    convert_split(report, listing.split, items, build, out_dir=out_dir, workers=workers, examples_per_shard=examples_per_shard)
-    return report.write(report_path or out_dir / f"{dataset}-report.json")
+    build = functools.partial(encode_record, dataset=dataset, num_classes=num_classes,
+                              label_reader=listing.label_reader)
+    return convert_split(report, listing.split, items, build, out_dir=out_dir, workers=workers,
+                         examples_per_shard=examples_per_shard)
 
 
 def labelled_main(dataset: str, description: str, num_classes: int, argv: Optional[Sequence[str]] = None) -> None:

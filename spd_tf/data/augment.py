@@ -1,12 +1,20 @@
 """Task-consistent geometric augmentation: one affine transform moves every label type.
 
-Training draws a random scale (`DataConfig.scale_range`), an optional horizontal flip and
+Training draws a random scale s (`DataConfig.scale_range`), an optional horizontal flip and
 rotation, and a random crop/pad offset, composed into one 3x3 affine matrix in continuous
 image coordinates (pixel (r, c) covers [c, c+1) x [r, r+1)). The image and the parsing map
 are warped once with that matrix directly at the model input size; keypoints, DensePose
 points and the person box are mapped by the same matrix, so the tasks cannot drift apart.
 
-A flip also renames sides: LIP classes (`labels.LIP_CLASS_FLIP`), joints
+Framing (`DataConfig.framing`): "stretch" is JPPNet's: the image is resized to
+(input height x s, input width x s) ignoring its aspect ratio, then cropped at a random
+offset when larger than the input or placed at the top-left and padded when smaller
+(JPPNet's pad_to_bounding_box + random_crop). At s = 1 with no flip or rotation this is
+exactly the test-time resize (`resize_to_input`, spd_tf.inference), so a model sees people
+at one size in training and at test. "keep_aspect" scales the image by s of its own size
+and pads it anywhere in the input (an earlier spd_tf default, kept as an option).
+
+A flip also renames sides: classes (the label set's flip pairs), joints
 (`labels.LIP_JOINT_FLIP`) and DensePose patches (`labels.DENSEPOSE_I_FLIP`). DensePose U/V
 need DensePose's UV_symmetry_transforms.mat to flip exactly (`UVSymmetry`); without it the
 caller drops the DensePose points of flipped examples instead of corrupting them.
@@ -29,21 +37,11 @@ from spd_tf.config import DataConfig
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 UV_GRID = 256  # DensePose's symmetry tables are 256 x 256 per patch
 
-# 256-entry class lookup so the ignore value 255 survives the swap unchanged.
-_CLASS_FLIP_TABLE = np.arange(256, dtype=np.int32)
-_CLASS_FLIP_TABLE[: labels.NUM_LIP_CLASSES] = labels.LIP_CLASS_FLIP
 
 
-def flip_parsing(parsing: tf.Tensor) -> tf.Tensor:
-    """Mirrors a label map [..., H, W] left-right and swaps the L/R classes (LIP and CIHP)."""
-    parsing = tf.convert_to_tensor(parsing)
-    swapped = tf.gather(tf.constant(_CLASS_FLIP_TABLE), tf.cast(parsing, tf.int32))
-    return tf.cast(tf.reverse(swapped, axis=[-1]), parsing.dtype)
-
-
-def swap_parsing_sides(parsing: tf.Tensor) -> tf.Tensor:
+def swap_parsing_sides(parsing: tf.Tensor, label_set: labels.LabelSet) -> tf.Tensor:
     """L/R class swap without mirroring (the pixels were already mirrored by the warp)."""
-    swapped = tf.gather(tf.constant(_CLASS_FLIP_TABLE), tf.cast(parsing, tf.int32))
+    swapped = tf.gather(tf.constant(label_set.flip_table()), tf.cast(parsing, tf.int32))
     return tf.cast(swapped, parsing.dtype)
 
 
@@ -56,6 +54,18 @@ def swap_patch_sides(patches: tf.Tensor) -> tf.Tensor:
     """DensePose patch ids 0..24 after a mirror (DensePose's I symmetry table)."""
     table = tf.constant(labels.DENSEPOSE_I_FLIP, tf.int32)
     return tf.cast(tf.gather(table, tf.cast(patches, tf.int32)), patches.dtype)
+
+
+def swap_coarse_sides(parts: tf.Tensor) -> tf.Tensor:
+    """DensePose coarse parts 0..14 (dp_masks) after a mirror; 255 passes unchanged."""
+    table = np.arange(256, dtype=np.int32)
+    table[: len(labels.DENSEPOSE_COARSE_FLIP)] = labels.DENSEPOSE_COARSE_FLIP
+    return tf.cast(tf.gather(tf.constant(table), tf.cast(parts, tf.int32)), parts.dtype)
+
+
+def axis_scales(matrix: tf.Tensor) -> tf.Tensor:
+    """(x, y) lengths in the output of one original-image pixel step along x and along y."""
+    return tf.stack([tf.norm(matrix[:2, 0]), tf.norm(matrix[:2, 1])])
 
 
 class UVSymmetry:
@@ -106,9 +116,9 @@ def random_transform(
 ) -> Tuple[tf.Tensor, tf.Tensor]:
     """Random (matrix, flipped): scale, optional flip, rotation, then crop/pad offset.
 
-    `seed` is a stateless seed [2]; `image_size` the decoded (height, width). The crop/pad
-    offset places the scaled image anywhere that keeps the overlap maximal: a random crop
-    when it is larger than the output and a random position inside the padding when smaller.
+    `seed` is a stateless seed [2]; `image_size` the decoded (height, width). The framing
+    is the module docstring's: a random crop when the scaled image is larger than the
+    output; when smaller, top-left ("stretch", as JPPNet) or anywhere ("keep_aspect").
     """
     # One draw of 5 uniforms: Philox streams of neighbouring seeds are independent, while
     # stateless_split of neighbouring seeds gives visibly correlated sub-seeds.
@@ -118,8 +128,12 @@ def random_transform(
     out_h, out_w = (float(s) for s in output_size)
     scale = lerp(draws[0], *config.scale_range)
     flipped = tf.logical_and(tf.constant(config.flip), draws[1] < 0.5)
-    sh, sw = height * scale, width * scale
-    matrix = _affine(scale, 0.0, 0.0, scale, 0.0, 0.0)
+    stretch = config.framing == "stretch"
+    if stretch:
+        sh, sw = out_h * scale, out_w * scale
+    else:
+        sh, sw = height * scale, width * scale
+    matrix = _affine(sw / width, 0.0, 0.0, sh / height, 0.0, 0.0)
     mirror = _affine(-1.0, 0.0, 0.0, 1.0, sw, 0.0)
     matrix = tf.cond(flipped, lambda: mirror @ matrix, lambda: matrix)
     if config.rotation_degrees > 0:
@@ -129,13 +143,16 @@ def random_transform(
         cx, cy = sw / 2, sh / 2
         rotate = _affine(cos, -sin, sin, cos, cx - cos * cx + sin * cy, cy - sin * cx - cos * cy)
         matrix = rotate @ matrix
-    ty = lerp(draws[3], tf.minimum(0.0, out_h - sh), tf.maximum(0.0, out_h - sh))
-    tx = lerp(draws[4], tf.minimum(0.0, out_w - sw), tf.maximum(0.0, out_w - sw))
+    pad_h = 0.0 if stretch else tf.maximum(0.0, out_h - sh)
+    pad_w = 0.0 if stretch else tf.maximum(0.0, out_w - sw)
+    ty = lerp(draws[3], tf.minimum(0.0, out_h - sh), pad_h)
+    tx = lerp(draws[4], tf.minimum(0.0, out_w - sw), pad_w)
     matrix = _affine(1.0, 0.0, 0.0, 1.0, tf.round(tx), tf.round(ty)) @ matrix
     return matrix, flipped
 
 
-def _warp(images: tf.Tensor, matrix: tf.Tensor, output_size, fill: float, interpolation: str):
+def _warp(images: tf.Tensor, matrix: tf.Tensor, output_size, fill: float, interpolation: str,
+          fill_mode: str = "CONSTANT"):
     """Samples images [H, W, C] at output pixel centres mapped back through `matrix`."""
     half = _affine(1.0, 0.0, 0.0, 1.0, 0.5, 0.5)
     minus_half = _affine(1.0, 0.0, 0.0, 1.0, -0.5, -0.5)
@@ -147,21 +164,27 @@ def _warp(images: tf.Tensor, matrix: tf.Tensor, output_size, fill: float, interp
         output_shape=tf.constant(output_size, tf.int32),
         fill_value=tf.constant(fill, tf.float32),
         interpolation=interpolation,
-        fill_mode="CONSTANT",
+        fill_mode=fill_mode,
     )
     return warped[0]
 
 
 def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size) -> tf.Tensor:
-    """uint8/float RGB [H, W, 3] -> float32 [h, w, 3] 0..255, padded with the ImageNet mean."""
+    """uint8/float RGB [H, W, 3] -> float32 [h, w, 3] 0..255, padded with the ImageNet mean.
+
+    As JPPNet (resize, then pad): bilinear samples clamp at the image's edge (fill_mode
+    NEAREST, like tf.image.resize) and the pixels whose centre falls outside it get the
+    mean, so at scale 1 the result equals the test-time resize.
+    """
     mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
     centred = tf.cast(image, tf.float32) - mean
-    return _warp(centred, matrix, output_size, 0.0, "BILINEAR") + mean
+    inside = _warp(tf.ones_like(centred[..., :1]), matrix, output_size, 0.0, "NEAREST")
+    return _warp(centred, matrix, output_size, 0.0, "BILINEAR", "NEAREST") * inside + mean
 
 
-def warp_parsing(parsing: tf.Tensor, matrix: tf.Tensor, output_size) -> tf.Tensor:
-    """uint8 label map [H, W] -> [h, w] (nearest neighbour, padded with 255)."""
-    warped = _warp(parsing[..., None], matrix, output_size, float(labels.IGNORE_LABEL), "NEAREST")
+def warp_parsing(parsing: tf.Tensor, matrix: tf.Tensor, output_size, fill=labels.IGNORE_LABEL) -> tf.Tensor:
+    """uint8 label map [H, W] -> [h, w] (nearest neighbour, padded with `fill`)."""
+    warped = _warp(parsing[..., None], matrix, output_size, float(fill), "NEAREST")
     return warped[..., 0]
 
 
@@ -182,7 +205,8 @@ def resize_to_input(image: tf.Tensor, parsing: tf.Tensor, output_size):
     """Deterministic evaluation geometry: a plain per-axis resize to the input size.
 
     The same geometry as spd_tf.inference.preprocess (bilinear, no aspect-keeping pad, as
-    JPPNet at test time), so validation targets and served predictions share one frame.
+    JPPNet at test time) and as "stretch" training framing at scale 1, so training,
+    validation targets and served predictions share one frame.
     Returns (image float32 [h, w, 3] 0..255, parsing uint8 [h, w] (nearest), matrix).
     """
     size = tf.cast(tf.shape(image)[:2], tf.float32)

@@ -17,13 +17,15 @@ Layouts understood (ROOT is the path the user gives):
         in ROOT or ROOT/list(s)/.
   CIHP  ROOT/images/ + ROOT/labels/ (or the official Images/ + Category_ids/), optional
         {split}_id.txt or {split}.txt ("/images/x.jpg /labels/x.png" lines).
+  CCP   ROOT/photos/NNNN.jpg + ROOT/annotations/pixel-level/NNNN.mat + ROOT/label_list.mat,
+        optional ROOT/{split}_id.txt (spd_tf.data.ccp maps the 59 tags to 15 classes).
 """
 
 import dataclasses
 import os
 import warnings
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -61,6 +63,11 @@ class Listing:
     image_dir: Path
     label_dir: Optional[Path]
     pose_csv: Optional[Path] = None
+    # Label file -> class map; a dataset whose labels are not index PNGs (CCP) sets its own.
+    label_reader: Optional[Callable[[Path], np.ndarray]] = None
+
+    def load_label(self, record: Record) -> np.ndarray:
+        return (self.label_reader or load_label)(record.label_path)
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records)
@@ -162,7 +169,7 @@ def _expected(candidates: Sequence[Path]) -> str:
     return ", ".join(str(c) for c in candidates)
 
 
-def _build_listing(
+def build_listing(
     split: str,
     image_dir: Path,
     label_dir: Optional[Path],
@@ -170,10 +177,11 @@ def _build_listing(
     id_source: str,
     skipped: List[dict],
     keypoints: Optional[Dict[str, np.ndarray]] = None,
+    label_suffixes: Sequence[str] = LABEL_SUFFIXES,
 ) -> List[Record]:
     """Joins ids, images, labels and keypoints; everything unmatched goes to `skipped`."""
     images = _files_by_stem(image_dir, IMAGE_SUFFIXES, skipped)
-    label_files = _files_by_stem(label_dir, LABEL_SUFFIXES, skipped) if label_dir else {}
+    label_files = _files_by_stem(label_dir, label_suffixes, skipped) if label_dir else {}
     if ids is None:
         ids = list(images)
         for stem in sorted(set(label_files) - set(images)):
@@ -189,7 +197,7 @@ def _build_listing(
             continue
         label_path = label_files.get(source_id)
         if label_dir is not None and label_path is None:
-            _skip(skipped, images[source_id], f"missing label {label_dir / (source_id + '.png')}")
+            _skip(skipped, images[source_id], f"missing label {label_dir / (source_id + label_suffixes[0])}")
             continue
         joints = keypoints.get(source_id) if keypoints is not None else None
         records.append(Record(source_id, images[source_id], label_path, joints))
@@ -231,7 +239,7 @@ def list_lip(root: PathLike, split: str, pose_csv: Optional[PathLike] = None) ->
         pose_csv = _first_existing(_lip_nested(root, "TrainVal_pose_annotations", f"lip_{split}_set.csv"))
     keypoints = read_lip_pose_csv(pose_csv, skipped) if pose_csv is not None else None
     ids = read_id_list(id_list) if id_list is not None else None
-    records = _build_listing(
+    records = build_listing(
         split, image_dir, label_dir, ids, str(id_list or image_dir), skipped, keypoints
     )
     return Listing("lip", split, records, skipped, image_dir, label_dir, Path(pose_csv) if pose_csv else None)
@@ -251,7 +259,7 @@ def _labelled_listing(dataset: str, root: Path, split: Optional[str], pairs, lis
         id_list = _first_existing([root / d / n for d in list_dirs for n in names])
     skipped: List[dict] = []
     ids = read_id_list(id_list) if id_list is not None else None
-    records = _build_listing(split or "all", image_dir, label_dir, ids, str(id_list or image_dir), skipped)
+    records = build_listing(split or "all", image_dir, label_dir, ids, str(id_list or image_dir), skipped)
     return Listing(dataset, split or "all", records, skipped, image_dir, label_dir)
 
 
@@ -269,7 +277,14 @@ def list_cihp(root: PathLike, split: Optional[str] = None, id_list: Optional[Pat
     )
 
 
-LISTERS = {"lip": list_lip, "atr": list_atr, "cihp": list_cihp}
+def list_ccp(root: PathLike, split: Optional[str] = None, id_list: Optional[PathLike] = None) -> Listing:
+    """CCP: photos/ + annotations/pixel-level/*.mat + label_list.mat (spd_tf.data.ccp)."""
+    from spd_tf.data import ccp
+
+    return ccp.list_ccp(root, split, id_list)
+
+
+LISTERS = {"lip": list_lip, "atr": list_atr, "cihp": list_cihp, "ccp": list_ccp}
 
 
 # --- loading ---------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ class Parser:
     def __init__(self, model_config: ModelConfig, data_config: DataConfig, training: bool):
         self.input_size = tuple(int(s) for s in model_config.input_size)
         self.output_stride = model_config.output_stride
+        self.label_set = model_config.label_set
+        self.densepose_size = densepose_output_size(model_config)
         self.data_config = data_config
         self.uv_symmetry = None  # only training flips
         if training and data_config.flip:
@@ -86,15 +88,18 @@ class Parser:
 
     def make_targets(self, example, image, parsing, matrix, flipped):
         """Maps every label through `matrix`, renames sides when `flipped`, builds targets."""
-        parsing = tf.cond(flipped, lambda: augment.swap_parsing_sides(parsing), lambda: parsing)
+        parsing = tf.cond(
+            flipped, lambda: augment.swap_parsing_sides(parsing, self.label_set), lambda: parsing
+        )
 
         x, y, v = tf.unstack(example["keypoints"], axis=-1)
         keypoints = tf.stack([*augment.transform_pixel_indices(x, y, matrix), v], axis=-1)
         keypoints = tf.cond(flipped, lambda: augment.swap_keypoint_sides(keypoints), lambda: keypoints)
         keypoints = targets.crop_keypoints(keypoints, self.input_size)
-        heatmaps = targets.keypoint_heatmaps(
-            keypoints, self.input_size, self.output_stride, self.data_config.heatmap_sigma
-        )
+        sigma = self.data_config.heatmap_sigma
+        if self.data_config.heatmap_sigma_units == "image":
+            sigma = sigma * augment.axis_scales(matrix)
+        heatmaps = targets.keypoint_heatmaps(keypoints, self.input_size, self.output_stride, sigma)
 
         px, py = augment.transform_points(example["densepose_x"], example["densepose_y"], matrix)
         points = {"x": px, "y": py, **{k: example[f"densepose_{k}"] for k in ("i", "u", "v")}}
@@ -110,6 +115,12 @@ class Parser:
         dense = targets.densepose_targets(
             points, box, self.input_size, self.data_config.max_densepose_points, present
         )
+        masks = targets.densepose_mask_target(
+            example["densepose_masks"], example["densepose_bbox"], matrix, box,
+            self.densepose_size, augment.warp_parsing,
+        )
+        masks = tf.cond(flipped, lambda: augment.swap_coarse_sides(masks), lambda: masks)
+        has_masks = dense["has_densepose"] * tf.cast(tf.size(example["densepose_masks"]) > 0, tf.float32)
 
         height, width = self.input_size
         features = {
@@ -123,9 +134,16 @@ class Parser:
             "has_segmentation": example["has_segmentation"],
             "has_pose": example["has_pose"],
             "source_id": example["source_id"],
+            "densepose_masks": tf.cast(masks, tf.int32),
+            "has_densepose_masks": has_masks,
             **dense,
         }
         return features, labels_
+
+
+def densepose_output_size(model_config: ModelConfig) -> int:
+    """Side of the DensePose head's outputs: ROI x2 (deconvolution) x the bilinear factor."""
+    return 2 * model_config.roi_size * model_config.densepose_upsample
 
 
 def _records(files, data_config: DataConfig, training: bool, input_context, num_parallel_calls):

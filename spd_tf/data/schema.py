@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from spd_tf import labels
 
-DATASETS = ("lip", "atr", "cihp", "coco_densepose", "synthetic")
+DATASETS = ("lip", "atr", "cihp", "ccp", "coco_densepose", "synthetic")
 KEYPOINT_VALUES = labels.NUM_LIP_JOINTS * 3
 DENSEPOSE_POINT_KEYS = ("x", "y", "i", "u", "v")
 
@@ -136,11 +136,11 @@ def decode_example(serialized: tf.Tensor) -> dict:
 
     keypoints = tf.sparse.to_dense(parsed["pose/keypoints"])
     has_pose = tf.equal(tf.size(keypoints), KEYPOINT_VALUES)
-    keypoints = tf.cond(
-        has_pose,
-        lambda: tf.reshape(keypoints, [labels.NUM_LIP_JOINTS, 3]),
-        lambda: -tf.ones([labels.NUM_LIP_JOINTS, 3], tf.float32),
-    )
+    # Padded then selected rather than tf.cond: grappler may run a cond's reshape branch on
+    # the empty tensor of a record without pose (seen under tf.function).
+    missing = -tf.ones([KEYPOINT_VALUES], tf.float32)
+    padded = tf.concat([keypoints, missing], axis=0)[:KEYPOINT_VALUES]
+    keypoints = tf.reshape(tf.where(has_pose, padded, missing), [labels.NUM_LIP_JOINTS, 3])
 
     dense = {k: tf.sparse.to_dense(parsed[f"densepose/{k}"]) for k in DENSEPOSE_POINT_KEYS}
     bbox = tf.sparse.to_dense(parsed["densepose/bbox"])

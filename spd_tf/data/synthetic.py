@@ -32,7 +32,8 @@ from spd_tf.data import synthetic_drawing as drawing
 from spd_tf.data.writer import ShardedWriter
 
 # Bump when the drawing changes: cached datasets are keyed by it.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4  # 4: DensePose coarse masks (dp_masks)
+DENSEPOSE_MASK_SIZE = 256  # DensePose-COCO stores dp_masks at 256x256 in the bbox frame
 COMPLETE_MARKER = "COMPLETE"
 REPORT_NAME = "report.json"
 # Size for standalone generation (convert_synthetic, tests). train.py generates at its
@@ -317,6 +318,19 @@ def _sample_surface(rng, kind, geometry, count):
     return xy, u, v, patch
 
 
+def _coarse_masks_png(patches: np.ndarray, bbox) -> bytes:
+    """DensePose-COCO's dp_masks for the painted body: coarse parts 0..14, 256x256 in the
+    bbox frame, from the same patch map the points are sampled on."""
+    x0, y0, w, h = (int(v) for v in bbox)
+    coarse = labels.DENSEPOSE_PATCH_TO_COARSE[patches[y0:y0 + h, x0:x0 + w]].astype(np.uint8)
+    size = DENSEPOSE_MASK_SIZE
+    resized = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_NEAREST)
+    ok, png = cv2.imencode(".png", resized)
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a synthetic DensePose mask")
+    return png.tobytes()
+
+
 def _densepose(rng, canvas: drawing.Canvas, surfaces, points_per_part: int) -> dict:
     xs, ys, ii, us, vs = [], [], [], [], []
     for patch, kind, geometry in surfaces:
@@ -334,6 +348,7 @@ def _densepose(rng, canvas: drawing.Canvas, surfaces, points_per_part: int) -> d
     bbox = [cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()]
     return {
         "bbox": np.asarray(bbox, np.float32),
+        "masks_png": _coarse_masks_png(canvas.patches, bbox),
         "x": np.concatenate(xs).astype(np.float32), "y": np.concatenate(ys).astype(np.float32),
         "i": np.concatenate(ii).astype(np.int64),
         "u": np.clip(np.concatenate(us), 0, 1).astype(np.float32),

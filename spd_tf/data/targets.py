@@ -26,21 +26,23 @@ def crop_keypoints(keypoints: tf.Tensor, input_size: Tuple[int, int]) -> tf.Tens
 
 
 def keypoint_heatmaps(
-    keypoints: tf.Tensor, input_size: Tuple[int, int], output_stride: int, sigma: float
+    keypoints: tf.Tensor, input_size: Tuple[int, int], output_stride: int, sigma
 ) -> tf.Tensor:
-    """Gaussian heatmaps [h, w, J] at the output stride, peak 1, sigma in input pixels.
+    """Gaussian heatmaps [h, w, J] at the output stride, peak 1.
 
-    A missing joint (v < 0) gives an all-zero channel.
+    `sigma` in input pixels: a number, or (sigma_x, sigma_y) for JPPNet's sigma of 8
+    original-image pixels, which the stretch to the input makes anisotropic
+    (`augment.axis_scales`). A missing joint (v < 0) gives an all-zero channel.
     """
     stride = float(output_stride)
-    out_h, out_w = input_size[0] // output_stride, input_size[1] // output_stride
+    out_h, out_w = -(-input_size[0] // output_stride), -(-input_size[1] // output_stride)
     x, y, v = tf.unstack(keypoints, axis=-1)
     cx, cy = (x + 0.5) / stride - 0.5, (y + 0.5) / stride - 0.5
-    cell_sigma = sigma / stride
+    sigma = tf.broadcast_to(tf.cast(sigma, tf.float32), [2]) / stride
     rows = tf.range(out_h, dtype=tf.float32)[:, None, None]
     cols = tf.range(out_w, dtype=tf.float32)[None, :, None]
-    dist2 = (cols - cx) ** 2 + (rows - cy) ** 2
-    heatmaps = tf.exp(-dist2 / (2.0 * cell_sigma**2))
+    dist2 = ((cols - cx) / sigma[0]) ** 2 + ((rows - cy) / sigma[1]) ** 2
+    heatmaps = tf.exp(-dist2 / 2.0)
     return heatmaps * tf.cast(v >= 0, tf.float32)
 
 
@@ -62,6 +64,33 @@ def person_box(bbox_xywh: tf.Tensor, matrix: tf.Tensor, input_size) -> tf.Tensor
         tf.clip_by_value(tf.reduce_max(tx), 0.0, width),
         tf.clip_by_value(tf.reduce_max(ty), 0.0, height),
     ])
+
+
+def densepose_mask_target(masks, bbox_xywh, matrix, box, size: int, warp) -> tf.Tensor:
+    """The coarse dp_masks [M, M] (bbox frame) resampled to the head's [size, size] grid
+    over the augmented person `box` (x0, y0, x1, y1 in input pixels), nearest, 0 outside
+    (as detectron2's resample_data with zero padding). `warp(mask, forward, size, fill)`
+    is augment's affine warp; no masks -> all 255 (ignored)."""
+    side = tf.cast(tf.shape(masks)[0], tf.float32)
+
+    def resample():
+        x0, y0, w, h = tf.unstack(bbox_xywh)
+        mask_to_image = _affine(w / side, h / side, x0, y0)
+        bx0, by0, bx1, by1 = tf.unstack(box)
+        r = float(size)
+        input_to_roi = _affine(r / tf.maximum(bx1 - bx0, 1e-6), r / tf.maximum(by1 - by0, 1e-6),
+                               -bx0 * r / tf.maximum(bx1 - bx0, 1e-6), -by0 * r / tf.maximum(by1 - by0, 1e-6))
+        forward = input_to_roi @ matrix @ mask_to_image
+        return tf.cast(warp(masks, forward, (size, size), 0), tf.uint8)
+
+    return tf.cond(
+        tf.size(masks) > 0, resample, lambda: tf.fill([size, size], tf.constant(255, tf.uint8))
+    )
+
+
+def _affine(sx, sy, tx, ty) -> tf.Tensor:
+    row = lambda *v: tf.stack([tf.cast(x, tf.float32) for x in v])
+    return tf.stack([row(sx, 0.0, tx), row(0.0, sy, ty), row(0.0, 0.0, 1.0)])
 
 
 def densepose_targets(

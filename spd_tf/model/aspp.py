@@ -1,8 +1,11 @@
-"""Atrous Spatial Pyramid Pooling (DeepLab v3), the parsing head of SPD.
+"""The two parsing classifiers: DeepLab-v2's atrous classifier sum and DeepLab-v3's ASPP.
 
-JPPNet sums four atrous 3x3 classifiers (rates 6/12/18/24); SPD replaces them with ASPP:
-parallel 1x1 and atrous 3x3 conv-BN-ReLU branches plus an image-level pooling branch,
-concatenated and projected by a 1x1 conv-BN-ReLU. The classifier is applied by the caller.
+JPPNet (and so SPD as published) classifies with DeepLab-v2's ASPP: four atrous 3x3 convs
+straight to the class logits (rates 6/12/18/24), summed (`atrous_classifier_sum`), on res5
+and at the end of every parsing refinement. `ASPP` is DeepLab-v3's: parallel 1x1 and
+atrous 3x3 conv-BN-ReLU branches plus an image-level pooling branch, concatenated and
+projected by a 1x1 conv-BN-ReLU; the caller adds a 1x1 classifier. Kept as
+`ModelConfig.aspp="deeplabv3"` (24 M more parameters at paper size).
 """
 
 import keras
@@ -80,3 +83,20 @@ class ASPP(keras.layers.Layer):
             filters=self.filters, rates=list(self.rates), sync_batch_norm=self.sync_batch_norm
         )
         return config
+
+
+def atrous_classifier_sum(features, num_classes, rates, *, name):
+    """DeepLab-v2 ASPP: sum over `rates` of a 3x3 conv (rate r, bias) to the logits.
+
+    float32 like every prediction layer, so logits stay float32 under mixed precision;
+    initialised as JPPNet's atrous_conv2d (truncated normal, stddev 0.01).
+    """
+    branches = [
+        keras.layers.Conv2D(num_classes, 3, padding="same", dilation_rate=rate,
+                            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
+                            name=f"{name}_rate{rate}", dtype="float32")(features)
+        for rate in rates
+    ]
+    if len(branches) == 1:
+        return branches[0]
+    return keras.layers.Add(name=name, dtype="float32")(branches)

@@ -10,7 +10,7 @@ import os
 
 import keras
 
-from spd_tf.model.layers import CaffeNormalization, batch_norm, policy_name
+from spd_tf.model.layers import CaffeNormalization, FrozenStatisticsBatchNorm, batch_norm, policy_name
 
 # depth -> (block type, blocks per stage conv2..conv5)
 RESNET_STAGES = {
@@ -37,37 +37,37 @@ def _conv(filters, kernel_size, name, dtype, strides=1, dilation_rate=1):
     )
 
 
-def _bottleneck_block(x, filters, stride, dilation, conv_shortcut, name, dtype):
+def _bottleneck_block(x, filters, stride, dilation, conv_shortcut, name, dtype, norm):
     """keras.applications residual_block_v1 (stride on the first 1x1 conv, Caffe style)."""
     if conv_shortcut:
         shortcut = _conv(4 * filters, 1, f"{name}_0_conv", dtype, strides=stride)(x)
-        shortcut = batch_norm(f"{name}_0_bn", dtype)(shortcut)
+        shortcut = norm(f"{name}_0_bn")(shortcut)
     else:
         shortcut = x
     x = _conv(filters, 1, f"{name}_1_conv", dtype, strides=stride)(x)
-    x = batch_norm(f"{name}_1_bn", dtype)(x)
+    x = norm(f"{name}_1_bn")(x)
     x = keras.layers.Activation("relu", name=f"{name}_1_relu", dtype=dtype)(x)
     x = _conv(filters, 3, f"{name}_2_conv", dtype, dilation_rate=dilation)(x)
-    x = batch_norm(f"{name}_2_bn", dtype)(x)
+    x = norm(f"{name}_2_bn")(x)
     x = keras.layers.Activation("relu", name=f"{name}_2_relu", dtype=dtype)(x)
     x = _conv(4 * filters, 1, f"{name}_3_conv", dtype)(x)
-    x = batch_norm(f"{name}_3_bn", dtype)(x)
+    x = norm(f"{name}_3_bn")(x)
     x = keras.layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, x])
     return keras.layers.Activation("relu", name=f"{name}_out", dtype=dtype)(x)
 
 
-def _basic_block(x, filters, stride, dilation, conv_shortcut, name, dtype):
+def _basic_block(x, filters, stride, dilation, conv_shortcut, name, dtype, norm):
     """ResNet-18/34 block: two 3x3 convs (stride on the first)."""
     if conv_shortcut:
         shortcut = _conv(filters, 1, f"{name}_0_conv", dtype, strides=stride)(x)
-        shortcut = batch_norm(f"{name}_0_bn", dtype)(shortcut)
+        shortcut = norm(f"{name}_0_bn")(shortcut)
     else:
         shortcut = x
     x = _conv(filters, 3, f"{name}_1_conv", dtype, strides=stride, dilation_rate=dilation)(x)
-    x = batch_norm(f"{name}_1_bn", dtype)(x)
+    x = norm(f"{name}_1_bn")(x)
     x = keras.layers.Activation("relu", name=f"{name}_1_relu", dtype=dtype)(x)
     x = _conv(filters, 3, f"{name}_2_conv", dtype, dilation_rate=dilation)(x)
-    x = batch_norm(f"{name}_2_bn", dtype)(x)
+    x = norm(f"{name}_2_bn")(x)
     x = keras.layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, x])
     return keras.layers.Activation("relu", name=f"{name}_out", dtype=dtype)(x)
 
@@ -76,7 +76,7 @@ def build_backbone(config, output_stride=None, dtype=None, name="backbone"):
     """Dilated ResNet as a functional `keras.Model`: RGB 0..255 -> {"res4", "res5"}.
 
     Args:
-      config: `ModelConfig` (backbone_depth, width_multiplier, freeze_backbone_bn).
+      config: `ModelConfig` (backbone_depth, width_multiplier, backbone_bn).
       output_stride: overrides `config.output_stride`; 32 (no dilation) is allowed here
         so the trunk can be compared with keras.applications.
       dtype: dtype policy for every layer (default: the global policy).
@@ -102,7 +102,8 @@ def build_backbone(config, output_stride=None, dtype=None, name="backbone"):
     x = keras.layers.Conv2D(
         config.width(64), 7, strides=2, name="conv1_conv", dtype=dtype
     )(x)
-    x = batch_norm("conv1_bn", dtype)(x)
+    norm = _norm_factory(config.backbone_bn, dtype)
+    x = norm("conv1_bn")(x)
     x = keras.layers.Activation("relu", name="conv1_relu", dtype=dtype)(x)
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad", dtype=dtype)(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool", dtype=dtype)(x)
@@ -122,18 +123,28 @@ def build_backbone(config, output_stride=None, dtype=None, name="backbone"):
                 conv_shortcut=first and (stride != 1 or channels != filters * expansion),
                 name=f"conv{stage}_block{b}",
                 dtype=dtype,
+                norm=norm,
             )
         channels = filters * expansion
         features[f"res{stage}"] = x
 
-    model = keras.Model(images, {"res4": features["res4"], "res5": features["res5"]}, name=name)
-    if config.freeze_backbone_bn:
-        # Frozen BN (JPPNet): Keras 3 runs a non-trainable BN in inference mode, so the
-        # ImageNet statistics are used and never updated by small person-crop batches.
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-    return model
+    return keras.Model(images, {"res4": features["res4"], "res5": features["res5"]}, name=name)
+
+
+def _norm_factory(mode, dtype):
+    """name -> the trunk's BN layer for `ModelConfig.backbone_bn`.
+
+    frozen_statistics (JPPNet): stored statistics, trainable gamma/beta; frozen: nothing
+    trains (Keras 3 runs a non-trainable BN in inference mode); trainable: plain BN.
+    """
+    def norm(name):
+        if mode == "frozen_statistics":
+            return FrozenStatisticsBatchNorm(epsilon=1.001e-5, name=name, dtype=dtype)
+        layer = batch_norm(name, dtype)
+        layer.trainable = mode == "trainable"
+        return layer
+
+    return norm
 
 
 def _reference_resnet(depth, weights):

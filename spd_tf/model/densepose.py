@@ -1,7 +1,13 @@
-"""DensePose branch: one person ROI cropped from res4, a conv head, I/U/V charts.
+"""DensePose branch: one person ROI cropped from res4, a conv head, coarse mask and I/U/V.
+
+As DensePose-RCNN (detectron2 v1convx head + chart predictor): 8 3x3 convs (512), then a
+4x4 stride-2 transposed conv per output and a bilinear x`densepose_upsample` resize:
+`densepose_coarse` (background + 14 coarse parts, trained from dp_masks) and the fine
+`densepose_i` / `densepose_u` / `densepose_v` (24 patches + background). A pixel is body
+only where the coarse head says so (inference sets I, U, V to 0 elsewhere).
 
 Frame convention (shared with the losses and inference): the R x R outputs (R = 2 x
-roi_size) tile the box, output pixel (r, c) covers box-normalised [r/R, (r+1)/R) x
+roi_size x densepose_upsample) tile the box, output pixel (r, c) covers box-normalised [r/R, (r+1)/R) x
 [c/R, (c+1)/R), so a point at box coordinates (x, y) in [0, 1] sits at output pixel
 coordinates (x*R - 0.5, y*R - 0.5).
 """
@@ -10,7 +16,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from spd_tf.model.layers import conv_bn_relu
+from spd_tf.model.layers import head_conv, msra_fill
 
 _HEAD_CONVS = 8
 _HEAD_WIDTH = 512
@@ -100,20 +106,31 @@ class RoiCrop(keras.layers.Layer):
 
 
 def densepose_branch(res4, segmentation_logits, given_box, config, *, dtype):
-    """I/U/V [B, 2*roi, 2*roi, num_patches + 1] (float32) and the box used [B, 4].
+    """{coarse, i, u, v} charts [B, R, R, C] (float32) and the box used [B, 4] (module doc).
 
-    The ROI comes from res4 (stride 8/16, the trunk's finest shared features), then
-    8x 3x3 conv (512) and a 4x4 stride-2 transposed conv per output, as DensePose-RCNN.
+    The ROI comes from res4 (stride 8/16, the trunk's finest shared features).
     """
     box = RoiBox(name="densepose_roi_box", dtype="float32")(segmentation_logits, given_box)
     x = RoiCrop(config.roi_size, name="densepose_roi_crop", dtype=dtype)(res4, box)
     for i in range(1, _HEAD_CONVS + 1):
-        x = conv_bn_relu(x, config.width(_HEAD_WIDTH), 3, name=f"densepose_conv{i}",
-                         dtype=dtype, synchronized=config.sync_batch_norm)
+        x = head_conv(x, config.width(_HEAD_WIDTH), 3, name=f"densepose_conv{i}",
+                      dtype=dtype, config=config, initializer=msra_fill())
+    channels = {
+        "coarse": config.num_coarse_parts + 1,
+        "i": config.num_patches + 1,
+        "u": config.num_patches + 1,
+        "v": config.num_patches + 1,
+    }
     charts = {}
-    for chart in ("i", "u", "v"):
-        charts[f"densepose_{chart}"] = keras.layers.Conv2DTranspose(
-            config.num_patches + 1, 4, strides=2, padding="same",
-            name=f"densepose_{chart}", dtype="float32",
+    for chart, count in channels.items():
+        name = f"densepose_{chart}"
+        y = keras.layers.Conv2DTranspose(
+            count, 4, strides=2, padding="same", kernel_initializer=msra_fill(),
+            name=f"{name}_lowres", dtype="float32",
         )(x)
+        if config.densepose_upsample > 1:
+            y = keras.layers.UpSampling2D(
+                config.densepose_upsample, interpolation="bilinear", name=name, dtype="float32"
+            )(y)
+        charts[name] = y
     return charts, box

@@ -45,19 +45,60 @@ def batch_norm(name, dtype, synchronized=False):
     )
 
 
-def conv_bn_relu(x, filters, kernel_size, *, name, dtype, dilation_rate=1, synchronized=False):
-    """3x3-style head conv: conv (no bias, BN follows) -> BN -> ReLU."""
+@keras.saving.register_keras_serializable(package="spd_tf")
+class FrozenStatisticsBatchNorm(keras.layers.BatchNormalization):
+    """BatchNorm that always normalises with its stored statistics, while gamma/beta train.
+
+    JPPNet's trunk: slim.batch_norm(is_training=False) with trainable scale and offset, so
+    small person-crop batches never overwrite the ImageNet statistics. Same weights and
+    names as BatchNormalization, so pretrained weights and checkpoints load unchanged.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        return super().call(inputs, training=False, mask=mask)
+
+
+def jppnet_initializer():
+    """JPPNet's head weights: truncated normal, stddev 0.01 (utils/ops.py conv2d)."""
+    return keras.initializers.TruncatedNormal(stddev=0.01)
+
+
+def msra_fill():
+    """detectron2's c2_msra_fill for the DensePose head: He normal over fan-out."""
+    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
+
+
+def head_conv(x, filters, kernel_size, *, name, dtype, config, dilation_rate=1, relu=True,
+              initializer=None):
+    """A head conv as JPPNet writes it (conv + bias + ReLU), or conv-BN-ReLU.
+
+    `config.head_norm` "none" is JPPNet's and the paper's, with its initialisation unless
+    `initializer` says otherwise; "batch" adds BatchNorm (and drops the then-redundant
+    bias), which trains faster from random init.
+    """
+    batch = config.head_norm == "batch"
+    if initializer is None:
+        initializer = "glorot_uniform" if batch else jppnet_initializer()
     x = keras.layers.Conv2D(
-        filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=False,
-        name=f"{name}_conv", dtype=dtype,
+        filters, kernel_size, padding="same", dilation_rate=dilation_rate, use_bias=not batch,
+        kernel_initializer=initializer, name=f"{name}_conv", dtype=dtype,
     )(x)
-    x = batch_norm(f"{name}_bn", dtype, synchronized)(x)
-    return keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+    if batch:
+        x = batch_norm(f"{name}_bn", dtype, config.sync_batch_norm)(x)
+    if relu:
+        x = keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+    return x
 
 
 def prediction_conv(x, channels, *, name):
     """Final 1x1 conv; float32 so logits/heatmaps stay float32 under mixed precision."""
-    return keras.layers.Conv2D(channels, 1, name=name, dtype="float32")(x)
+    return keras.layers.Conv2D(channels, 1, kernel_initializer=jppnet_initializer(), name=name,
+                               dtype="float32")(x)
+
+
+# JPPNet refinement body after the concat: growing receptive field, then a 1x1.
+_REFINEMENT_CONVS = ((512, 3), (256, 5), (256, 7), (256, 9), (256, 1))
+_CONTEXT_CONV = {"conv9x9": 4, "conv1x1": 5}
 
 
 def refinement_trunk(own_prediction, context, other_prediction, config, *, name, dtype):
@@ -66,21 +107,19 @@ def refinement_trunk(own_prediction, context, other_prediction, config, *, name,
     Concatenates 1x1-remapped (128) predictions of this branch and of the other branch
     (absent when that branch is not in the variant) with this branch's context, then
     3x3 512, 5x5 256, 7x7 256, 9x9 256 (growing receptive field) and 1x1 256.
-    Returns the 256-channel features, which are also the next stage's context.
+    Returns (the 1x1's features for the classifier, the next stage's context): JPPNet
+    passes on the 9x9 conv's output (`config.refinement_context`).
     """
-    sync = config.sync_batch_norm
-    parts = [
-        conv_bn_relu(own_prediction, config.width(128), 1, name=f"{name}_own_remap",
-                     dtype=dtype, synchronized=sync)
-    ]
+    parts = [head_conv(own_prediction, config.width(128), 1, name=f"{name}_own_remap",
+                       dtype=dtype, config=config)]
     if other_prediction is not None:
-        parts.append(
-            conv_bn_relu(other_prediction, config.width(128), 1, name=f"{name}_other_remap",
-                         dtype=dtype, synchronized=sync)
-        )
+        parts.append(head_conv(other_prediction, config.width(128), 1,
+                               name=f"{name}_other_remap", dtype=dtype, config=config))
     parts.append(context)
     x = keras.layers.Concatenate(name=f"{name}_concat", dtype=dtype)(parts)
-    for level, (filters, kernel) in enumerate(((512, 3), (256, 5), (256, 7), (256, 9), (256, 1))):
-        x = conv_bn_relu(x, config.width(filters), kernel, name=f"{name}_conv{level + 1}",
-                         dtype=dtype, synchronized=sync)
-    return x
+    outputs = []
+    for level, (filters, kernel) in enumerate(_REFINEMENT_CONVS, start=1):
+        x = head_conv(x, config.width(filters), kernel, name=f"{name}_conv{level}",
+                      dtype=dtype, config=config)
+        outputs.append(x)
+    return x, outputs[_CONTEXT_CONV[config.refinement_context] - 1]

@@ -34,8 +34,9 @@ def build_model(config: ModelConfig, backbone_weights=None, dtype=None) -> keras
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig or dict, got {type(config).__name__}")
     dtype = policy_name(dtype)
-    height, width = config.input_size
-    inputs = {IMAGE_KEY: keras.Input((height, width, 3), name=IMAGE_KEY)}
+    # Any input size: the shared-weight towers of multi-scale training and test-time
+    # scales call this one graph (config.input_size is the training/serving frame).
+    inputs = {IMAGE_KEY: keras.Input((None, None, 3), name=IMAGE_KEY)}
     if config.has(DENSEPOSE):
         inputs[BOX_KEY] = keras.Input((4,), name=BOX_KEY, optional=True)
 

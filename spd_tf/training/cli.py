@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from spd_tf.config import (
-    BACKBONE_DEPTHS, OPTIMIZERS, OUTPUT_STRIDES, PRECISIONS, STRATEGIES, VARIANTS, DataConfig, ModelConfig,
-    TrainConfig,
+    ASPP_KINDS, BACKBONE_DEPTHS, FRAMINGS, HEAD_NORMS, HEATMAP_SIGMA_UNITS, OPTIMIZERS, OUTPUT_STRIDES,
+    PRECISIONS, REFINEMENT_CONTEXTS, STRATEGIES, VARIANTS, DataConfig, ModelConfig, TrainConfig,
 )
 from spd_tf.training.errors import TrainingDiverged, TrainingSetupError
 
@@ -40,6 +40,8 @@ PROFILES = {
     # From random init under Adam the pose L2 norm (~5 per stage) swamps the shared trunk's
     # segmentation gradient: at 0.8, 1 500 steps scored lower on all three tasks than at 0.1.
     "loss_weights": (_TRAIN.loss_weights, (1.0, 0.1, 0.6)),
+    # Three towers cost 1.8x a step; the 3 000-step demo would overrun its 15-minute budget.
+    "train_scales": (_TRAIN.train_scales, (1.0,)),
     "checkpoint_every": (_TRAIN.checkpoint_every, 500),
     "log_every": (_TRAIN.log_every, 50),
     "backbone_weights": (_TRAIN.backbone_weights, "none"),
@@ -82,6 +84,14 @@ def _numbers(text: str, flag: str, count: Optional[int] = None, cast=float):
     return values
 
 
+def _size(text: str):
+    """`N` (square) or `H,W` / `HxW`."""
+    values = _numbers(text, "--input-size", cast=int)
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"--input-size {text!r}: expected N or H,W (positive integers)")
+    return values * 2 if len(values) == 1 else values
+
+
 def _rates(text: str):
     rates = _numbers(text, "--aspp-rates", cast=int)
     if min(rates) < 1:
@@ -112,11 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
     data.add_argument("--rotation", type=float, default=_DATA.rotation_degrees,
                       help="random rotation range in degrees")
+    data.add_argument("--framing", choices=FRAMINGS, default=_DATA.framing,
+                      help="stretch: resize to input x scale ignoring the aspect ratio (JPPNet, as at test "
+                           "time); keep_aspect: scale the image's own size and pad")
+    data.add_argument("--heatmap-sigma-units", choices=HEATMAP_SIGMA_UNITS, default=_DATA.heatmap_sigma_units,
+                      help="heatmap sigma (8) in original-image pixels (JPPNet) or in input pixels")
 
     model = parser.add_argument_group("model")
     model.add_argument("--variant", choices=sorted(VARIANTS), default=_MODEL.variant,
                        help="tasks learned: s=segmentation, p=pose, d=DensePose")
-    model.add_argument("--input-size", type=int, default=None, help=_profile_help("square input side in pixels", "input_size"))
+    model.add_argument("--label-set", default="lip", metavar="lip|atr|cihp|ccp|FILE.json",
+                       help="parsing classes: a registered set or a JSON file (name, classes, optional "
+                            "palette and flip_pairs)")
+    model.add_argument("--input-size", type=_size, default=None,
+                       help=_profile_help("input N (square) or H,W in pixels", "input_size"))
     model.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=None,
                        help=_profile_help("backbone output stride", "output_stride"))
     model.add_argument("--backbone-depth", type=int, choices=BACKBONE_DEPTHS, default=None,
@@ -129,10 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help=_profile_help("DensePose ROI side on res4 (the head outputs twice that)", "roi_size"))
     model.add_argument("--aspp-rates", type=_rates, default=None,
                        help=_profile_help("dilation rates of the ASPP 3x3 branches", "aspp_rates"))
-    model.add_argument("--backbone-bn", choices=("auto", "frozen", "trainable"), default="auto",
-                       help="backbone BatchNorm: frozen (JPPNet, keeps pretrained statistics) or trainable; "
-                            "auto = frozen with pretrained weights, trainable from random init (frozen random "
-                            "statistics would leave the backbone unnormalised)")
+    model.add_argument("--aspp", choices=ASPP_KINDS, default=_MODEL.aspp,
+                       help="parsing classifier: deeplabv2 = sum of atrous 3x3 classifiers (JPPNet); "
+                            "deeplabv3 = ASPP with BN branches, image pooling and a projection")
+    model.add_argument("--head-norm", choices=HEAD_NORMS, default=_MODEL.head_norm,
+                       help="head convs: none = conv + bias + ReLU (JPPNet); batch = conv-BN-ReLU")
+    model.add_argument("--refinement-context", choices=REFINEMENT_CONTEXTS, default=_MODEL.refinement_context,
+                       help="feature each refinement passes on: its 9x9 conv (JPPNet) or its final 1x1")
+    model.add_argument("--backbone-bn", choices=("auto", "frozen_statistics", "frozen", "trainable"), default="auto",
+                       help="backbone BatchNorm: frozen_statistics (JPPNet: pretrained statistics kept, gamma/beta "
+                            "trained), frozen, or trainable; auto = frozen_statistics with pretrained weights, "
+                            "trainable from random init (frozen random statistics leave the trunk unnormalised)")
     model.add_argument("--sync-bn", action="store_true", help="synchronise head BatchNorm statistics across replicas")
     model.add_argument("--backbone-weights", default=None, metavar="imagenet|PATH|none",
                        help=_profile_help("backbone initialisation: ImageNet ResNet weights by name, a local "
@@ -149,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weight-decay", type=float, default=_TRAIN.weight_decay, help="weight decay (not on BN/bias)")
     train.add_argument("--loss-weights", type=lambda t: _numbers(t, "--loss-weights", 3), default=None,
                        help=_profile_help("segmentation,pose,DensePose loss weights", "loss_weights"))
+    train.add_argument("--train-scales", type=_scales, default=None,
+                       help=_profile_help("shared-weight towers at these input scales, fused; every tower and "
+                                          "the fusion supervised (JPPNet); 1 = one tower", "train_scales"))
     train.add_argument("--seed", type=int, default=_TRAIN.seed, help="random seed (weights and data order)")
 
     system = parser.add_argument_group("devices and run directory")
@@ -169,11 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def freeze_backbone_bn(choice: str, backbone_weights: str) -> bool:
-    """--backbone-bn CHOICE -> frozen? `auto` freezes only pretrained statistics."""
+def _scales(text: str):
+    scales = _numbers(text, "--train-scales")
+    if scales[0] != 1 or min(scales) <= 0:
+        raise argparse.ArgumentTypeError(f"--train-scales {text!r}: positive scales starting with 1, e.g. 1,0.75,0.5")
+    return scales
+
+
+def backbone_bn_mode(choice: str, backbone_weights: str) -> str:
+    """--backbone-bn CHOICE -> ModelConfig.backbone_bn; `auto` keeps only pretrained statistics."""
     if choice == "auto":
-        return backbone_weights != "none"
-    return choice == "frozen"
+        return "frozen_statistics" if backbone_weights != "none" else "trainable"
+    return choice
+
+
+def _pair(size) -> tuple:
+    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 def resolve_configs(args: argparse.Namespace):
@@ -190,12 +230,16 @@ def resolve_configs(args: argparse.Namespace):
             variant=args.variant,
             backbone_depth=value["backbone_depth"],
             output_stride=value["output_stride"],
-            input_size=(value["input_size"], value["input_size"]),
+            input_size=_pair(value["input_size"]),
+            label_set=args.label_set,
             width_multiplier=value["width_multiplier"],
             num_refinement_stages=value["refinement_stages"],
             roi_size=value["roi_size"],
+            aspp=args.aspp,
             aspp_rates=tuple(value["aspp_rates"]),
-            freeze_backbone_bn=freeze_backbone_bn(args.backbone_bn, value["backbone_weights"]),
+            head_norm=args.head_norm,
+            refinement_context=args.refinement_context,
+            backbone_bn=backbone_bn_mode(args.backbone_bn, value["backbone_weights"]),
             sync_batch_norm=args.sync_bn,
         )
         data = DataConfig(
@@ -204,6 +248,8 @@ def resolve_configs(args: argparse.Namespace):
             scale_range=tuple(args.scale_range),
             flip=not args.no_flip,
             rotation_degrees=args.rotation,
+            framing=args.framing,
+            heatmap_sigma_units=args.heatmap_sigma_units,
             seed=args.seed,
             deterministic=True,
         )
@@ -216,6 +262,7 @@ def resolve_configs(args: argparse.Namespace):
             poly_power=args.poly_power,
             weight_decay=args.weight_decay,
             loss_weights=tuple(value["loss_weights"]),
+            train_scales=tuple(value["train_scales"]),
             precision=args.precision,
             strategy=args.strategy,
             checkpoint_every=value["checkpoint_every"],
@@ -233,7 +280,8 @@ def announcement(model: ModelConfig, train: TrainConfig, synthetic: bool) -> str
     settings = (
         f"variant={model.variant} input={model.input_size[0]}x{model.input_size[1]} "
         f"stride={model.output_stride} resnet{model.backbone_depth} width x{model.width_multiplier} "
-        f"aspp_rates={_typed(model.aspp_rates)} refinements={model.num_refinement_stages} "
+        f"labels={model.label_set.name} aspp={model.aspp}:{_typed(model.aspp_rates)} head_norm={model.head_norm} "
+        f"refinements={model.num_refinement_stages} train_scales={_typed(train.train_scales)} "
         f"batch={train.batch_size} steps={train.total_steps} "
         f"{train.optimizer} lr={train.learning_rate} loss_weights={_typed(train.loss_weights)} "
         f"backbone_weights={train.backbone_weights}"

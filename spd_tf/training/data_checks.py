@@ -33,13 +33,28 @@ def scan_task_presence(files: Sequence[str], records_per_file: int = SCAN_RECORD
     """How many of the first records of the first files carry each task (+ "records")."""
     counts = dict.fromkeys(TASKS, 0)
     counts["records"] = 0
+    counts["largest_class"] = -1  # the largest parsing label seen (255 = ignore excluded)
     for path in files[:MAX_FILES_SCANNED]:
         for serialized in tf.data.TFRecordDataset(path).take(records_per_file):
             example = decode_example(serialized)
             counts["records"] += 1
             for task in TASKS:
                 counts[task] += int(example[f"has_{task}"].numpy() > 0)
+            parsing = example["parsing"].numpy()
+            values = parsing[parsing != 255]
+            if values.size:
+                counts["largest_class"] = max(counts["largest_class"], int(values.max()))
     return counts
+
+
+def check_label_set(counts: Dict[str, int], label_set, flag: str) -> None:
+    """Refuses parsing labels beyond the label set (never a silent relabel)."""
+    if counts["largest_class"] >= label_set.num_classes:
+        raise TrainingSetupError(
+            f"{flag} records hold parsing class {counts['largest_class']}, but label set "
+            f"{label_set.name!r} has {label_set.num_classes} classes (0..{label_set.num_classes - 1}); "
+            "pass the records' --label-set"
+        )
 
 
 def check_variant_data(files: Sequence[str], tasks: Sequence[str], variant: str, flag: str) -> Dict[str, int]:

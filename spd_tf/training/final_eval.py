@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
-import tensorflow as tf
 
 from spd_tf import evaluation, inference
 from spd_tf.config import ModelConfig
 from spd_tf.export import float32_model
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
-from spd_tf.predictions import ModelPredictor
+from spd_tf.predictions import ModelPredictor, model_run
 from spd_tf.training.visual_summaries import contact_sheets, stack_sheets
 
 METRICS_NAME = "metrics.json"
@@ -28,13 +27,16 @@ def headline(result: dict) -> str:
     parts = []
     if "parsing" in result:
         parsing = result["parsing"]
-        parts.append(f"mIoU (20 classes incl. background) {100 * parsing['mean_iou']:.1f}%")
+        classes = len(parsing["per_class"])
+        parts.append(f"mIoU ({classes} classes incl. background) {100 * parsing['mean_iou']:.1f}%")
         parts.append(f"pixel accuracy {100 * parsing['pixel_accuracy']:.1f}%")
     if "pose" in result:
         parts.append(f"PCKh@0.5 {result['pose']['pckh']['Avg']:.1f}%")
         parts.append(f"mED {result['pose']['med_pixels']:.1f} px")
     if "densepose" in result:
         parts.append(f"DensePose point accuracy (I) {100 * result['densepose']['i_accuracy']:.1f}%")
+        if "foreground_iou" in result["densepose"]:
+            parts.append(f"DensePose foreground IoU {100 * result['densepose']['foreground_iou']:.1f}%")
     return " | ".join(parts)
 
 
@@ -42,14 +44,11 @@ def evaluate_model(model, model_config: ModelConfig, val_patterns: Sequence[str]
                    dataset: str, log: Callable[[str], None] = print) -> dict:
     """Scores `model` on `val_patterns` at each image's original size; writes RUN/metrics.json."""
     serving = float32_model(model, model_config)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-    def run(images):
-        return inference.infer(serving, images, model_config.input_size)
-
-    predictor = ModelPredictor(run, model_config.tasks, f"run {run_dir}")
+    run = model_run(serving, model_config, inference.PROTOCOLS["fast"])
+    predictor = ModelPredictor(run, model_config.tasks, f"run {run_dir}", model_config.label_set)
     total, examples = evaluation.tfrecord_examples(list(val_patterns))
-    result = evaluation.evaluate(examples, predictor, dataset, total=total)
+    result = evaluation.evaluate(examples, predictor, dataset, total=total,
+                                 ground_truth_label_set=model_config.label_set)
     log(evaluation.format_report(result))
     log(f"final evaluation on {total} {dataset} val examples: {headline(result)}")
     write_json_atomic(Path(run_dir) / METRICS_NAME, result)
@@ -61,7 +60,8 @@ def write_contact_sheet(model, model_config: ModelConfig, val_patterns: Sequence
     """input | parsing | pose | DensePose for the first `count` val images -> RUN/contact_sheet.png."""
     _, examples = evaluation.tfrecord_examples(list(val_patterns))
     images = [example.image for _, example in zip(range(count), examples)]
-    sheet = stack_sheets(contact_sheets(model, model_config.input_size, images, panel_height=256))
+    sheet = stack_sheets(contact_sheets(model, model_config.input_size, images, panel_height=256,
+                                        palette=model_config.label_set.palette_array))
     # Written once per run and often committed (docs/): 0.5 s of compression makes it 4x smaller.
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.training import precision as precision_lib
-from spd_tf.training.data_checks import check_variant_data, resolve_patterns
+from spd_tf.training.data_checks import check_label_set, check_variant_data, resolve_patterns
+from spd_tf.training.errors import TrainingSetupError
 from spd_tf.training.run_dir import (
     EXPORT_DIR, check_resumable, default_run_dir, prepare_run_dir, write_run_config,
 )
@@ -40,10 +41,16 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, args:
     # synthetic demo gets runs/<variant>-synthetic-<digest> wherever its cache lives.
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(model, data, train)
     if synthetic:
+        if model.label_set.name != "lip":
+            raise TrainingSetupError(
+                f"--label-set {model.label_set.name}: the synthetic people are drawn in LIP's "
+                "classes; give --data in that label set"
+            )
         data = _synthetic_data(data, args.synthetic_dir, model.input_size)
     train_files = resolve_patterns(data.train_patterns, "--data")
     resolve_patterns(data.val_patterns, "--val-data")
     counts = check_variant_data(train_files, model.tasks, model.variant, "--data")
+    check_label_set(counts, model.label_set, "--data")
     prepare_run_dir(run_dir)
     for change in check_resumable(run_dir, model, data, train):
         log(f"note: setting changed since this run started: {change}")
@@ -64,8 +71,9 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, args:
     if not args.no_eval and data.val_patterns:
         from spd_tf.training.final_eval import evaluate_model, write_contact_sheet
 
+        dataset = "synthetic" if synthetic else model.label_set.name
         summary["metrics"] = evaluate_model(trainer.model, model, data.val_patterns, run_dir,
-                                            "synthetic" if synthetic else "lip", log=log)
+                                            dataset, log=log)
         log(f"contact sheet: {write_contact_sheet(trainer.model, model, data.val_patterns, run_dir)}")
     if not args.no_export:
         from spd_tf.export import export_saved_model

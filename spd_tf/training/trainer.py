@@ -20,7 +20,8 @@ import tensorflow as tf
 from spd_tf.config import DENSEPOSE, DataConfig, ModelConfig, TrainConfig
 from spd_tf.data.pipeline import build_dataset
 from spd_tf.losses import compute_losses
-from spd_tf.model.spd import build_model, select_model_inputs
+from spd_tf.model.multiscale import multiscale_outputs
+from spd_tf.model.spd import build_model
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
 from spd_tf.training.errors import TrainingDiverged, TrainingSetupError
@@ -128,7 +129,9 @@ class Trainer:
     # --- the step ---------------------------------------------------------------------
     def _replica_step(self, features, labels):
         with tf.GradientTape() as tape:
-            outputs = self.model(select_model_inputs(self.model, features), training=True)
+            outputs = multiscale_outputs(
+                self.model, features, self.train_config.train_scales, training=True
+            )
             losses = compute_losses(outputs, labels, self.model_config, self.train_config)
             loss = losses["total"]  # already divided by the global batch size
             if precision_lib.needs_loss_scaling(self.policy):
@@ -218,5 +221,6 @@ class Trainer:
                 self.model_config, self.data_config, training=False, batch_size=PREVIEW_EXAMPLES,
             )))
             self._preview_images = np.clip(features["image"].numpy(), 0, 255).astype(np.uint8)
-        sheets = contact_sheets(self.model, self.model_config.input_size, self._preview_images)
+        sheets = contact_sheets(self.model, self.model_config.input_size, self._preview_images,
+                                palette=self.model_config.label_set.palette_array)
         self.summaries.images(step, {"predictions": np.stack(sheets)})

@@ -13,12 +13,13 @@ from spd_tf import inference, visualize
 
 
 def contact_sheets(model, input_size: Sequence[int], images: Iterable[np.ndarray],
-                   panel_height=None) -> List[np.ndarray]:
+                   panel_height=None, palette=visualize.lip.LIP_PALETTE) -> List[np.ndarray]:
     """One RGB sheet per uint8 [H, W, 3] image, predictions drawn at the image's own size."""
     sheets = []
     for image in images:
         results = inference.infer(model, tf.constant(image[None]), input_size)
-        sheets.append(visualize.contact_sheet(image, inference.split_batch(results)[0], panel_height))
+        one = inference.split_batch(results)[0]
+        sheets.append(visualize.contact_sheet(image, one, panel_height, palette))
     return sheets
 
 

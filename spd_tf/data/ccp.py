@@ -25,7 +25,7 @@ TAG_LIST = "label_list.mat"
 def _loadmat(path: Path, key: str) -> np.ndarray:
     try:
         values = scipy.io.loadmat(str(path))
-    except (OSError, ValueError, TypeError, NotImplementedError) as error:
+    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as error:
         raise ValueError(f"{path}: unreadable .mat file ({error})") from None
     if key not in values:
         raise ValueError(f"{path}: no {key!r} in the .mat file (keys {sorted(k for k in values if not k.startswith('__'))})")

@@ -132,15 +132,17 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
 
 def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
                   input_errors=(tf.errors.InvalidArgumentError,),
-                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"]) -> dict:
+                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"], sheet_images: int = 0) -> dict:
     """Runs every file through `runner` in batches; returns {"written": n, "failed": {path: why}}.
 
     A batch that raises one of `input_errors` (the runner's "bad image" error) is retried
-    image by image, so one corrupt file costs only itself.
+    image by image, so one corrupt file costs only itself. With `sheet_images`, the first
+    that many images also get an input | parsing | pose | DensePose row in
+    OUT/contact_sheet.png (bounded memory: only those rows are kept).
     """
     out_dir = Path(out_dir)
     stems = _unique_stems(files)
-    failed, written = {}, 0
+    failed, written, sheets = {}, 0, []
     progress = tqdm(total=len(files), unit="image", desc="predict")
     for start in range(0, len(files), batch_size):
         chunk = list(zip(files[start : start + batch_size], stems[start : start + batch_size]))
@@ -151,10 +153,17 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
             except OSError as error:
                 failed[str(path)] = f"unreadable: {error.strerror or error}"
         for (path, stem, data), result in _run_batch(runner, loaded, failed, input_errors):
-            write_outputs(out_dir, stem, decode_rgb(data), result, label_set)
+            image = decode_rgb(data)
+            write_outputs(out_dir, stem, image, result, label_set)
             written += 1
+            if len(sheets) < sheet_images:
+                sheets.append(visualize.contact_sheet(image, result, 256, label_set.palette_array))
         progress.update(len(chunk))
     progress.close()
+    if sheets:
+        sheet = cv2.cvtColor(visualize.stack_sheets(sheets), cv2.COLOR_RGB2BGR)
+        write_bytes_atomic(out_dir / "contact_sheet.png",
+                           cv2.imencode(".png", sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes())
     return {"written": written, "failed": failed}
 
 
@@ -209,6 +218,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", required=True, help="SavedModel (version or model dir) or training run dir")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     add_batch_size(parser, default=8)
+    parser.add_argument("--contact-sheet", type=int, default=0, metavar="N",
+                        help="also write OUT/contact_sheet.png with the first N images (default: none)")
     args = parser.parse_args(argv)
     try:
         files = find_images(args.inputs)
@@ -219,7 +230,8 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    summary = predict_files(files, runner, args.out, args.batch_size, label_set=label_set)
+    summary = predict_files(files, runner, args.out, args.batch_size, label_set=label_set,
+                            sheet_images=args.contact_sheet)
     return report(summary, len(files), args.out)
 
 

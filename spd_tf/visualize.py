@@ -176,6 +176,13 @@ def contact_sheet(
     return np.concatenate([titled[0], gap, titled[1], gap, titled[2], gap, titled[3]], axis=1)
 
 
+def stack_sheets(sheets) -> np.ndarray:
+    """Sheets one under another (padded white to the widest) for a single PNG."""
+    width = max(sheet.shape[1] for sheet in sheets)
+    padded = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
+    return np.concatenate(padded, axis=0)
+
+
 def _absent_panel(image: np.ndarray, text: str) -> np.ndarray:
     panel = np.full_like(image, 96)
     cv2.putText(panel, text, (4, panel.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX,

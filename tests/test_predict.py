@@ -67,3 +67,16 @@ def test_runner_from_a_training_run_matches_the_keras_model(exported, tmp_path):
     image = person_image(44, 36, seed=9)
     results = predict.load_runner(tmp_path)([encode(image, ".png")])
     assert_same_labels(results["labels"][0], keras_reference(model, TINY, image)[0])
+
+
+def test_contact_sheet_of_the_first_images(exported, tmp_path, capsys):
+    _photos(tmp_path / "in")
+    out = tmp_path / "out"
+    assert predict.main([str(tmp_path / "in"), "--model", str(exported[2]), "--out", str(out),
+                         "--contact-sheet", "2"]) == 0
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    # Two rows of 256-px panels (+ title bars and gaps), four panels per row.
+    assert sheet.shape[0] == 2 * (256 + 22 + 4) and sheet.shape[1] > 4 * 256 // 2
+    assert not (tmp_path / "no_sheet").exists()
+    assert predict.main([str(tmp_path / "in"), "--model", str(exported[2]), "--out", str(tmp_path / "no_sheet")]) == 0
+    assert not (tmp_path / "no_sheet" / "contact_sheet.png").exists()

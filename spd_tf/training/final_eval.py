@@ -15,7 +15,8 @@ from spd_tf.config import ModelConfig
 from spd_tf.export import float32_model
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
 from spd_tf.predictions import ModelPredictor, model_run
-from spd_tf.training.visual_summaries import contact_sheets, stack_sheets
+from spd_tf.training.visual_summaries import contact_sheets
+from spd_tf.visualize import stack_sheets
 
 METRICS_NAME = "metrics.json"
 CONTACT_SHEET_NAME = "contact_sheet.png"

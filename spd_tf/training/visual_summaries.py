@@ -21,10 +21,3 @@ def contact_sheets(model, input_size: Sequence[int], images: Iterable[np.ndarray
         one = inference.split_batch(results)[0]
         sheets.append(visualize.contact_sheet(image, one, panel_height, palette))
     return sheets
-
-
-def stack_sheets(sheets: Sequence[np.ndarray]) -> np.ndarray:
-    """Sheets one under another (padded white to the widest) for a single PNG."""
-    width = max(sheet.shape[1] for sheet in sheets)
-    padded = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
-    return np.concatenate(padded, axis=0)

@@ -7,14 +7,13 @@ otherwise it stops with one line naming both, before anything is trained or over
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Optional
 
 import spd_tf
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
-from spd_tf.fileio import write_json_atomic
+from spd_tf.fileio import ensure_writable_dir, write_json_atomic
 from spd_tf.training.errors import TrainingSetupError
 
 CONFIG_NAME = "config.json"
@@ -43,12 +42,9 @@ def default_run_dir(model: ModelConfig, data: DataConfig, train: TrainConfig, ro
 def prepare_run_dir(run_dir: Path) -> None:
     """Creates the directory and proves it is writable (clear error instead of a late crash)."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise TrainingSetupError(f"run directory {run_dir} is not writable: {error.strerror or error}") from None
+        ensure_writable_dir(run_dir, "run directory")
+    except NotADirectoryError as error:
+        raise TrainingSetupError(str(error)) from None
 
 
 def read_run_config(run_dir: Path) -> Optional[dict]:

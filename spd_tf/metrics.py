@@ -341,10 +341,29 @@ class GeodesicTables:
         return np.where(gt_points > 0, dist, np.nan)
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what Pdist_matrix.pkl holds (a dict of numpy arrays): a user-given
+    pickle must not be able to run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store the array bytes
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays are allowed)")
+        return super().find_class(module, name)
+
+
 def _load_pdist(path: Path) -> np.ndarray:
     if path.suffix == ".pkl":
-        with open(path, "rb") as f:
-            return np.asarray(pickle.load(f, encoding="latin1")["Pdist_matrix"], np.float64)
+        try:
+            with open(path, "rb") as f:
+                return np.asarray(_ArrayUnpickler(f, encoding="latin1").load()["Pdist_matrix"], np.float64)
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}: not a Pdist_matrix pickle ({error})") from None
     try:
         from scipy.io import loadmat
 

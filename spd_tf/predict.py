@@ -11,8 +11,10 @@ used) or a training run directory (config.json + checkpoints/). Output, per imag
   OUT/skeleton/<stem>.jpg    skeleton with joint colours (pose models)
   OUT/densepose/<stem>.png   IUV PNG in DensePose's format: channels (I, 255 U, 255 V) in
                              cv2 order, i.e. cv2.imread(path)[..., 0] is I (DensePose models)
-A file that cannot be read or decoded is skipped and named; the run goes on and ends with a
-summary of failures (exit status 1 only if every image failed).
+Inputs sharing a stem (a.jpg, a.png, dir/a.jpg) get distinct names (a, a_2, ...; never an
+input's own stem), so no output is overwritten. A file that cannot be read or decoded is
+skipped and named; the run goes on and ends with a summary of what was written and of
+failures (exit status 1 only if every image failed).
 """
 
 import argparse
@@ -84,18 +86,24 @@ def decode_rgb(data: bytes) -> np.ndarray:
     return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
 
 
-def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray]) -> None:
-    """All files of one image (module docstring); `result` is one item of split_batch."""
+def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray]) -> int:
+    """All files of one image (module docstring); `result` is one item of split_batch.
+    Returns the number of files written."""
     labels = result["labels"].astype(np.uint8)
-    write_bytes_atomic(out_dir / f"{stem}.png", _encode(".png", labels))
-    write_bytes_atomic(out_dir / "vis" / f"{stem}.png", visualize.palette_png(labels))
-    write_bytes_atomic(out_dir / "overlay" / f"{stem}.jpg", _encode(".jpg", visualize.overlay(image, labels)[..., ::-1]))
+    files = {
+        f"{stem}.png": _encode(".png", labels),
+        f"vis/{stem}.png": visualize.palette_png(labels),
+        f"overlay/{stem}.jpg": _encode(".jpg", visualize.overlay(image, labels)[..., ::-1]),
+    }
     if "keypoints" in result:
         write_json_atomic(out_dir / "keypoints" / f"{stem}.json", keypoints_json(result["keypoints"], image.shape))
         skeleton = visualize.draw_skeleton(image, result["keypoints"], names=True)
-        write_bytes_atomic(out_dir / "skeleton" / f"{stem}.jpg", _encode(".jpg", skeleton[..., ::-1]))
+        files[f"skeleton/{stem}.jpg"] = _encode(".jpg", skeleton[..., ::-1])
     if "densepose_iuv" in result:
-        write_bytes_atomic(out_dir / "densepose" / f"{stem}.png", _encode(".png", quantize_iuv(result["densepose_iuv"])))
+        files[f"densepose/{stem}.png"] = _encode(".png", quantize_iuv(result["densepose_iuv"]))
+    for name, data in files.items():
+        write_bytes_atomic(out_dir / name, data)
+    return len(files) + ("keypoints" in result)
 
 
 def keypoints_json(keypoints: np.ndarray, image_shape) -> dict:
@@ -118,14 +126,15 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
 
 def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
                   input_errors=(tf.errors.InvalidArgumentError,)) -> dict:
-    """Runs every file through `runner` in batches; returns {"written": n, "failed": {path: why}}.
+    """Runs every file through `runner` in batches; returns {"written": images, "files": files
+    written, "failed": {path: why}}.
 
     A batch that raises one of `input_errors` (the runner's "bad image" error) is retried
     image by image, so one corrupt file costs only itself.
     """
     out_dir = Path(out_dir)
     stems = _unique_stems(files)
-    failed, written = {}, 0
+    failed, written, written_files = {}, 0, 0
     progress = tqdm(total=len(files), unit="image", desc="predict")
     for start in range(0, len(files), batch_size):
         chunk = list(zip(files[start : start + batch_size], stems[start : start + batch_size]))
@@ -136,11 +145,11 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
             except OSError as error:
                 failed[str(path)] = f"unreadable: {error.strerror or error}"
         for (path, stem, data), result in _run_batch(runner, loaded, failed, input_errors):
-            write_outputs(out_dir, stem, decode_rgb(data), result)
+            written_files += write_outputs(out_dir, stem, decode_rgb(data), result)
             written += 1
         progress.update(len(chunk))
     progress.close()
-    return {"written": written, "failed": failed}
+    return {"written": written, "files": written_files, "failed": failed}
 
 
 def _run_batch(runner: Runner, items: list, failed: dict, input_errors) -> list:
@@ -157,12 +166,17 @@ def _run_batch(runner: Runner, items: list, failed: dict, input_errors) -> list:
 
 
 def _unique_stems(files: Sequence[Path]) -> List[str]:
-    """File stems, with `_2`, `_3`... appended when two inputs share a stem."""
-    seen, stems = {}, []
+    """One distinct output name per input: its stem, or for a repeated stem the first free
+    `<stem>_2`, `<stem>_3`... that is no input's own stem either (a.png next to a_2.jpg)."""
+    reserved = {path.stem for path in files}
+    used, stems = set(), []
     for path in files:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        stems.append(path.stem if count == 1 else f"{path.stem}_{count}")
+        name, count = path.stem, 1
+        while name in used or (count > 1 and name in reserved):
+            count += 1
+            name = f"{path.stem}_{count}"
+        used.add(name)
+        stems.append(name)
     return stems
 
 
@@ -208,7 +222,7 @@ def main(argv=None) -> int:
 
 def report(summary: dict, total: int, out_dir) -> int:
     """Prints the run's summary and failures; exit status 1 only if no image succeeded."""
-    print(f"wrote outputs for {summary['written']} of {total} images to {out_dir}")
+    print(f"wrote outputs for {summary['written']} of {total} images ({summary['files']} files) to {out_dir}")
     if summary["failed"]:
         print(f"{len(summary['failed'])} image(s) skipped:", file=sys.stderr)
         for path, why in summary["failed"].items():

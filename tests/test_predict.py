@@ -67,3 +67,25 @@ def test_runner_from_a_training_run_matches_the_keras_model(exported, tmp_path):
     image = person_image(44, 36, seed=9)
     results = predict.load_runner(tmp_path)([encode(image, ".png")])
     assert_same_labels(results["labels"][0], keras_reference(model, TINY, image)[0])
+
+
+def test_shared_stems_get_distinct_outputs_and_a_truncated_jpeg_is_named(exported, tmp_path, capsys):
+    _, _, path, loaded = exported
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = {"a.jpg": (person_image(30, 20, seed=4), ".jpg"), "a.png": (person_image(24, 36, seed=5), ".png"),
+              "a_2.jpg": (person_image(40, 28, seed=6), ".jpg")}
+    for name, (image, ext) in inputs.items():
+        (folder / name).write_bytes(encode(image, ext))
+    whole = encode(person_image(50, 50, seed=7), ".jpg")
+    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    status = predict.main([str(folder), "--model", str(path), "--out", str(tmp_path / "out"), "--batch-size", "4"])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "wrote outputs for 3 of 4 images (18 files)" in captured.out  # 6 files per image
+    assert f"{folder / 'cut.jpg'}: " in captured.err and "truncated" in captured.err
+    signature = loaded.signatures["serving_default"]
+    for name, stem in (("a.jpg", "a"), ("a.png", "a_3"), ("a_2.jpg", "a_2")):
+        served = signature(image_bytes=tf.constant([(folder / name).read_bytes()]))["labels"].numpy()[0]
+        np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out" / f"{stem}.png"), cv2.IMREAD_UNCHANGED), served)
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3

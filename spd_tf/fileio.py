@@ -56,6 +56,8 @@ def _umask() -> int:
 
 def pid_alive(pid: int) -> bool:
     """Whether process `pid` exists on this host (a lock or temp file of a dead one is stale)."""
+    if pid <= 0:  # 0 and negative pids name process groups, never one process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -16,7 +16,7 @@ from spd_tf.config import (
     BACKBONE_DEPTHS, OPTIMIZERS, OUTPUT_STRIDES, PRECISIONS, STRATEGIES, VARIANTS, DataConfig, ModelConfig,
     TrainConfig,
 )
-from spd_tf.training.errors import TrainingDiverged, TrainingSetupError
+from spd_tf.training.errors import TrainingDataError, TrainingDiverged, TrainingSetupError
 
 _MODEL, _DATA, _TRAIN = ModelConfig(), DataConfig(), TrainConfig()
 
@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
     data.add_argument("--rotation", type=float, default=_DATA.rotation_degrees,
                       help="random rotation range in degrees")
+    data.add_argument("--skip-corrupt-records", action="store_true",
+                      help="read a truncated/corrupted TFRecord shard up to its damage (all shards are "
+                           "scanned at start and the damaged ones counted) instead of stopping with its name")
 
     model = parser.add_argument_group("model")
     model.add_argument("--variant", choices=sorted(VARIANTS), default=_MODEL.variant,
@@ -254,11 +257,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(announcement(model, train, synthetic), flush=True)
         from spd_tf.training.run import run_training
 
-        run_training(model, data, train, args, synthetic)
+        summary = run_training(model, data, train, args, synthetic)
     except TrainingSetupError as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
-    except TrainingDiverged as error:
+    except (TrainingDiverged, TrainingDataError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 1
-    return 0
+    # Stopped by Ctrl-C / SIGTERM (checkpoint saved): the shell's 128 + signal number.
+    return 128 + summary["signal"] if summary["signal"] else 0

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", help="directory that receives metrics.json")
     parser.add_argument("--save-predictions", metavar="DIR",
                         help="write index PNGs, palette PNGs (vis/), pose.csv and DensePose IUV "
-                             "PNGs in the --predictions format")
+                             "PNGs in the --predictions format (ids made safe file names inside DIR)")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=None,
                         help="test-time protocol for --model (see above; default: paper for real "
                              "datasets with a run directory, else fast)")
@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="DensePose eval_data with SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat and "
                              "Pdist_matrix.(pkl|mat) for exact GPS/GPSm; without it a labelled "
                              "within-part UV approximation is reported instead")
+    parser.add_argument("--strict", action="store_true",
+                        help="abort on an unusable prediction file or pose.csv row instead of "
+                             "reporting it and scoring that prediction as wrong")
+    parser.add_argument("--skip-corrupt-records", action="store_true",
+                        help="score the records before the damage of a truncated/corrupted TFRecord "
+                             "shard (warned, with a count) instead of stopping")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -101,7 +107,7 @@ def main(argv=None) -> int:
             total, examples = evaluation.directory_examples(
                 args.dataset, data_dir, args.split, with_images=needs_images)
         else:
-            total, examples = evaluation.tfrecord_examples(args.data)
+            total, examples = evaluation.tfrecord_examples(args.data, args.skip_corrupt_records)
         if args.model:
             from spd_tf.predictions import load_predictor
 
@@ -114,14 +120,15 @@ def main(argv=None) -> int:
                 raise ValueError("--protocol/--scales/--flip apply to --model, not to --predictions files")
             from spd_tf.predictions import PredictionFiles
 
-            predictor = PredictionFiles(args.predictions, args.label_set)
+            predictor = PredictionFiles(args.predictions, args.label_set, strict=args.strict)
         writer = None
         if args.save_predictions:
             from spd_tf.predictions import PredictionWriter
 
             writer = PredictionWriter(args.save_predictions, predictor.label_set)
         result = evaluation.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
-                                     densepose_tables=tables, progress=not args.no_progress)
+                                     densepose_tables=tables, progress=not args.no_progress,
+                                     strict=args.strict)
     except (FileNotFoundError, ValueError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2

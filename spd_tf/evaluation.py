@@ -6,7 +6,9 @@ spd_tf.predictions (LIP submission files or a model). `evaluate` streams the exa
 resizes each prediction to its image's original size, maps LIP predictions to ATR classes
 when scoring ATR, and scores every task present in both the ground truth and the predictor;
 a task the predictor cannot produce (PCKh for variant `sd`) is reported as a note, and the
-other metrics are still computed.
+other metrics are still computed. A prediction that is missing or unusable (a label PNG
+that does not decode or holds labels outside the class range, a malformed pose row) is
+reported and scored as wrong, never left out; `strict=True` raises on an unusable one.
 """
 
 import contextlib
@@ -56,22 +58,33 @@ class Example:
 # --- ground-truth sources ----------------------------------------------------------------
 
 
-def tfrecord_examples(patterns: Sequence[str]) -> tuple:
-    """(count, iterator of Example) over TFRecord files matching the glob `patterns`."""
+def tfrecord_examples(patterns: Sequence[str], skip_corrupt: bool = False) -> tuple:
+    """(count, iterator of Example) over TFRecord files matching the glob `patterns`.
+
+    A truncated or corrupted shard is a CorruptRecordError naming it and the offset, found
+    before anything is scored; with skip_corrupt its records up to the damage are used and
+    the damaged shards are warned about with a count.
+    """
     import tensorflow as tf
 
+    from spd_tf.data.pipeline import CorruptRecordError, read_shard, scan_shards
     from spd_tf.data.schema import decode_example
 
     files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
     if not files:
         raise FileNotFoundError(f"--data {' '.join(patterns)}: no TFRecord file matches")
-    count = sum(1 for _ in tf.data.TFRecordDataset(files))
+    counts, damaged = scan_shards(files)
+    if damaged and not skip_corrupt:
+        raise CorruptRecordError(f"{damaged[0]}; --skip-corrupt-records scores the records before the damage")
+    if damaged:
+        warnings.warn(f"{len(damaged)} damaged shard(s) read only up to the damage: {'; '.join(damaged)}")
 
     def generate() -> Iterator[Example]:
-        for record in tf.data.TFRecordDataset(files).map(decode_example):
+        records = tf.data.Dataset.from_tensor_slices(files).flat_map(lambda path: read_shard(path, skip_corrupt))
+        for record in records.map(decode_example):
             yield _example_from_record({k: v.numpy() for k, v in record.items()})
 
-    return count, generate()
+    return sum(counts.values()), generate()
 
 
 def _example_from_record(r: dict) -> Example:
@@ -137,7 +150,7 @@ class Evaluation:
     def __init__(self, dataset: str, predictor_tasks: Sequence[str],
                  densepose_tables: Optional[GeodesicTables] = None,
                  predictor_label_set: labels.LabelSet = labels.LABEL_SETS["lip"],
-                 ground_truth_label_set: Optional[labels.LabelSet] = None):
+                 ground_truth_label_set: Optional[labels.LabelSet] = None, strict: bool = False):
         if dataset not in DATASETS and ground_truth_label_set is None:
             raise ValueError(f"dataset {dataset!r} is not one of {DATASETS}")
         self.dataset = dataset
@@ -153,32 +166,45 @@ class Evaluation:
         self.num_examples = 0
         self.ground_truth_counts = {SEGMENTATION: 0, POSE: 0, DENSEPOSE: 0}
         self.missing = {SEGMENTATION: [], POSE: [], DENSEPOSE: []}
+        self.invalid = {SEGMENTATION: {}, POSE: {}, DENSEPOSE: {}}  # task -> {id: why}
+        self.strict = strict
         self.resized = 0
 
     def update(self, example: Example, prediction: Prediction) -> None:
         self.num_examples += 1
+        problems = prediction.problems
         if example.parsing is not None:
-            self._update_parsing(example, prediction.labels)
+            self._update_parsing(example, prediction.labels, problems.get(SEGMENTATION))
         if example.keypoints is not None:
             self.ground_truth_counts[POSE] += 1
-            if self._present(POSE, example, prediction.keypoints):
-                self.pose.update(example.keypoints, prediction.keypoints, name=example.source_id)
+            keypoints = self._usable(POSE, example, prediction.keypoints, problems.get(POSE))
+            if keypoints is not False:
+                # A missing pose is placed at (1, 1) by PCKhMetric, as LIP's tool does: wrong.
+                keypoints = np.full((labels.NUM_LIP_JOINTS, 2), np.nan) if keypoints is None else keypoints
+                self.pose.update(example.keypoints, keypoints, name=example.source_id)
         if example.densepose is not None:
             self.ground_truth_counts[DENSEPOSE] += 1
-            if self._present(DENSEPOSE, example, prediction.densepose_iuv):
-                # Score the uint8 IUV DensePose's own evaluation scores (and files store).
-                iuv = dequantize_iuv(quantize_iuv(
-                    self._resize(example, prediction.densepose_iuv)))
-                self.densepose.update(example.densepose, iuv, example.densepose.get("mask"),
-                                      name=example.source_id)
+            iuv = self._usable(DENSEPOSE, example, prediction.densepose_iuv, problems.get(DENSEPOSE))
+            if iuv is not False:
+                # Missing: background everywhere (every point wrong). Score the uint8 IUV
+                # DensePose's own evaluation scores (and files store).
+                iuv = np.zeros((example.height, example.width, 3)) if iuv is None else self._resize(example, iuv)
+                self.densepose.update(example.densepose, dequantize_iuv(quantize_iuv(iuv)),
+                                      example.densepose.get("mask"), name=example.source_id)
 
-    def _present(self, task: str, example: Example, value) -> bool:
+    def _usable(self, task: str, example: Example, value, problem: Optional[str] = None):
+        """False: the predictor lacks the task (not scored); None: missing or unusable, to be
+        scored as wrong (and reported); else the value to score."""
         if task not in self.predictor_tasks:
             return False
+        if problem is not None:
+            if self.strict:
+                raise ValueError(problem)
+            self.invalid[task][example.source_id] = problem
+            return None
         if value is None:
             self.missing[task].append(example.source_id)
-            return False
-        return True
+        return value
 
     def _resize(self, example: Example, array: np.ndarray) -> np.ndarray:
         array = np.asarray(array)
@@ -196,18 +222,26 @@ class Evaluation:
         resized = cv2.resize(array, (example.width, example.height), interpolation=cv2.INTER_NEAREST)
         return resized.reshape((example.height, example.width) + array.shape[2:])
 
-    def _update_parsing(self, example: Example, predicted: Optional[np.ndarray]) -> None:
+    def _update_parsing(self, example: Example, predicted: Optional[np.ndarray], problem: Optional[str]) -> None:
         self.ground_truth_counts[SEGMENTATION] += 1
-        if not self._present(SEGMENTATION, example, predicted):
-            return
-        predicted = self._resize(example, predicted)
         ground_truth = example.parsing
         if self.mapping is not None:
-            try:
-                predicted = self.mapping.map_prediction(predicted)
-            except ValueError as error:
-                raise ValueError(f"{example.source_id}: {error}") from None
             ground_truth = self.mapping.map_ground_truth(ground_truth)
+        if predicted is not None and problem is None:
+            predicted = self._resize(example, predicted)
+            classes = self.predictor_label_set.num_classes
+            bad = (predicted < 0) | (predicted >= classes)
+            if bad.any():
+                problem = (f"{example.source_id}: predicted labels {np.unique(predicted[bad]).tolist()} "
+                           f"are not {self.predictor_label_set.name} classes 0..{classes - 1}")
+        predicted = self._usable(SEGMENTATION, example, predicted, problem)
+        if predicted is False:
+            return
+        if predicted is None:
+            self.parsing.update_unpredicted(ground_truth, name=example.source_id)
+            return
+        if self.mapping is not None:
+            predicted = self.mapping.map_prediction(predicted)
         self.parsing.update(ground_truth, predicted, name=example.source_id)
 
     def notes(self) -> list:
@@ -221,7 +255,11 @@ class Evaluation:
             missing = self.missing[task]
             if missing:
                 notes.append(f"{metric_name}: no {task} prediction for {len(missing)} of {count} "
-                             f"examples (left out), e.g. {', '.join(missing[:5])}")
+                             f"examples (scored as wrong), e.g. {', '.join(missing[:5])}")
+            invalid = self.invalid[task]
+            if invalid:
+                notes.append(f"{metric_name}: unusable {task} prediction for {len(invalid)} of {count} "
+                             f"examples (scored as wrong), e.g. {next(iter(invalid.values()))}")
         dp = self.densepose
         if dp.exact and dp.scores and len(dp.mask_ious) != len(dp.scores):
             notes.append(f"DensePose: GPSm not computed, {len(dp.scores) - len(dp.mask_ious)} of "
@@ -236,13 +274,14 @@ class Evaluation:
                "label_set": self.label_set.name,
                "predictor_label_set": self.predictor_label_set.name,
                "units": RESULT_UNITS, "resized_predictions": self.resized}
-        if self.parsing.confusion.sum():
+        if self.parsing.confusion.sum() or self.parsing.unpredicted.sum():
             out["parsing"] = self.parsing.result()
         if self.pose.num_images:
             out["pose"] = self.pose.result()
         if self.densepose.scores:
             out["densepose"] = self.densepose.result()
         out["missing_predictions"] = {k: v for k, v in self.missing.items() if v}
+        out["invalid_predictions"] = {k: v for k, v in self.invalid.items() if v}
         out["notes"] = self.notes()
         return out
 
@@ -250,12 +289,12 @@ class Evaluation:
 def evaluate(examples: Iterable[Example], predictor: Callable[[Example], Prediction],
              dataset: str, total: Optional[int] = None, writer=None,
              densepose_tables: Optional[GeodesicTables] = None, progress: bool = True,
-             ground_truth_label_set: Optional[labels.LabelSet] = None) -> dict:
+             ground_truth_label_set: Optional[labels.LabelSet] = None, strict: bool = False) -> dict:
     """Scores every example; with `writer` (a PredictionWriter) also saves each prediction,
     and the prediction directory appears only if the whole evaluation succeeds."""
     evaluation = Evaluation(dataset, predictor.tasks, densepose_tables,
                             getattr(predictor, "label_set", labels.LABEL_SETS["lip"]),
-                            ground_truth_label_set)
+                            ground_truth_label_set, strict)
     with writer if writer is not None else contextlib.nullcontext():
         for example in tqdm(examples, total=total, desc="evaluating", unit="img",
                             disable=not progress, file=sys.stderr):

@@ -18,8 +18,11 @@ outputs):
 All return labels int32 [B, H, W], image_size int32 [B, 2], keypoints float32 [B, 16, 3],
 densepose_iuv float32 [B, H, W, 3], densepose_box float32 [B, 4] and, when exported with
 include_probabilities, probabilities float32 [B, H, W, C]; H, W = largest image of the batch.
-Bad input (not JPEG/PNG, zero-size, a side over `max_image_side`) fails the request with an
-InvalidArgumentError naming the image, which TF Serving returns to the client as "error".
+Bad input (not JPEG/PNG, truncated, zero-size, a side over `max_image_side`) fails the request
+with an InvalidArgumentError naming the image, which TF Serving returns to the client as
+"error"; so does a request over `max_request_pixels` (spd_tf.inference: batch x largest
+height x largest width). The network runs on `forward_batch` images at a time and the
+post-processing in bands, so a request's peak memory is bounded by that budget.
 
 The graph always runs in float32: a model trained under a mixed policy is rebuilt in
 float32 and its weights copied, so the export serves on any CPU.
@@ -55,11 +58,14 @@ def export_saved_model(
     version: Optional[int] = None,
     include_probabilities: bool = False,
     max_image_side: int = inference.MAX_IMAGE_SIDE,
+    max_request_pixels: Optional[int] = None,
+    forward_batch: int = 1,
 ) -> Path:
     """Writes EXPORT_BASE/<model_name>/<version>/ atomically and refreshes models.config.
 
     version=None takes the next integer after the existing ones; an explicit version that
-    already exists is a FileExistsError. Returns the version directory.
+    already exists is a FileExistsError. Returns the version directory. max_request_pixels
+    None = inference.MAX_REQUEST_PIXELS, a quarter of it with probabilities.
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
         raise ValueError(f"model_name={model_name!r}: use letters, digits, '_', '-', '.' only")
@@ -71,8 +77,11 @@ def export_saved_model(
     final = model_dir / str(version)
     if final.exists():
         raise FileExistsError(f"{final} already exists; exports never overwrite a version")
+    if max_request_pixels is None:
+        max_request_pixels = inference.MAX_REQUEST_PIXELS // (4 if include_probabilities else 1)
     serving_model = float32_model(model, model_config)
-    archive = build_archive(serving_model, model_config, include_probabilities, max_image_side)
+    archive = build_archive(serving_model, model_config, include_probabilities, max_image_side,
+                            max_request_pixels, forward_batch)
     with atomic_path(final, directory=True) as temp:
         archive.write_out(str(temp), verbose=False)
         write_label_set(temp, model_config.label_set)
@@ -121,7 +130,8 @@ def float32_model(model: keras.Model, model_config: ModelConfig) -> keras.Model:
 
 
 def build_archive(
-    model: keras.Model, model_config: ModelConfig, include_probabilities: bool, max_image_side: int
+    model: keras.Model, model_config: ModelConfig, include_probabilities: bool, max_image_side: int,
+    max_request_pixels: int = inference.MAX_REQUEST_PIXELS, forward_batch: int = 1,
 ) -> keras.export.ExportArchive:
     """The three serving endpoints around `model` (see module docstring)."""
     size = tuple(model_config.input_size)
@@ -134,14 +144,14 @@ def build_archive(
         ]
     )
     def run(batch, image_size):
-        outputs = inference.forward(model, batch)
+        outputs = inference.forward_in_chunks(model, batch, forward_batch)
         return inference.postprocess(outputs, image_size, include_probabilities)
 
     def from_bytes(image_bytes):
-        return run(*inference.decode_images(image_bytes, size, max_image_side))
+        return run(*inference.decode_images(image_bytes, size, max_image_side, max_request_pixels))
 
     def from_tensor(images):
-        return run(*inference.preprocess(images, size, max_side=max_image_side))
+        return run(*inference.preprocess(images, size, max_side=max_image_side, max_pixels=max_request_pixels))
 
     def from_examples(examples):
         # Only the image is needed; parsing just that field reuses the byte checks above
@@ -227,13 +237,19 @@ def main(argv=None) -> int:
                         help="also output per-class probabilities [B, H, W, C] (large responses)")
     parser.add_argument("--max-image-side", type=int, default=inference.MAX_IMAGE_SIDE,
                         help=f"refuse images with a longer side (default: {inference.MAX_IMAGE_SIDE})")
+    parser.add_argument("--max-request-pixels", type=int, default=None,
+                        help="refuse requests over this many pixels, counted as batch x largest height x "
+                             f"largest width (default: {inference.MAX_REQUEST_PIXELS}, a quarter of it "
+                             "with --include-probabilities)")
+    parser.add_argument("--forward-batch", type=int, default=1,
+                        help="images per network pass inside a request (memory grows with it; default 1)")
     args = parser.parse_args(argv)
     try:
         model, model_config = load_run_model(args.run_dir, args.checkpoint)
         print(f"exporting {model_config.variant} model from {args.run_dir} ...", flush=True)
         path = export_saved_model(
             model, model_config, args.out or args.run_dir / "export", args.model_name, args.version,
-            args.include_probabilities, args.max_image_side,
+            args.include_probabilities, args.max_image_side, args.max_request_pixels, args.forward_batch,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

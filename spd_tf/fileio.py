@@ -54,6 +54,32 @@ def _umask() -> int:
     return mask
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (a lock or temp file of a dead one is stale)."""
+    if pid <= 0:  # 0 and negative pids name process groups, never one process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def ensure_writable_dir(directory: PathLike, what: str = "output directory") -> Path:
+    """Creates `directory` and proves it is writable: one clear error instead of a late crash."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise NotADirectoryError(f"{what} {directory} is not writable: {error.strerror or error}") from None
+    return directory
+
+
 def write_bytes_atomic(final: PathLike, data: bytes) -> None:
     with atomic_path(final) as temp:
         temp.write_bytes(data)

@@ -15,6 +15,13 @@ half-pixel centres like `tf.image.resize`: input pixel x maps to (x + 0.5) * W /
     # or infer(model, images, config.input_size, protocol=PROTOCOLS["paper"], ...)
     for one in split_batch(results): ...                              # numpy per image
 
+Memory is bounded per request: a request may hold at most `MAX_REQUEST_PIXELS`, counted as
+batch size x the largest height x the largest width (the outputs are padded to that) and at
+least the model input per image; sizes are read from the headers and refused before anything
+is decoded. Post-processing upsamples the model grids in bands of rows, so no full-size float
+map of all classes exists (probabilities only when asked for), and `forward_in_chunks` runs
+the network on a few images at a time.
+
 `results` (batch padded to the largest image, `image_size` says which part is real):
   labels int32 [B, H, W] (255 in padding), probabilities float32 [B, H, W, C] (optional),
   keypoints float32 [B, 16, 3] (x, y, score = heatmap peak) in image pixels,
@@ -24,7 +31,7 @@ Branches the model lacks are absent keys.
 """
 
 import dataclasses
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -32,21 +39,38 @@ import tensorflow as tf
 from spd_tf import labels as lip
 from spd_tf.model.spd import select_model_inputs
 
-# Largest image side accepted: postprocessing holds [H, W, C] float maps per image, and a
-# 16k x 16k request would take tens of GB before failing somewhere obscure.
+# Largest image side accepted (a bogus header cannot make us allocate a 16k x 16k image).
 MAX_IMAGE_SIDE = 4096
+# Pixel budget of one request (see the module docstring): one 4096 x 4096 image, four of
+# 2048 x 2048, ... With probabilities (80 more bytes per pixel) exports take a quarter of it.
+MAX_REQUEST_PIXELS = 4096 * 4096
+# Float values per band of rows in post-processing (16 MB per temporary).
+BAND_VALUES = 1 << 22
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_END = b"IEND"
+_JPEG_SCAN, _JPEG_END = b"\xff\xda", b"\xff\xd9"
 _HEADER_BYTES = 24
 
 
-def check_image_sizes(image_size: tf.Tensor, max_side: int = MAX_IMAGE_SIDE) -> list:
-    """Assertions that every (height, width) row is non-zero and at most `max_side`."""
+def request_pixels(image_size: tf.Tensor, input_size: Sequence[int]) -> tf.Tensor:
+    """What a request costs against the budget: B x max(largest H x largest W, model input)."""
+    size = tf.cast(image_size, tf.int64)
+    canvas = tf.reduce_max(size[:, 0]) * tf.reduce_max(size[:, 1])
+    return tf.shape(size, out_type=tf.int64)[0] * tf.maximum(canvas, int(input_size[0]) * int(input_size[1]))
+
+
+def check_image_sizes(
+    image_size: tf.Tensor, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_REQUEST_PIXELS,
+    input_size: Sequence[int] = (1, 1),
+) -> list:
+    """Assertions that every (height, width) row is non-zero and at most `max_side`, and that
+    the request fits the pixel budget."""
     image_size = tf.convert_to_tensor(image_size, tf.int32)
+    with tf.control_dependencies([tf.debugging.assert_positive(
+            tf.size(image_size), message="the request holds no images (empty batch)")]):
+        pixels = request_pixels(image_size, input_size)
     return [
-        tf.debugging.assert_positive(
-            tf.size(image_size), message="the request holds no images (empty batch)"
-        ),
         tf.debugging.assert_positive(
             image_size, message="an image has zero height or width (image_size rows listed)"
         ),
@@ -55,21 +79,27 @@ def check_image_sizes(image_size: tf.Tensor, max_side: int = MAX_IMAGE_SIDE) -> 
             max_side,
             message=f"an image is larger than the {max_side} pixels per side this model accepts",
         ),
+        tf.debugging.Assert(pixels <= max_pixels, [tf.strings.format(
+            f"the request is {{}} pixels (batch size x largest height x largest width, at least the "
+            f"model input per image); at most {max_pixels} are accepted per request: send fewer or "
+            "smaller images per request", pixels)]),
     ]
 
 
 def _resize(image: tf.Tensor, input_size: Sequence[int]) -> tf.Tensor:
-    return tf.image.resize(tf.cast(image, tf.float32), input_size, method="bilinear")
+    # Resized from uint8 directly (the kernel reads any dtype): no float copy at full size.
+    return tf.image.resize(image, input_size, method="bilinear")
 
 
 def preprocess(
-    images: tf.Tensor, input_size: Sequence[int], image_size=None, max_side: int = MAX_IMAGE_SIDE
+    images: tf.Tensor, input_size: Sequence[int], image_size=None, max_side: int = MAX_IMAGE_SIDE,
+    max_pixels: int = MAX_REQUEST_PIXELS,
 ) -> Tuple[tf.Tensor, tf.Tensor]:
     """uint8 [B, H, W, 3] -> (float32 [B, h, w, 3] RGB 0..255 at input_size, image_size).
 
     `image_size` [B, 2] marks the real part of each row of a padded batch (None: all of it);
-    each image is resized from its real part only. A zero-size image or a side over
-    `max_side` is an InvalidArgumentError.
+    each image is resized from its real part only. A zero-size image, a side over
+    `max_side` or a request over `max_pixels` is an InvalidArgumentError.
     """
     images = tf.convert_to_tensor(images)
     if images.shape.rank != 4 or images.shape[-1] != 3:
@@ -78,7 +108,7 @@ def preprocess(
     if image_size is None:
         image_size = tf.tile(shape[None, 1:3], [shape[0], 1])
     image_size = tf.cast(image_size, tf.int32)
-    with tf.control_dependencies(check_image_sizes(image_size, max_side)):
+    with tf.control_dependencies(check_image_sizes(image_size, max_side, max_pixels, input_size)):
         batch = tf.map_fn(
             lambda args: _resize(args[0][: args[1][0], : args[1][1]], input_size),
             (images, image_size),
@@ -88,12 +118,15 @@ def preprocess(
 
 
 def decode_images(
-    image_bytes: tf.Tensor, input_size: Sequence[int], max_side: int = MAX_IMAGE_SIDE
+    image_bytes: tf.Tensor, input_size: Sequence[int], max_side: int = MAX_IMAGE_SIDE,
+    max_pixels: int = MAX_REQUEST_PIXELS,
 ) -> Tuple[tf.Tensor, tf.Tensor]:
     """Encoded JPEG/PNG strings [B] (any size, gray/RGBA ok) -> (float32 batch, image_size).
 
-    The size is read from the header and checked before decoding, so an enormous image is
-    refused without allocating it. Errors name the image's index in the batch.
+    Every size is read from the header and checked (per image, then the request's pixel
+    budget) before anything is decoded, so an enormous request is refused without
+    allocating it. Errors name the image's index in the batch, also for a truncated file
+    (a JPEG whose last scan has no end marker, a PNG without IEND).
     """
     image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     count = tf.size(image_bytes)
@@ -102,7 +135,7 @@ def decode_images(
     ):
         indices = tf.range(count)
 
-    def decode_one(index):
+    def check_one(index):
         data = image_bytes[index]
         size = _header_size(data, index)
         checks = [
@@ -115,8 +148,20 @@ def decode_images(
                 [tf.strings.format(f"image {{}} is {{}} pixels (height, width); sides over {max_side} are refused", (index, size))],
             ),
         ]
-        with tf.control_dependencies(checks):
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        with tf.control_dependencies(checks):  # size errors first: a bare header is "too large"
+            complete = tf.debugging.Assert(
+                _has_end_marker(data),
+                [tf.strings.format("image {} is truncated (no end-of-image marker; {} bytes)", (index, tf.strings.length(data)))],
+            )
+        with tf.control_dependencies([complete]):
+            return tf.identity(size)
+
+    sizes = tf.map_fn(check_one, indices, fn_output_signature=tf.TensorSpec([2], tf.int32))
+    budget = check_image_sizes(sizes, max_side, max_pixels, input_size)[-1]
+
+    def decode_one(index):
+        with tf.control_dependencies([budget]):
+            image = tf.io.decode_image(image_bytes[index], channels=3, expand_animations=False)
         image = tf.ensure_shape(image, [None, None, 3])
         return _resize(image, input_size), tf.shape(image)[:2]
 
@@ -127,13 +172,18 @@ def decode_images(
             tf.TensorSpec([*input_size, 3], tf.float32),
             tf.TensorSpec([2], tf.int32),
         ),
+        parallel_iterations=1,  # one decoded full-size image at a time
     )
+
+
+def _is_png(data: tf.Tensor) -> tf.Tensor:
+    return tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
 
 
 def _header_size(data: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
     """(height, width) from a PNG IHDR or JPEG SOF header; asserts the bytes are one of them."""
     head = tf.strings.substr(data + b"\0" * _HEADER_BYTES, 0, _HEADER_BYTES)
-    is_png = tf.equal(tf.strings.substr(head, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+    is_png = _is_png(head)
     is_jpeg = tf.equal(tf.strings.substr(head, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
     valid = tf.debugging.Assert(
         tf.logical_or(is_png, is_jpeg),
@@ -145,6 +195,17 @@ def _header_size(data: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
             lambda: _png_size(head),
             lambda: tf.image.extract_jpeg_shape(data, output_type=tf.int32)[:2],
         )
+
+
+def _has_end_marker(data: tf.Tensor) -> tf.Tensor:
+    """A PNG holds its IEND chunk; a JPEG's last scan (after the last SOS marker, where
+    byte stuffing keeps the end marker unique) reaches the EOI marker. Trailing bytes after
+    the end are allowed, as decoders allow them."""
+    def contains(text, marker):
+        return tf.size(tf.strings.split(text, marker)) > 1
+
+    return tf.cond(_is_png(data), lambda: contains(data, _PNG_END),
+                   lambda: contains(tf.strings.split(data, _JPEG_SCAN)[-1], _JPEG_END))
 
 
 def _png_size(head: tf.Tensor) -> tf.Tensor:
@@ -252,6 +313,26 @@ def _unflip(value: tf.Tensor, count, key: str, label_set: lip.LabelSet) -> tf.Te
     return (value[:count] + mirrored) / 2.0
 
 
+# The model outputs post-processing reads.
+_RESULT_INPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v",
+                  "densepose_coarse", "densepose_box")
+
+
+def forward_in_chunks(model, batch: tf.Tensor, chunk: int = 1) -> dict:
+    """`forward(model, ...)` on `chunk` images at a time (in a graph loop), so the network's
+    activations do not grow with the request; returns the outputs post-processing needs."""
+    specs = {k: tf.TensorSpec([chunk, *model.output[k].shape[1:]], tf.float32)
+             for k in _RESULT_INPUTS if k in model.output}
+    count = tf.shape(batch)[0]
+    padded = tf.pad(batch, [[0, (-count) % chunk], [0, 0], [0, 0], [0, 0]])
+    chunks = tf.reshape(padded, [-1, chunk, *batch.shape[1:]])
+    outputs = tf.map_fn(
+        lambda images: {k: tf.cast(v, tf.float32) for k, v in forward(model, images).items() if k in specs},
+        chunks, fn_output_signature=specs, parallel_iterations=1,
+    )
+    return {k: tf.reshape(v, [-1, *v.shape[2:]])[:count] for k, v in outputs.items()}
+
+
 def _call(model, batch: tf.Tensor) -> dict:
     return model(select_model_inputs(model, {"image": batch}), training=False)
 
@@ -293,26 +374,67 @@ def infer(
     return postprocess(outputs, image_size, include_probabilities)
 
 
-def _pad_to(value: tf.Tensor, canvas: tf.Tensor, fill) -> tf.Tensor:
-    size = tf.shape(value)[:2]
-    paddings = tf.concat([[[0, canvas[0] - size[0]], [0, canvas[1] - size[1]]], tf.zeros([tf.rank(value) - 2, 2], tf.int32)], 0)
-    return tf.pad(value, paddings, constant_values=fill)
+def _axis_weights(out_size: tf.Tensor, in_size: tf.Tensor, positions: tf.Tensor):
+    """Bilinear source indices and weights of output `positions` (tf.image.resize's
+    half-pixel rule: source = (i + 0.5) * in / out - 0.5, clamped at the borders)."""
+    scale = tf.cast(in_size, tf.float32) / tf.cast(out_size, tf.float32)
+    source = (tf.cast(positions, tf.float32) + 0.5) * scale - 0.5
+    floor = tf.floor(source)
+    lower = tf.maximum(tf.cast(floor, tf.int32), 0)
+    upper = tf.minimum(tf.cast(tf.math.ceil(source), tf.int32), in_size - 1)
+    return lower, upper, source - floor
+
+
+def _banded(grid: tf.Tensor, out_size: tf.Tensor, per_band: Callable, dtype, canvas: tf.Tensor,
+            offset=(0, 0), fill=0) -> tf.Tensor:
+    """per_band(tf.image.resize(grid [h, w, C], out_size) rows) placed at `offset` of a
+    `canvas` [H, W, ...] filled with `fill`, computed band of rows after band (same
+    arithmetic in the same order as tf.image.resize) so nothing of all C channels, nor a
+    second full-size copy, is ever held."""
+    shape = tf.shape(grid)
+    rows = tf.maximum(1, BAND_VALUES // (out_size[1] * shape[2]))
+    x_lower, x_upper, x_weight = _axis_weights(out_size[1], shape[1], tf.range(out_size[1]))
+    columns = [[offset[1], canvas[1] - out_size[1] - offset[1]]]
+
+    def band(start):
+        positions = tf.range(start, tf.minimum(start + rows, canvas[0])) - offset[0]
+        inside = (positions >= 0) & (positions < out_size[0])
+        y_lower, y_upper, y_weight = _axis_weights(out_size[0], shape[0], tf.clip_by_value(positions, 0, out_size[0] - 1))
+
+        def across(source_rows):
+            left = tf.gather(source_rows, x_lower, axis=1)
+            return left + (tf.gather(source_rows, x_upper, axis=1) - left) * x_weight[None, :, None]
+
+        top = across(tf.gather(grid, y_lower))
+        value = per_band(top + (across(tf.gather(grid, y_upper)) - top) * y_weight[:, None, None])
+        value = tf.pad(value, tf.concat([[[0, 0]], columns, tf.zeros([tf.rank(value) - 2, 2], tf.int32)], 0),
+                       constant_values=fill)
+        mask = tf.reshape(inside, tf.concat([[-1], tf.ones([tf.rank(value) - 1], tf.int32)], 0))
+        return tf.where(mask, value, tf.cast(fill, dtype))
+
+    starts = tf.range(0, canvas[0], rows)
+    bands = tf.TensorArray(dtype, size=tf.size(starts), infer_shape=False)
+    _, bands = tf.while_loop(lambda i, _: i < tf.size(starts), lambda i, ta: (i + 1, ta.write(i, band(starts[i]))),
+                             (0, bands), parallel_iterations=1)
+    return bands.concat()
 
 
 def _segmentation(logits: tf.Tensor, image_size, canvas, include_probabilities: bool) -> dict:
     num_classes = logits.shape[-1]
 
     def one(args):
-        resized = tf.image.resize(args[0][None], args[1], method="bilinear")[0]
-        labels = _pad_to(tf.argmax(resized, axis=-1, output_type=tf.int32), canvas, lip.IGNORE_LABEL)
+        grid, size = args
+        labels = _banded(grid, size, lambda band: tf.argmax(band, axis=-1, output_type=tf.int32), tf.int32,
+                         canvas, fill=lip.IGNORE_LABEL)
         if not include_probabilities:
             return labels
-        return labels, _pad_to(tf.nn.softmax(resized, axis=-1), canvas, 0.0)
+        return labels, _banded(grid, size, lambda band: tf.nn.softmax(band, axis=-1), tf.float32, canvas, fill=0.0)
 
     spec = tf.TensorSpec([None, None], tf.int32)
     if include_probabilities:
         spec = (spec, tf.TensorSpec([None, None, num_classes], tf.float32))
-    mapped = tf.map_fn(one, (tf.cast(logits, tf.float32), image_size), fn_output_signature=spec)
+    mapped = tf.map_fn(one, (tf.cast(logits, tf.float32), image_size), fn_output_signature=spec,
+                       parallel_iterations=1)
     if include_probabilities:
         return {"labels": mapped[0], "probabilities": mapped[1]}
     return {"labels": mapped}
@@ -355,13 +477,7 @@ def _densepose(outputs: Mapping[str, tf.Tensor], image_size, canvas) -> dict:
     charts = tf.concat([tf.cast(outputs[k], tf.float32) for k in keys], -1)
     parts = outputs["densepose_i"].shape[-1]
 
-    def one(args):
-        chart, pixel_box, shape = args
-        top = tf.clip_by_value(tf.cast(tf.floor(pixel_box[1]), tf.int32), 0, shape[0] - 1)
-        left = tf.clip_by_value(tf.cast(tf.floor(pixel_box[0]), tf.int32), 0, shape[1] - 1)
-        bottom = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[3]), tf.int32), top + 1, shape[0])
-        right = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[2]), tf.int32), left + 1, shape[1])
-        resized = tf.image.resize(chart[None], [bottom - top, right - left], method="bilinear")[0]
+    def iuv_of(resized):
         # detectron2: a pixel is body where the coarse head says so; there, the fine I.
         body = tf.argmax(resized[..., 3 * parts:], axis=-1, output_type=tf.int32) > 0
         patch = tf.argmax(resized[..., :parts], axis=-1, output_type=tf.int32)
@@ -369,12 +485,19 @@ def _densepose(outputs: Mapping[str, tf.Tensor], image_size, canvas) -> dict:
         u = tf.gather(resized[..., parts : 2 * parts], patch, batch_dims=2)
         v = tf.gather(resized[..., 2 * parts : 3 * parts], patch, batch_dims=2)
         on_body = tf.cast(patch > 0, tf.float32)
-        iuv = tf.stack([tf.cast(patch, tf.float32), tf.clip_by_value(u, 0.0, 1.0) * on_body,
-                        tf.clip_by_value(v, 0.0, 1.0) * on_body], axis=-1)
-        iuv = tf.pad(iuv, [[top, shape[0] - bottom], [left, shape[1] - right], [0, 0]])
-        return _pad_to(iuv, canvas, 0.0)
+        return tf.stack([tf.cast(patch, tf.float32), tf.clip_by_value(u, 0.0, 1.0) * on_body,
+                         tf.clip_by_value(v, 0.0, 1.0) * on_body], axis=-1)
 
-    iuv = tf.map_fn(one, (charts, box, image_size), fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32))
+    def one(args):
+        chart, pixel_box, shape = args
+        top = tf.clip_by_value(tf.cast(tf.floor(pixel_box[1]), tf.int32), 0, shape[0] - 1)
+        left = tf.clip_by_value(tf.cast(tf.floor(pixel_box[0]), tf.int32), 0, shape[1] - 1)
+        bottom = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[3]), tf.int32), top + 1, shape[0])
+        right = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[2]), tf.int32), left + 1, shape[1])
+        return _banded(chart, tf.stack([bottom - top, right - left]), iuv_of, tf.float32, canvas, (top, left), 0.0)
+
+    iuv = tf.map_fn(one, (charts, box, image_size), fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32),
+                    parallel_iterations=1)
     return {"densepose_iuv": iuv, "densepose_box": box}
 
 

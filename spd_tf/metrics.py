@@ -79,6 +79,9 @@ class ParsingMetric:
         self.num_classes = len(self.class_names)
         self.ignore_label = ignore_label
         self.confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
+        # Labelled pixels of images without a usable prediction, per ground-truth class:
+        # wrong whatever the class, so they count in recall/IoU/accuracy but in no column.
+        self.unpredicted = np.zeros(self.num_classes, np.int64)
 
     def update(self, ground_truth, prediction, name: str = "") -> None:
         """Adds one label map [H, W] (or a batch [B, H, W]) to the confusion matrix.
@@ -107,12 +110,21 @@ class ParsingMetric:
             self.num_classes, self.num_classes
         )
 
+    def update_unpredicted(self, ground_truth, name: str = "") -> None:
+        """Counts every labelled pixel of an image whose prediction is missing or unusable as wrong."""
+        gt = np.asarray(ground_truth).astype(np.int32, copy=False)
+        gt = gt[gt != self.ignore_label]
+        if gt.size and (gt.min() < 0 or gt.max() >= self.num_classes):
+            raise ValueError(f"{_named(name)}ground-truth labels outside 0..{self.num_classes - 1}")
+        self.unpredicted += np.bincount(gt, minlength=self.num_classes)
+
     def result(self) -> dict:
-        return parsing_scores(self.confusion, self.class_names)
+        return parsing_scores(self.confusion, self.class_names, self.unpredicted)
 
 
-def parsing_scores(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
-    """All parsing scores (fractions in [0, 1]) from a [C, C] gt-by-prediction confusion matrix.
+def parsing_scores(confusion: np.ndarray, class_names: Sequence[str], unpredicted=None) -> dict:
+    """All parsing scores (fractions in [0, 1]) from a [C, C] gt-by-prediction confusion matrix
+    (plus `unpredicted` [C] ground-truth pixels with no prediction, all wrong).
 
     mean_iou / mean_accuracy: plain means over all C classes, an absent class counting 0
     (CE2P/SCHP convention). frequency_weighted_iou: IoU weighted by each class's share of
@@ -121,7 +133,7 @@ def parsing_scores(confusion: np.ndarray, class_names: Sequence[str]) -> dict:
     """
     confusion = np.asarray(confusion, np.float64)
     tp = np.diag(confusion)
-    gt = confusion.sum(axis=1)
+    gt = confusion.sum(axis=1) + (0 if unpredicted is None else np.asarray(unpredicted, np.float64))
     pred = confusion.sum(axis=0)
     total = gt.sum()
     iou = tp / np.maximum(1.0, gt + pred - tp)
@@ -341,10 +353,29 @@ class GeodesicTables:
         return np.where(gt_points > 0, dist, np.nan)
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only what Pdist_matrix.pkl holds (a dict of numpy arrays): a user-given
+    pickle must not be able to run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),  # how protocol-2 pickles written by Python 3 store the array bytes
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays are allowed)")
+        return super().find_class(module, name)
+
+
 def _load_pdist(path: Path) -> np.ndarray:
     if path.suffix == ".pkl":
-        with open(path, "rb") as f:
-            return np.asarray(pickle.load(f, encoding="latin1")["Pdist_matrix"], np.float64)
+        try:
+            with open(path, "rb") as f:
+                return np.asarray(_ArrayUnpickler(f, encoding="latin1").load()["Pdist_matrix"], np.float64)
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}: not a Pdist_matrix pickle ({error})") from None
     try:
         from scipy.io import loadmat
 

@@ -11,8 +11,10 @@ used) or a training run directory (config.json + checkpoints/). Output, per imag
   OUT/skeleton/<stem>.jpg    skeleton with joint colours (pose models)
   OUT/densepose/<stem>.png   IUV PNG in DensePose's format: channels (I, 255 U, 255 V) in
                              cv2 order, i.e. cv2.imread(path)[..., 0] is I (DensePose models)
-A file that cannot be read or decoded is skipped and named; the run goes on and ends with a
-summary of failures (exit status 1 only if every image failed).
+Inputs sharing a stem (a.jpg, a.png, dir/a.jpg) get distinct names (a, a_2, ...; never an
+input's own stem), so no output is overwritten. A file that cannot be read or decoded is
+skipped and named; the run goes on and ends with a summary of what was written and of
+failures (exit status 1 only if every image failed).
 """
 
 import argparse
@@ -96,20 +98,25 @@ def model_label_set(model_path) -> lip.LabelSet:
 
 
 def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray],
-                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"]) -> None:
-    """All files of one image (module docstring); `result` is one item of split_batch."""
+                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"]) -> int:
+    """All files of one image (module docstring); `result` is one item of split_batch.
+    Returns the number of files written."""
     labels = result["labels"].astype(np.uint8)
     palette = label_set.palette_array
-    write_bytes_atomic(out_dir / f"{stem}.png", _encode(".png", labels))
-    write_bytes_atomic(out_dir / "vis" / f"{stem}.png", visualize.palette_png(labels, palette))
-    write_bytes_atomic(out_dir / "overlay" / f"{stem}.jpg",
-                       _encode(".jpg", visualize.overlay(image, labels, palette=palette)[..., ::-1]))
+    files = {
+        f"{stem}.png": _encode(".png", labels),
+        f"vis/{stem}.png": visualize.palette_png(labels, palette),
+        f"overlay/{stem}.jpg": _encode(".jpg", visualize.overlay(image, labels, palette=palette)[..., ::-1]),
+    }
     if "keypoints" in result:
         write_json_atomic(out_dir / "keypoints" / f"{stem}.json", keypoints_json(result["keypoints"], image.shape))
         skeleton = visualize.draw_skeleton(image, result["keypoints"], names=True)
-        write_bytes_atomic(out_dir / "skeleton" / f"{stem}.jpg", _encode(".jpg", skeleton[..., ::-1]))
+        files[f"skeleton/{stem}.jpg"] = _encode(".jpg", skeleton[..., ::-1])
     if "densepose_iuv" in result:
-        write_bytes_atomic(out_dir / "densepose" / f"{stem}.png", _encode(".png", quantize_iuv(result["densepose_iuv"])))
+        files[f"densepose/{stem}.png"] = _encode(".png", quantize_iuv(result["densepose_iuv"]))
+    for name, data in files.items():
+        write_bytes_atomic(out_dir / name, data)
+    return len(files) + ("keypoints" in result)
 
 
 def keypoints_json(keypoints: np.ndarray, image_shape) -> dict:
@@ -133,7 +140,8 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
 def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
                   input_errors=(tf.errors.InvalidArgumentError,),
                   label_set: lip.LabelSet = lip.LABEL_SETS["lip"], sheet_images: int = 0) -> dict:
-    """Runs every file through `runner` in batches; returns {"written": n, "failed": {path: why}}.
+    """Runs every file through `runner` in batches; returns {"written": images, "files": files
+    written, "failed": {path: why}}.
 
     A batch that raises one of `input_errors` (the runner's "bad image" error) is retried
     image by image, so one corrupt file costs only itself. With `sheet_images`, the first
@@ -142,7 +150,7 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
     """
     out_dir = Path(out_dir)
     stems = _unique_stems(files)
-    failed, written, sheets = {}, 0, []
+    failed, written, written_files, sheets = {}, 0, 0, []
     progress = tqdm(total=len(files), unit="image", desc="predict")
     for start in range(0, len(files), batch_size):
         chunk = list(zip(files[start : start + batch_size], stems[start : start + batch_size]))
@@ -154,7 +162,7 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
                 failed[str(path)] = f"unreadable: {error.strerror or error}"
         for (path, stem, data), result in _run_batch(runner, loaded, failed, input_errors):
             image = decode_rgb(data)
-            write_outputs(out_dir, stem, image, result, label_set)
+            written_files += write_outputs(out_dir, stem, image, result, label_set)
             written += 1
             if len(sheets) < sheet_images:
                 sheets.append(visualize.contact_sheet(image, result, 256, label_set.palette_array))
@@ -164,7 +172,7 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
         sheet = cv2.cvtColor(visualize.stack_sheets(sheets), cv2.COLOR_RGB2BGR)
         write_bytes_atomic(out_dir / "contact_sheet.png",
                            cv2.imencode(".png", sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes())
-    return {"written": written, "failed": failed}
+    return {"written": written, "files": written_files, "failed": failed}
 
 
 def _run_batch(runner: Runner, items: list, failed: dict, input_errors) -> list:
@@ -181,12 +189,17 @@ def _run_batch(runner: Runner, items: list, failed: dict, input_errors) -> list:
 
 
 def _unique_stems(files: Sequence[Path]) -> List[str]:
-    """File stems, with `_2`, `_3`... appended when two inputs share a stem."""
-    seen, stems = {}, []
+    """One distinct output name per input: its stem, or for a repeated stem the first free
+    `<stem>_2`, `<stem>_3`... that is no input's own stem either (a.png next to a_2.jpg)."""
+    reserved = {path.stem for path in files}
+    used, stems = set(), []
     for path in files:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        stems.append(path.stem if count == 1 else f"{path.stem}_{count}")
+        name, count = path.stem, 1
+        while name in used or (count > 1 and name in reserved):
+            count += 1
+            name = f"{path.stem}_{count}"
+        used.add(name)
+        stems.append(name)
     return stems
 
 
@@ -237,7 +250,7 @@ def main(argv=None) -> int:
 
 def report(summary: dict, total: int, out_dir) -> int:
     """Prints the run's summary and failures; exit status 1 only if no image succeeded."""
-    print(f"wrote outputs for {summary['written']} of {total} images to {out_dir}")
+    print(f"wrote outputs for {summary['written']} of {total} images ({summary['files']} files) to {out_dir}")
     if summary["failed"]:
         print(f"{len(summary['failed'])} image(s) skipped:", file=sys.stderr)
         for path, why in summary["failed"].items():

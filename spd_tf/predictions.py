@@ -15,11 +15,19 @@ Prediction directory (LIP's submission format, plus optional extras written by
                           floor(255 V) in cv2 order (cv2.imread(path)[..., 0] is I), the uint8
                           quantisation DensePose's own evaluation applies
   DIR/vis/<id>.png        palette PNG for viewing (never read back)
+
+<id> is the example's source id made a safe file name (`safe_file_name`: `%`, `/`, `\\`, a
+leading `.` and control characters %-escaped, reversible with urllib.parse.unquote), so ids
+like `../x` or `/abs/path` are read and written inside DIR; plain LIP ids are unchanged.
+A prediction file that cannot be used (unreadable PNG, malformed pose row) is recorded in
+`Prediction.problems` and scored as wrong, unless `strict`, where it raises.
 """
 
 import csv
 import dataclasses
 import json
+import re
+import urllib.parse
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -44,6 +52,27 @@ class Prediction:
     labels: Optional[np.ndarray] = None  # [H, W] int LIP class indices
     keypoints: Optional[np.ndarray] = None  # [16, 2+] (x, y[, score]) in pixels
     densepose_iuv: Optional[np.ndarray] = None  # [H, W, 3] float (I, U, V)
+    problems: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why its file is unusable
+
+
+_UNSAFE = re.compile(r"[%/\\\x00-\x1f\x7f]|^\.")
+_MAX_NAME_BYTES = 200  # + extension, under the 255 bytes of common filesystems
+
+
+def safe_file_name(source_id: str) -> str:
+    """`source_id` as one file name inside the prediction directory (module docstring)."""
+    name = _UNSAFE.sub(lambda m: "%{:02X}".format(ord(m.group())), source_id)
+    if not name or len(name.encode()) > _MAX_NAME_BYTES:
+        raise ValueError(f"source id {source_id!r} cannot be a prediction file name (empty or too long)")
+    return name
+
+
+def prediction_path(directory: Path, source_id: str, suffix: str = ".png") -> Path:
+    """DIR/<safe id><suffix>; raises if the result would still lie outside DIR."""
+    path = directory / f"{safe_file_name(source_id)}{suffix}"
+    if path.resolve().parent != directory.resolve():
+        raise ValueError(f"source id {source_id!r} would write {path} outside {directory}")
+    return path
 
 
 def quantize_iuv(iuv: np.ndarray) -> np.ndarray:
@@ -61,34 +90,44 @@ def dequantize_iuv(iuv_uint8: np.ndarray) -> np.ndarray:
     return iuv
 
 
-def read_pose_predictions(path: Path) -> Dict[str, np.ndarray]:
-    """pose.csv -> {id: float64 [16, 2]}; `nan` kept (PCKhMetric handles it as LIP does)."""
+def read_pose_predictions(path: Path, problems: Optional[Dict[str, str]] = None) -> Dict[str, np.ndarray]:
+    """pose.csv -> {file-name stem: float64 [16, 2]}; `nan` kept (PCKhMetric handles it as LIP does).
+
+    A malformed row raises, or with `problems` is recorded there under its name (the
+    line number when it has none) and left out of the table.
+    """
     table = {}
     with open(path, newline="") as f:
         for line_number, row in enumerate(csv.reader(f), start=1):
             if not row or not "".join(row).strip():
                 continue
-            values = row[1:]
-            if len(values) not in (2 * labels.NUM_LIP_JOINTS, 3 * labels.NUM_LIP_JOINTS):
-                raise ValueError(
-                    f"{path}:{line_number}: {len(values)} values after the name; expected "
-                    f"{2 * labels.NUM_LIP_JOINTS} (x, y per joint) or {3 * labels.NUM_LIP_JOINTS}"
-                )
+            name = Path(row[0].strip()).stem
             try:
-                joints = np.asarray([float(v) for v in values], np.float64)
+                if name in table:
+                    raise ValueError(f"second row for {name!r}")
+                table[name] = _pose_row(row[1:])
             except ValueError as error:
-                raise ValueError(f"{path}:{line_number}: {error}") from None
-            source_id = Path(row[0].strip()).stem
-            if source_id in table:
-                raise ValueError(f"{path}:{line_number}: second row for {source_id!r}")
-            table[source_id] = joints.reshape(labels.NUM_LIP_JOINTS, -1)[:, :2]
+                where = f"{path}:{line_number}: {error}"
+                if problems is None or not name:
+                    raise ValueError(where) from None
+                problems.setdefault(name, where)
     return table
+
+
+def _pose_row(values) -> np.ndarray:
+    if len(values) not in (2 * labels.NUM_LIP_JOINTS, 3 * labels.NUM_LIP_JOINTS):
+        raise ValueError(
+            f"{len(values)} values after the name; expected "
+            f"{2 * labels.NUM_LIP_JOINTS} (x, y per joint) or {3 * labels.NUM_LIP_JOINTS}"
+        )
+    joints = np.asarray([float(v) for v in values], np.float64)
+    return joints.reshape(labels.NUM_LIP_JOINTS, -1)[:, :2]
 
 
 class PredictionFiles:
     """Reads a prediction directory (see module docstring); tasks = the files it holds."""
 
-    def __init__(self, directory, label_set=None):
+    def __init__(self, directory, label_set=None, strict: bool = False):
         self.directory = Path(directory)
         if not self.directory.is_dir():
             raise FileNotFoundError(f"--predictions {self.directory}: not a directory")
@@ -96,8 +135,11 @@ class PredictionFiles:
         if label_set is None:
             label_set = str(declared) if declared.exists() else "lip"
         self.label_set = labels.get_label_set(label_set)
+        self.strict = strict
+        self.pose_problems: Dict[str, str] = {}
         pose_csv = self.directory / POSE_CSV
-        self.pose = read_pose_predictions(pose_csv) if pose_csv.exists() else None
+        problems = None if strict else self.pose_problems
+        self.pose = read_pose_predictions(pose_csv, problems) if pose_csv.exists() else None
         tasks = []
         if any(self.directory.glob("*.png")):
             tasks.append(SEGMENTATION)
@@ -110,18 +152,34 @@ class PredictionFiles:
 
     def __call__(self, example) -> Prediction:
         prediction = Prediction()
-        label_path = self.directory / f"{example.source_id}.png"
+        name = safe_file_name(example.source_id)
+        label_path = prediction_path(self.directory, example.source_id)
         if label_path.exists():
-            prediction.labels = load_label(label_path)
-        if self.pose is not None and example.source_id in self.pose:
-            prediction.keypoints = self.pose[example.source_id]
-        iuv_path = self.directory / DENSEPOSE_DIR / f"{example.source_id}.png"
+            self._load(prediction, SEGMENTATION, lambda: setattr(prediction, "labels", load_label(label_path)))
+        if name in self.pose_problems:
+            prediction.problems[POSE] = self.pose_problems[name]
+        elif self.pose is not None and name in self.pose:
+            prediction.keypoints = self.pose[name]
+        iuv_path = prediction_path(self.directory / DENSEPOSE_DIR, example.source_id)
         if iuv_path.exists():
-            iuv = cv2.imread(str(iuv_path), cv2.IMREAD_UNCHANGED)
-            if iuv is None or iuv.ndim != 3:
-                raise ValueError(f"{iuv_path}: not a 3-channel IUV PNG")
-            prediction.densepose_iuv = dequantize_iuv(iuv)
+            self._load(prediction, DENSEPOSE, lambda: setattr(prediction, "densepose_iuv", _read_iuv(iuv_path)))
         return prediction
+
+    def _load(self, prediction: Prediction, task: str, load) -> None:
+        """Runs `load`; an unusable file raises when strict, else is recorded as a problem."""
+        try:
+            load()
+        except ValueError as error:
+            if self.strict:
+                raise
+            prediction.problems[task] = str(error)
+
+
+def _read_iuv(path: Path) -> np.ndarray:
+    iuv = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if iuv is None or iuv.ndim != 3:
+        raise ValueError(f"{path}: not a 3-channel IUV PNG")
+    return dequantize_iuv(iuv)
 
 
 class PredictionWriter:
@@ -153,17 +211,17 @@ class PredictionWriter:
             raise RuntimeError("PredictionWriter.write outside its `with` block")
         if prediction.labels is not None:
             index = np.asarray(prediction.labels).astype(np.uint8)
-            _write_png(self._temp / f"{source_id}.png", index)
+            _write_png(prediction_path(self._temp, source_id), index)
             (self._temp / VIS_DIR).mkdir(exist_ok=True)
-            (self._temp / VIS_DIR / f"{source_id}.png").write_bytes(
+            prediction_path(self._temp / VIS_DIR, source_id).write_bytes(
                 palette_png(index, self.label_set.palette_array))
         if prediction.keypoints is not None:
             xy = np.asarray(prediction.keypoints, np.float64)[:, :2].ravel()
-            self._pose_rows.append([f"{source_id}.jpg"] + [repr(float(v)) for v in xy])
+            self._pose_rows.append([f"{safe_file_name(source_id)}.jpg"] + [repr(float(v)) for v in xy])
         if prediction.densepose_iuv is not None:
             (self._temp / DENSEPOSE_DIR).mkdir(exist_ok=True)
             iuv = quantize_iuv(prediction.densepose_iuv)
-            _write_png(self._temp / DENSEPOSE_DIR / f"{source_id}.png", iuv)
+            _write_png(prediction_path(self._temp / DENSEPOSE_DIR, source_id), iuv)
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:

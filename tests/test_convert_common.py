@@ -49,8 +49,10 @@ def test_corrupt_and_truncated_images_raise_input_error(shared_data, tmp_path):
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
     (tmp_path / "noise.jpg").write_bytes(np.random.default_rng(0).bytes(500))
     for name in ("cut.jpg", "noise.jpg"):
-        with pytest.raises(common.InputError, match=name):
+        with pytest.raises(common.InputError, match=name) as error:
             common.encode_image_file(tmp_path / name)
+        assert "BytesIO" not in str(error.value)  # PIL's buffer repr replaced by the file name
+    assert str(error.value).endswith("cannot identify image file noise.jpg")
 
 
 def test_label_checks(tmp_path):
@@ -129,3 +131,47 @@ def test_killed_conversion_leaves_no_final_shard(shared_data, tmp_path):
             process.kill()
     assert list(out.glob(".tmp-train-*"))
     assert _final_shards(out) == [] and not (out / "lip-report.json").exists()
+    # The next run of the same output removes the dead process's temporary shards.
+    report = common.ConversionReport("synthetic", "-", out)
+    common.convert_split(report, "train", [("a", 0)], _example_or_interrupt, out_dir=out)
+    assert not list(out.glob(".tmp-*")) and _final_shards(out) == ["train-00000-of-00001.tfrecord"]
+
+
+def test_empty_shards_never_get_final_names(tmp_path):
+    report = common.ConversionReport("synthetic", "-", tmp_path)
+    items = [("a", 0), ("b", 1), ("c", 1)]  # 3 planned shards, 2 inputs bad
+    summary = common.convert_split(report, "s", items, _example_or_interrupt, out_dir=tmp_path, examples_per_shard=1)
+    assert summary["written"] == 1 and _final_shards(tmp_path) == summary["shards"] == ["s-00000-of-00001.tfrecord"]
+    summary = common.convert_split(report, "bad", [("b", 1)], _example_or_interrupt, out_dir=tmp_path)
+    assert summary["written"] == 0 and summary["shards"] == []
+    assert _final_shards(tmp_path) == ["s-00000-of-00001.tfrecord"] and not list(tmp_path.glob(".tmp-*"))
+
+
+def _atr_layout(root: Path) -> Path:
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "SegmentationClassAug").mkdir()
+    (root / "JPEGImages" / "a.jpg").write_bytes(b"not a jpeg")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "SegmentationClassAug" / "a.png")
+    return root
+
+
+def test_cli_fails_when_every_input_is_bad(tmp_path, capsys):
+    from tfrecords_tools import convert_atr
+
+    code = convert_atr.main(["--root", str(_atr_layout(tmp_path / "atr")), "--out-dir", str(tmp_path / "out"), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "nothing written, every input was skipped" in err
+    assert _final_shards(tmp_path / "out") == [] and (tmp_path / "out" / "atr-report.json").exists()
+
+
+@pytest.mark.parametrize("out", ["file", "file/sub"])  # an existing file; a path that cannot be created
+def test_cli_unusable_out_dir_is_one_line(tmp_path, capsys, out):
+    from tfrecords_tools import convert_atr, convert_lip
+
+    (tmp_path / "file").write_text("x")
+    for main, root_flag in ((convert_atr.main, "--root"), (convert_lip.main, "--lip-root")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([root_flag, str(tmp_path), "--out-dir", str(tmp_path / out)])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+        assert f"--out-dir {tmp_path / out} is not writable" in err

@@ -117,8 +117,8 @@ def test_missing_prediction_file_is_reported_and_other_metrics_kept(shared_data,
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["missing_predictions"] == {SEGMENTATION: ["86_185913"]}
-    assert metrics["pose"]["pckh"]["Avg"] == 100.0 and "parsing" not in metrics
-    assert "no segmentation prediction for 1 of 1 examples" in out
+    assert metrics["pose"]["pckh"]["Avg"] == 100.0 and metrics["parsing"]["pixel_accuracy"] == 0.0
+    assert "no segmentation prediction for 1 of 1 examples (scored as wrong)" in out
 
 
 def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
@@ -142,8 +142,9 @@ def test_prediction_files_tasks_follow_the_files(tmp_path):
     (tmp_path / "densepose").mkdir()
     assert DENSEPOSE in PredictionFiles(tmp_path).tasks
     (tmp_path / "pose.csv").write_text("a.jpg,1,2\n")
+    assert "pose.csv:1: 2 values after the name; expected 32" in PredictionFiles(tmp_path).pose_problems["a"]
     with pytest.raises(ValueError, match=r"pose.csv:1: 2 values after the name; expected 32"):
-        PredictionFiles(tmp_path)
+        PredictionFiles(tmp_path, strict=True)
 
 
 def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
@@ -169,3 +170,65 @@ def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
     from_model = json.loads((tmp_path / "from_model" / "metrics.json").read_text())
     assert from_model == json.loads((tmp_path / "from_files" / "metrics.json").read_text())
     assert from_model["parsing"]["num_pixels"] > 0 and from_model["pose"]["num_images"] == 1
+
+
+def test_unsafe_source_ids_are_written_and_read_inside_the_prediction_dir(tmp_path, capsys):
+    ids = ["../../evil", str(tmp_path / "abs"), "a/b", "a%2Fb", ".hidden"]
+    pattern = str(tmp_path / "data" / "val.tfrecord")
+    (tmp_path / "data").mkdir()
+    write_tfrecord(pattern, [synthetic_example(i, with_densepose=False) for i in ids])
+    preds = tmp_path / "deep" / "preds"
+    total, examples = tfrecord_examples([pattern])
+    direct = evaluate(examples, NoisyOracle(), "synthetic", total=total, writer=PredictionWriter(preds), progress=False)
+    outside = {p for p in tmp_path.rglob("*") if p.is_file()} - set(preds.rglob("*"))
+    assert outside == {tmp_path / "data" / "val.tfrecord"}  # nothing escaped DIR
+    names = sorted(p.name for p in preds.glob("*.png"))
+    assert len(names) == len(ids) and "%2E.%2F..%2Fevil.png" in names and "a%252Fb.png" in names
+    code, _, _ = _run_cli(["--dataset", "synthetic", "--data", pattern, "--predictions", str(preds),
+                           "--output", str(tmp_path / "out")], capsys)
+    assert code == 0 and json.loads((tmp_path / "out" / "metrics.json").read_text()) == _json(direct, tmp_path)
+    assert "missing_predictions" in direct and not direct["missing_predictions"]
+    with pytest.raises(ValueError, match="cannot be a prediction file name"):
+        with PredictionWriter(tmp_path / "long") as writer:
+            writer.write("x" * 300, Oracle()(next(iter(tfrecord_examples([pattern])[1]))))
+
+
+def test_unusable_prediction_files_are_scored_wrong_unless_strict(tmp_path, capsys):
+    pattern = str(tmp_path / "val.tfrecord")
+    write_tfrecord(pattern, [synthetic_example("a", with_densepose=False), synthetic_example("b", with_densepose=False)])
+    preds = tmp_path / "preds"
+    total, examples = tfrecord_examples([pattern])
+    evaluate(examples, Oracle(), "synthetic", total=total, writer=PredictionWriter(preds), progress=False)
+    cv2.imwrite(str(preds / "b.png"), np.full((24, 20), 25, np.uint8))  # class 25 does not exist
+    rows = (preds / "pose.csv").read_text().splitlines()
+    (preds / "pose.csv").write_text("\n".join([rows[0], "b.jpg,garbage"]) + "\n")
+    argv = ["--dataset", "synthetic", "--data", pattern, "--predictions", str(preds), "--output", str(tmp_path / "out")]
+    code, out, _ = _run_cli(argv, capsys)
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert "predicted labels [25] are not lip classes 0..19" in metrics["invalid_predictions"]["segmentation"]["b"]
+    assert "pose.csv:2: 1 values after the name" in metrics["invalid_predictions"]["pose"]["b"]
+    assert metrics["parsing"]["pixel_accuracy"] == pytest.approx(0.5)  # a: all right, b: all wrong
+    assert 40 < metrics["pose"]["pckh"]["Avg"] < 60  # a's joints right, b's counted as misses
+    assert "unusable segmentation prediction for 1 of 2 examples (scored as wrong)" in out
+    code, _, err = _run_cli(argv + ["--strict"], capsys)
+    assert code == 2 and "pose.csv:2: 1 values after the name" in err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_tfrecord_shard_is_one_line_or_skipped(tmp_path, capsys, damage):
+    pattern = str(tmp_path / "val-*.tfrecord")
+    write_tfrecord(tmp_path / "val-0.tfrecord", [synthetic_example(str(i), with_densepose=False) for i in range(3)])
+    write_tfrecord(tmp_path / "val-1.tfrecord", [synthetic_example("x", with_densepose=False)])
+    data = bytearray((tmp_path / "val-0.tfrecord").read_bytes())
+    second = len(data) // 3 + 40  # inside the second record
+    data = data[:second] if damage == "truncate" else data[:second] + bytes([data[second] ^ 0xFF]) + data[second + 1:]
+    (tmp_path / "val-0.tfrecord").write_bytes(bytes(data))
+    argv = ["--dataset", "synthetic", "--data", pattern, "--predictions", str(tmp_path / "preds")]
+    (tmp_path / "preds").mkdir()
+    code, _, err = _run_cli(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{tmp_path / 'val-0.tfrecord'}: damaged TFRecord shard" in err and "record at byte offset" in err
+    with pytest.warns(UserWarning, match="1 damaged shard"):
+        code, out, _ = _run_cli(argv + ["--skip-corrupt-records"], capsys)
+    assert code == 0 and "2 examples" in out  # record 0 of the damaged shard and the good shard

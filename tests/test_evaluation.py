@@ -84,11 +84,13 @@ def test_missing_branch_and_missing_predictions_keep_other_metrics(tmp_path):
     evaluation.update(example, Prediction(labels=np.ones((4, 4), np.uint8)))
     evaluation.update(Example("p2", 4, 4, parsing=np.ones((4, 4), np.uint8)), Prediction())
     result = evaluation.result()
-    assert result["parsing"]["pixel_accuracy"] == 1.0 and "pose" not in result
+    # p2's missing prediction counts as wrong (not left out): 16 of 32 labelled pixels right.
+    assert result["parsing"]["pixel_accuracy"] == 0.5 and "pose" not in result
+    assert result["parsing"]["per_class"]["Hat"]["iou"] == 0.5
     assert result["missing_predictions"] == {SEGMENTATION: ["p2"]}
     notes = " | ".join(result["notes"])
     assert "PCKh/mED not computed: the predictor has no pose output" in notes
-    assert "no segmentation prediction for 1 of 2 examples" in notes and "p2" in notes
+    assert "no segmentation prediction for 1 of 2 examples (scored as wrong)" in notes and "p2" in notes
     assert "note: PCKh/mED not computed" in format_report(result)
 
 
@@ -116,8 +118,13 @@ def test_atr_maps_lip_predictions_and_ignores_classes_without_twin():
     parsing = evaluation.result()["parsing"]
     assert parsing["num_pixels"] == 3 and parsing["pixel_accuracy"] == 1.0
     assert len(parsing["per_class"]) == labels.NUM_ATR_CLASSES
+    evaluation.update(Example("atr2", 1, 4, parsing=gt), Prediction(labels=pred + 13))
+    result = evaluation.result()
+    assert "atr2: predicted labels [20, 27] are not lip classes 0..19" in result["invalid_predictions"][SEGMENTATION]["atr2"]
+    assert result["parsing"]["num_pixels"] == 6 and result["parsing"]["pixel_accuracy"] == 0.5
+    strict = Evaluation("atr", (SEGMENTATION,), strict=True)
     with pytest.raises(ValueError, match=r"atr2: predicted labels \[20, 27\] are not lip classes"):
-        evaluation.update(Example("atr2", 1, 4, parsing=gt), Prediction(labels=pred + 13))
+        strict.update(Example("atr2", 1, 4, parsing=gt), Prediction(labels=pred + 13))
 
 
 def test_empty_dataset_is_a_clear_error():

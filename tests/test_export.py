@@ -196,3 +196,33 @@ def test_cli_names_missing_or_mismatched_runs(tmp_path, capsys):
     training_run(tmp_path, build_model(wider), SMALL_S)  # checkpoint of another model
     assert export.main(["--run-dir", str(tmp_path)]) == 1
     assert "does not hold this model's weights" in capsys.readouterr().err
+
+
+def _bench_serving():
+    """bench/serving.py (a script, not part of the package) as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "serving.py"
+    spec = importlib.util.spec_from_file_location("bench_serving", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_requests_over_the_pixel_budget_are_refused_before_decoding(exported):
+    request, side = _bench_serving().largest_request()
+    assert side == 4096 and len(request) < 100_000  # small on the wire, 16.8 M pixels decoded
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"the request is 33554432 pixels .* at most 16777216"):
+        exported[3].signatures["serving_default"](image_bytes=tf.constant([request, request]))
+
+
+@pytest.mark.subprocess
+def test_peak_memory_of_the_largest_accepted_request_is_bounded(exported):
+    """One 4096 x 4096 PNG took 11 GB before banded post-processing; now ~2x its outputs."""
+    bench = _bench_serving()
+    request, _ = bench.largest_request()
+    memory = bench.serving_peak_memory(exported[2], [request])
+    assert memory["labels_shape"] == [1, 4096, 4096]
+    # Outputs: labels int32 + IUV float32 = 16 B/pixel = 268 MB; decoding adds 50 MB.
+    assert memory["peak_rss_mb"] - memory["rss_after_load_mb"] < 1024, memory

@@ -36,8 +36,10 @@ def test_decode_images_accepts_jpeg_png_gray_rgba_of_any_size():
         (b"", "image 1 is not a JPEG or PNG image"),
         (png_header(0, 10), "image 1 has zero size"),
         (png_header(100000, 100000), "image 1 is .* pixels"),
+        (encode(np.random.default_rng(1).integers(0, 255, (60, 50, 3), np.uint8), ".jpg")[:-900], "image 1 is truncated"),
+        (encode(np.arange(40 * 30 * 3, dtype=np.uint8).reshape(40, 30, 3), ".png")[:-40], "image 1 is truncated"),
     ],
-    ids=["text", "empty", "zero-size", "enormous-header"],
+    ids=["text", "empty", "zero-size", "enormous-header", "truncated-jpeg", "truncated-png"],
 )
 def test_decode_images_bad_input_errors_name_the_image(data, message):
     good = encode(np.zeros((8, 8, 3), np.uint8), ".png")
@@ -51,6 +53,41 @@ def test_decode_images_refuses_large_real_image_and_empty_batch():
         inference.decode_images(tf.constant([big]), (16, 16), max_side=256)
     with pytest.raises(tf.errors.InvalidArgumentError, match="no images"):
         inference.decode_images(tf.constant([], tf.string), (16, 16))
+
+
+def test_request_pixel_budget_counts_the_padded_canvas():
+    # 400x3 and 3x400 (headers and an end chunk suffice): padded to a 400x400 canvas each.
+    tall, wide = (png_header(*size) + b"\0\0\0\0IEND" for size in ((3, 400), (400, 3)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"the request is 320000 pixels.*at most 100000"):
+        inference.decode_images(tf.constant([tall, wide]), (16, 16), max_pixels=100_000)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"the request is 1280 pixels.*at most 1000"):
+        inference.preprocess(np.zeros((5, 2, 2, 3), np.uint8), (16, 16), max_pixels=1000)  # 16x16 each at least
+    good = encode(np.zeros((30, 20, 3), np.uint8), ".png")
+    batch, size = inference.decode_images(tf.constant([good, good]), (16, 16), max_pixels=1200)
+    assert batch.shape == (2, 16, 16, 3) and size.numpy().tolist() == [[30, 20], [30, 20]]
+
+
+@pytest.mark.parametrize("grid, out", [((4, 6), (37, 23)), ((9, 7), (3, 5)), ((5, 5), (1, 1)), ((3, 8), (64, 8))])
+def test_banded_resize_equals_tf_image_resize(monkeypatch, grid, out):
+    monkeypatch.setattr(inference, "BAND_VALUES", 7 * out[1] * 3)  # several bands, a short last one
+    values = tf.random.stateless_normal((*grid, 3), seed=(1, 2))
+    canvas = tf.constant([out[0] + 5, out[1] + 2])
+    banded = inference._banded(values, tf.constant(out), tf.identity, tf.float32, canvas, offset=(3, 1), fill=-7.0)
+    expected = np.full((out[0] + 5, out[1] + 2, 3), -7.0, np.float32)
+    expected[3 : 3 + out[0], 1 : 1 + out[1]] = tf.image.resize(values, out, method="bilinear")
+    np.testing.assert_allclose(banded, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_forward_in_chunks_equals_one_forward():
+    keras.utils.set_random_seed(3)
+    model = build_model(ModelConfig(backbone_depth=18, width_multiplier=0.125, input_size=(32, 32),
+                                    num_refinement_stages=0))
+    batch = tf.random.uniform((3, 32, 32, 3), 0, 255, seed=4)
+    whole = inference.forward(model, batch)
+    chunked = inference.forward_in_chunks(model, batch, chunk=2)  # 2 + 1 padded
+    assert set(chunked) == {"segmentation", "pose", "densepose_i", "densepose_u", "densepose_v", "densepose_box"}
+    for key, value in chunked.items():
+        np.testing.assert_allclose(value, whole[key], rtol=1e-4, atol=1e-4)
 
 
 def test_preprocess_resizes_only_the_real_part_and_checks_sizes():

@@ -1,5 +1,7 @@
 """Dataset layouts on disk: LIP (official / flattened / combined), ATR, CIHP, pose CSV, loaders."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -77,6 +79,18 @@ def test_pose_csv_nan_malformed_and_duplicate_rows(shared_data, tmp_path):
     assert "'a' is not a number" in reasons[2]
     with pytest.warns(UserWarning, match="3 pose CSV line"):
         layouts.read_lip_pose_csv(csv)
+
+
+def test_pose_row_with_every_joint_nan_is_no_pose(shared_data, tmp_path):
+    root = tmp_path / "lip"
+    sample = shared_data / "lip_sample"
+    (root / "val_images").mkdir(parents=True)
+    os.symlink(sample / "images" / "86_185913.jpg", root / "val_images" / "86_185913.jpg")
+    (root / "val_id.txt").write_text("86_185913\n")
+    (root / "lip_val_set.csv").write_text("86_185913.jpg," + ",".join(["nan"] * 48) + "\n")
+    assert layouts.read_lip_pose_csv(root / "lip_val_set.csv") == {}
+    (record,) = layouts.list_lip(root, "val")
+    assert record.keypoints is None  # the converter then writes has_pose = 0
 
 
 def test_cihp_and_atr_layouts(shared_data, tmp_path):

@@ -1,6 +1,7 @@
 """spd_tf.metrics on hand-made cases whose answers are worked out in the comments."""
 
 import math
+import os
 import pickle
 
 import numpy as np
@@ -232,6 +233,25 @@ def test_geodesic_tables_report_missing_and_malformed_files(tmp_path):
     savemat(tmp_path / "SMPL_subdiv.mat", {"U_subdiv": np.ones((1, 4))})
     with pytest.raises(ValueError, match="missing variable"):
         GeodesicTables.load(tmp_path)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_pdist_pickle_loads_only_numpy_arrays(tmp_path, monkeypatch):
+    write_geodesic_tables(tmp_path)
+    # A python-2 era pickle of float64 numpy data, as DensePose ships it, still loads.
+    with open(tmp_path / "Pdist_matrix.pkl", "wb") as f:
+        pickle.dump({"Pdist_matrix": np.arange(6.0).reshape(6, 1)}, f, protocol=2)
+    assert GeodesicTables.load(tmp_path).pdist.ravel().tolist() == [0, 1, 2, 3, 4, 5]
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "Pdist_matrix.pkl", "wb") as f:
+        pickle.dump({"Pdist_matrix": _RunsCode()}, f)
+    with pytest.raises(ValueError, match=r"Pdist_matrix.pkl: not a Pdist_matrix pickle .*refusing to load posix.system"):
+        GeodesicTables.load(tmp_path)
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_densepose_coarse_part_table_covers_every_patch():

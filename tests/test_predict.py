@@ -80,3 +80,25 @@ def test_contact_sheet_of_the_first_images(exported, tmp_path, capsys):
     assert not (tmp_path / "no_sheet").exists()
     assert predict.main([str(tmp_path / "in"), "--model", str(exported[2]), "--out", str(tmp_path / "no_sheet")]) == 0
     assert not (tmp_path / "no_sheet" / "contact_sheet.png").exists()
+
+
+def test_shared_stems_get_distinct_outputs_and_a_truncated_jpeg_is_named(exported, tmp_path, capsys):
+    _, _, path, loaded = exported
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = {"a.jpg": (person_image(30, 20, seed=4), ".jpg"), "a.png": (person_image(24, 36, seed=5), ".png"),
+              "a_2.jpg": (person_image(40, 28, seed=6), ".jpg")}
+    for name, (image, ext) in inputs.items():
+        (folder / name).write_bytes(encode(image, ext))
+    whole = encode(person_image(50, 50, seed=7), ".jpg")
+    (folder / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    status = predict.main([str(folder), "--model", str(path), "--out", str(tmp_path / "out"), "--batch-size", "4"])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "wrote outputs for 3 of 4 images (18 files)" in captured.out  # 6 files per image
+    assert f"{folder / 'cut.jpg'}: " in captured.err and "truncated" in captured.err
+    signature = loaded.signatures["serving_default"]
+    for name, stem in (("a.jpg", "a"), ("a.png", "a_3"), ("a_2.jpg", "a_2")):
+        served = signature(image_bytes=tf.constant([(folder / name).read_bytes()]))["labels"].numpy()[0]
+        np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out" / f"{stem}.png"), cv2.IMREAD_UNCHANGED), served)
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3

@@ -1,6 +1,11 @@
 """train.py flags, config resolution and every bad input's one-line error (no training)."""
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
@@ -8,7 +13,7 @@ import tensorflow as tf
 from spd_tf.config import ModelConfig, TrainConfig
 from spd_tf.training import cli
 from spd_tf.training.run_dir import CONFIG_NAME, default_run_dir
-from train_support import TINY_FLAGS, run_python, write_lip_records
+from train_support import TINY_FLAGS, run_python, write_damaged_shard, write_lip_records
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +208,49 @@ def test_multi_worker_without_tf_config(monkeypatch, tmp_path, capsys, lip_recor
     code, _, err = run_main(["--data", lip_records, "--variant", "s", "--strategy", "multi_worker",
                              "--run-dir", str(tmp_path), *TINY_FLAGS], capsys)
     assert code == 2 and "--strategy multi_worker needs TF_CONFIG" in error_line(err)
+
+
+def _tiny_run(lip_records, run_dir, *extra):
+    return ["--data", lip_records, "--variant", "s", "--run-dir", str(run_dir), *TINY_FLAGS, *extra]
+
+
+def test_run_dir_held_by_a_live_process_is_refused(lip_records, tmp_path, capsys):
+    lock = tmp_path / "train.lock"
+    tmp_path.joinpath("train.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    code, _, err = run_main(_tiny_run(lip_records, tmp_path, "--steps", "1"), capsys)
+    assert code == 2
+    assert f"is in use by pid {os.getpid()} on {socket.gethostname()} (lock {lock})" in error_line(err)
+    assert not (tmp_path / "checkpoints").exists() and json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+def test_stale_lock_is_taken_over_and_sigint_checkpoints_then_exits_130(lip_records, tmp_path, capsys, monkeypatch):
+    from spd_tf.training.trainer import Trainer
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "train.lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    original = Trainer._log_step
+    held = []
+
+    def ctrl_c_at_step_2(self, step, values):
+        original(self, step, values)
+        if step == 2:
+            held.append(json.loads((tmp_path / "train.lock").read_text()))
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Trainer, "_log_step", ctrl_c_at_step_2)
+    code, out, _ = run_main(_tiny_run(lip_records, tmp_path, "--steps", "5"), capsys)
+    assert code == 130
+    assert f"warning: took over the lock of pid {int(dead.stdout)}" in out and "stopped by SIGINT at step 2/5" in out
+    assert held == [{"pid": os.getpid(), "host": socket.gethostname(), "started": held[0]["started"]}]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+    assert not (tmp_path / "train.lock").exists()  # released at the end
+
+
+def test_damaged_shard_in_the_record_scan_is_one_line(lip_records, tmp_path, capsys):
+    shard = write_damaged_shard(lip_records, tmp_path / "damaged.tfrecord", good=3)
+    code, _, err = run_main(_tiny_run(shard, tmp_path / "run", "--steps", "1"), capsys)
+    line = error_line(err)
+    assert code == 2 and f"{shard}: damaged TFRecord shard, truncated record at byte offset" in line
+    assert "--skip-corrupt-records" in line
+    code, out, _ = run_main(_tiny_run(shard, tmp_path / "run", "--steps", "1", "--skip-corrupt-records"), capsys)
+    assert code == 0 and "warning: 1 of 1 shard(s) damaged; training reads 3 records" in out

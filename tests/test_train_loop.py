@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
-from spd_tf.training.errors import TrainingDiverged
+from spd_tf.training.errors import TrainingDataError, TrainingDiverged
 from spd_tf.training.trainer import Trainer
-from train_support import write_lip_records
+from train_support import write_damaged_shard, write_lip_records
 
 TINY_MODEL = dict(backbone_depth=18, input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
 
@@ -20,13 +20,13 @@ def lip_records(shared_data, tmp_path_factory):
     return write_lip_records(shared_data, tmp_path_factory.mktemp("lip"))
 
 
-def make_trainer(records, run_dir, variant, steps, **train):
+def make_trainer(records, run_dir, variant, steps, shuffle_buffer=256, **train):
     model = ModelConfig(variant=variant, **TINY_MODEL)
-    data = DataConfig(train_patterns=(records,), seed=0, deterministic=True)
+    data = DataConfig(train_patterns=(records,), seed=0, deterministic=True, shuffle_buffer=shuffle_buffer)
     # Adam: from random init, SGD at the paper's 0.007 diverges on the bias-only JPPNet heads
     # summed over three towers (the README's departures table); the loop is what is tested.
-    train = {"optimizer": "adam", "learning_rate": 1e-3, **train}
-    train = TrainConfig(batch_size=2, total_steps=steps, backbone_weights="none", log_every=1000, **train)
+    train = {"optimizer": "adam", "learning_rate": 1e-3, "log_every": 1000, **train}
+    train = TrainConfig(batch_size=2, total_steps=steps, backbone_weights="none", **train)
     return Trainer(model, data, train, run_dir, tf.distribute.get_strategy(), log=lambda line: None)
 
 
@@ -87,3 +87,41 @@ def test_interrupted_run_resumes_to_the_same_weights(lip_records, tmp_path):
     again = make_trainer(lip_records, tmp_path / "resumed", "s", steps, checkpoint_every=100)
     result = again.train()
     assert result.already_finished and result.step == steps  # a finished run does not retrain
+
+
+def _finite_checkpoint(path) -> bool:
+    reader = tf.train.load_checkpoint(path)
+    values = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "/.ATTRIBUTES/" in k]
+    return all(np.isfinite(v).all() for v in values if np.issubdtype(np.asarray(v).dtype, np.floating))
+
+
+def test_non_finite_bn_statistics_stop_before_saving_and_before_image_summaries(lip_records, tmp_path, monkeypatch):
+    trainer = make_trainer(lip_records, tmp_path, "sp", 8, checkpoint_every=3, log_every=3)
+    # A head BN (the backbone BN is frozen, in inference mode, and would make the loss NaN at once).
+    variance = [w for w in trainer.model.weights if w.path.endswith("moving_variance")][-1]
+    drawn = []
+    original = Trainer._image_summaries
+    monkeypatch.setattr(Trainer, "_image_summaries", lambda self, step: (drawn.append(step), original(self, step)))
+
+    def poison(step, losses):
+        if step == 4:  # training-mode BN never reads it: the loss stays finite
+            variance.assign(np.full(variance.shape, np.nan, np.float32))
+
+    with pytest.raises(TrainingDiverged, match=r"at step 6; stopped without saving, the last good checkpoint is .*ckpt-3") as error:
+        trainer.train(on_step=poison)
+    assert "weight(s) became non-finite" in str(error.value) and variance.path in str(error.value)
+    assert drawn == [3]  # no summary drew with the broken statistics
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert latest.endswith("ckpt-3") and _finite_checkpoint(latest)
+
+
+def test_damaged_shard_mid_run_is_named_after_a_checkpoint(lip_records, tmp_path):
+    shard = write_damaged_shard(lip_records, tmp_path / "damaged.tfrecord", good=12)
+    # A 2-record shuffle buffer reaches the damage only after a few steps.
+    trainer = make_trainer(shard, tmp_path / "run", "s", 20, shuffle_buffer=2, checkpoint_every=100)
+    with pytest.raises(TrainingDataError, match=f"{shard}: damaged TFRecord shard, truncated record at byte offset "
+                                               r"\d+ after 12 good records; checkpoint saved at step [1-9]"):
+        trainer.train()
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert latest is not None and int(latest.rsplit("-", 1)[1]) >= 1
+    # --skip-corrupt-records training on such a shard: tests/test_train_cli.py.

@@ -56,3 +56,14 @@ def start_python(code: str, env_extra: dict = None) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT), **(env_extra or {}))
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+
+
+def write_damaged_shard(records: str, path: Path, good: int) -> str:
+    """`good` records (the samples of `records`, repeated) followed by a truncated one."""
+    samples = [r.numpy() for r in tf.data.TFRecordDataset(records)]
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for index in range(good + 1):
+            writer.write(samples[index % len(samples)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - len(samples[good % len(samples)]) // 2])
+    return str(path)

@@ -19,6 +19,7 @@ import io
 import math
 import multiprocessing
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -30,7 +31,7 @@ from tqdm import tqdm
 from spd_tf import config, labels
 from spd_tf.data import layouts, schema
 from spd_tf.data.writer import ShardedWriter
-from spd_tf.fileio import write_json_atomic
+from spd_tf.fileio import ensure_writable_dir, write_json_atomic
 
 PathLike = Union[str, os.PathLike]
 IN_FLIGHT_PER_WORKER = 4
@@ -75,8 +76,9 @@ def encode_image_file(path: PathLike) -> EncodedImage:
     file raises InputError.
     """
     data = Path(path).read_bytes()
+    buffer = io.BytesIO(data)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(buffer) as image:
             image.load()
             fmt, mode = image.format, image.mode
             if fmt in ("JPEG", "MPO", "PNG") and mode in ("L", "RGB"):  # MPO: camera JPEG, TF reads it
@@ -84,7 +86,9 @@ def encode_image_file(path: PathLike) -> EncodedImage:
                 return EncodedImage(data, image.height, image.width, fixes)
             rgb = image.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise InputError(f"corrupt or truncated image {path}: {e}") from None
+        # PIL names the buffer it read ("<_io.BytesIO object at 0x...>"); the report needs the file.
+        reason = str(e).replace(repr(buffer), Path(path).name)
+        raise InputError(f"corrupt or truncated image {path}: {reason}") from None
     if fmt in ("JPEG", "MPO"):  # already lossy: one more JPEG pass; anything else: lossless PNG
         data, target = encode_rgb_jpeg(np.asarray(rgb)), "JPEG"
     else:
@@ -330,12 +334,26 @@ def report_path(args: argparse.Namespace, dataset: str) -> Path:
     return args.report or args.out_dir / f"{dataset}-report.json"
 
 
-def print_summary(report: dict, path: Path) -> None:
+def check_out_dir(prog: str, out_dir: Path) -> None:
+    """Exits with one line (no traceback) when --out-dir cannot be created or written."""
+    try:
+        ensure_writable_dir(out_dir, "--out-dir")
+    except NotADirectoryError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def print_summary(report: dict, path: Path, prog: str) -> int:
+    """Prints what was written; the exit status is 1 when every input was skipped."""
     for split, summary in report["splits"].items():
         print(f"{split}: wrote {summary['written']} of {summary['inputs']} examples, tasks {summary['tasks']}")
     if "densepose" in report:
         print("densepose:", {k: v for k, v in report["densepose"].items() if k != "json_files"})
     print(f"skipped {report['total_skipped']}, fixed {len(report['fixed'])}; report: {path}")
+    if report["total_written"] == 0:
+        print(f"{prog}: error: nothing written, every input was skipped (reasons in {path})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def convert_labelled(
@@ -374,7 +392,7 @@ def convert_listing(report: ConversionReport, listing: layouts.Listing, dataset:
                          examples_per_shard=examples_per_shard)
 
 
-def labelled_main(dataset: str, description: str, num_classes: int, argv: Optional[Sequence[str]] = None) -> None:
+def labelled_main(dataset: str, description: str, num_classes: int, argv: Optional[Sequence[str]] = None) -> int:
     """The CLI of convert_atr.py / convert_cihp.py."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True, type=Path, help=f"{dataset.upper()} directory (layout above)")
@@ -382,6 +400,7 @@ def labelled_main(dataset: str, description: str, num_classes: int, argv: Option
     parser.add_argument("--id-list", type=Path, default=None, help="explicit id list file (overrides --split's list)")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
+    check_out_dir(parser.prog, args.out_dir)
     path = report_path(args, dataset)
     try:
         report = convert_labelled(
@@ -390,4 +409,4 @@ def labelled_main(dataset: str, description: str, num_classes: int, argv: Option
         )
     except layouts.LayoutError as e:
         parser.error(str(e))
-    print_summary(report, path)
+    return print_summary(report, path, parser.prog)

@@ -9,15 +9,16 @@ to ATR with spd_tf.labels.LIP_TO_ATR. Output: OUT_DIR/{split}-*-of-*.tfrecord (s
 without a list) and OUT_DIR/atr-report.json listing every skipped input.
 """
 
+import sys
 from typing import Optional, Sequence
 
 from spd_tf import labels
 from tfrecords_tools import common
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    common.labelled_main("atr", __doc__, labels.NUM_ATR_CLASSES, argv)
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return common.labelled_main("atr", __doc__, labels.NUM_ATR_CLASSES, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,15 +10,16 @@ ignore. Each multi-person image becomes one example (`image/dataset` = cihp). Ou
 OUT_DIR/{split}-*-of-*.tfrecord (split `all` without a list) and OUT_DIR/cihp-report.json.
 """
 
+import sys
 from typing import Optional, Sequence
 
 from spd_tf import labels
 from tfrecords_tools import common
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    common.labelled_main("cihp", __doc__, labels.NUM_LIP_CLASSES, argv)
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return common.labelled_main("cihp", __doc__, labels.NUM_LIP_CLASSES, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -21,6 +21,7 @@ import argparse
 import collections
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -152,9 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    common.check_out_dir(parser.prog, args.out_dir)
     path = common.report_path(args, "lip")
     try:
         report = convert_lip(
@@ -172,8 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
     except (layouts.LayoutError, ValueError) as e:
         parser.error(str(e))
-    common.print_summary(report, path)
+    return common.print_summary(report, path, parser.prog)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

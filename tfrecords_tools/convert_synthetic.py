@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from spd_tf.data import synthetic
+from tfrecords_tools import common
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -24,6 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--num-shards", type=int, default=4, help="training shards (default 4; val has one)")
     args = parser.parse_args(argv)
+    common.check_out_dir(parser.prog, args.out_dir)
     try:
         report = synthetic.write_synthetic_dataset(
             args.out_dir, args.num_train, args.num_val, tuple(args.image_size), args.seed, args.num_shards

@@ -82,7 +82,8 @@ def _skip(skipped: List[dict], item, reason: str) -> None:
 
 # --- pose CSV -------------------------------------------------------------------------------
 
-def _parse_pose_row(fields: Sequence[str]) -> np.ndarray:
+def _parse_pose_row(fields: Sequence[str]) -> Optional[np.ndarray]:
+    """float32 [16, 3]; None when every joint is `nan` (no pose annotated, not 16 misses)."""
     values = []
     for column, text in enumerate(fields[1:], start=2):
         try:
@@ -90,7 +91,10 @@ def _parse_pose_row(fields: Sequence[str]) -> np.ndarray:
         except ValueError:
             raise ValueError(f"column {column} {text.strip()!r} is not a number") from None
     joints = np.asarray(values, np.float32).reshape(labels.NUM_LIP_JOINTS, 3)
-    joints[np.isnan(joints).any(axis=1)] = -1.0
+    missing = np.isnan(joints).any(axis=1)
+    if missing.all():
+        return None
+    joints[missing] = -1.0
     if not np.isfinite(joints).all():
         raise ValueError("infinite coordinate")
     return joints
@@ -100,7 +104,7 @@ def read_lip_pose_csv(path: PathLike, skipped: Optional[List[dict]] = None) -> D
     """Reads a LIP pose CSV (`name.jpg,x1,y1,v1,...,x16,y16,v16`) into {source_id: float32[16, 3]}.
 
     Keys are image names without extension (the LIP source id). A joint written `nan` becomes
-    (-1, -1, -1) (DESIGN §3). Malformed lines and repeated names are not raised: they are
+    (-1, -1, -1) (DESIGN §3); a row with every joint `nan` is no pose, so it is left out. Malformed lines and repeated names are not raised: they are
     appended to `skipped` as {"item", "reason"} dicts, or warned about when `skipped` is None.
     """
     path = Path(path)
@@ -126,7 +130,8 @@ def read_lip_pose_csv(path: PathLike, skipped: Optional[List[dict]] = None) -> D
             if source_id in table:
                 _skip(problems, where, f"duplicate pose row for {source_id!r} (first row kept)")
                 continue
-            table[source_id] = joints
+            if joints is not None:
+                table[source_id] = joints
     if skipped is None and len(problems) > first_problem:
         warnings.warn(f"{path}: {len(problems)} pose CSV line(s) skipped, first: {problems[0]}")
     return table

@@ -13,7 +13,8 @@ the parallelism. Under tf.distribute the trainer distributes the batched dataset
 an `input_context` to shard files per input pipeline).
 """
 
-from typing import Optional, Sequence, Union
+import re
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +39,44 @@ def list_files(patterns: Patterns) -> list:
             raise FileNotFoundError(f"no TFRecord files match {pattern!r}")
         files.extend(matched)
     return files
+
+
+class CorruptRecordError(ValueError):
+    """A TFRecord shard is truncated or corrupted; the message names the shard and offset."""
+
+
+_DAMAGE = re.compile(r"(truncated|corrupted) record at (\d+)")
+
+
+def damage_of(path: str, error: tf.errors.DataLossError, good_records: Optional[int] = None) -> str:
+    """One line naming the shard, the byte offset and the problem of a DataLossError."""
+    found = _DAMAGE.search(error.message or "")
+    where = f"{found.group(1)} record at byte offset {found.group(2)}" if found else error.message.strip().splitlines()[0][:200]
+    after = f" after {good_records} good records" if good_records is not None else ""
+    return f"{path}: damaged TFRecord shard, {where}{after}"
+
+
+def scan_shards(files: Sequence[str]) -> Tuple[Dict[str, int], List[str]]:
+    """Reads every record: ({file: readable records}, one line per damaged shard).
+
+    A damaged shard's records before the damage are readable; the rest of it is not (the
+    record framing cannot be trusted after a bad length or checksum).
+    """
+    counts, damaged = {}, []
+    for path in files:
+        counts[path] = int(read_shard(path, skip_corrupt=True).reduce(np.int64(0), lambda n, _: n + 1))
+        try:
+            for _ in tf.data.TFRecordDataset(path).skip(counts[path]).take(1):
+                pass
+        except tf.errors.DataLossError as error:
+            damaged.append(damage_of(path, error, counts[path]))
+    return counts, damaged
+
+
+def first_damage(files: Sequence[str]) -> str:
+    """The damage line of the first damaged shard among `files` (after a DataLossError)."""
+    damaged = scan_shards(files)[1]
+    return damaged[0] if damaged else "a TFRecord shard became unreadable while it was read"
 
 
 def check_records(files: Sequence[str]) -> None:
@@ -146,14 +185,21 @@ def densepose_output_size(model_config: ModelConfig) -> int:
     return 2 * model_config.roi_size * model_config.densepose_upsample
 
 
-def _records(files, data_config: DataConfig, training: bool, input_context, num_parallel_calls):
+def read_shard(path: tf.Tensor, skip_corrupt: bool = False) -> tf.data.Dataset:
+    """One shard's records; with skip_corrupt a damaged shard ends at its damage."""
+    records = tf.data.TFRecordDataset(path)
+    return records.ignore_errors() if skip_corrupt else records
+
+
+def _records(files, data_config: DataConfig, training: bool, input_context, num_parallel_calls,
+             skip_corrupt: bool = False):
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if training:
         dataset = dataset.shuffle(len(files), seed=data_config.seed, reshuffle_each_iteration=True)
     dataset = dataset.interleave(
-        tf.data.TFRecordDataset,
+        lambda path: read_shard(path, skip_corrupt),
         cycle_length=min(len(files), 8),
         num_parallel_calls=num_parallel_calls,
         deterministic=data_config.deterministic or not training,
@@ -178,12 +224,15 @@ def build_dataset(
     *,
     num_parallel_calls: Optional[int] = None,
     input_context: Optional[tf.distribute.InputContext] = None,
+    skip_corrupt: bool = False,
 ) -> tf.data.Dataset:
     """Batched (features, labels) per docs/interfaces.md "Training targets".
 
     training=True: shuffled, repeated forever, randomly augmented, fixed batch size
     (drop_remainder). training=False: one pass in file order, resized to the input size
     (`augment.resize_to_input`), last partial batch kept. `num_parallel_calls` defaults to AUTOTUNE.
+    A damaged shard raises tf.errors.DataLossError when reached (`first_damage` names it),
+    or with skip_corrupt is read up to its damage.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be >= 1")
@@ -192,7 +241,7 @@ def build_dataset(
     calls = AUTOTUNE if num_parallel_calls is None else num_parallel_calls
     deterministic = data_config.deterministic or not training
     parser = Parser(model_config, data_config, training)
-    dataset = _records(files, data_config, training, input_context, calls)
+    dataset = _records(files, data_config, training, input_context, calls, skip_corrupt)
     if training:
         base_seed = data_config.seed if data_config.seed is not None else np.random.randint(2**31)
         dataset = dataset.enumerate().map(

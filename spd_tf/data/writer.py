@@ -2,7 +2,9 @@
 
 Shards are written under temporary names and renamed to `{split}-{i:05d}-of-{n:05d}.tfrecord`
 only when the whole split is complete, so a killed conversion never leaves a shard under a
-final name that a training job could pick up half-written.
+final name that a training job could pick up half-written. Temporary names carry the
+writer's pid: the next writer of the same split removes those of dead processes. A shard
+that would stay empty (fewer examples than shards) is never given a final name.
 """
 
 import os
@@ -12,7 +14,7 @@ from typing import List, Union
 import tensorflow as tf
 
 from spd_tf.data.schema import shard_name
-from spd_tf.fileio import TEMP_PREFIX
+from spd_tf.fileio import TEMP_PREFIX, pid_alive
 
 
 class ShardedWriter:
@@ -29,17 +31,23 @@ class ShardedWriter:
         self.counts: List[int] = [0] * num_shards
         self._writers: List[tf.io.TFRecordWriter] = []
         self._next = 0
+        self.final_paths: List[Path] = []  # the shards written, set when the split completes
 
-    @property
-    def final_paths(self) -> List[Path]:
-        return [self.out_dir / shard_name(self.split, i, self.num_shards) for i in range(self.num_shards)]
+    def _temp_path(self, index: int) -> Path:
+        name = shard_name(self.split, index, self.num_shards)
+        return self.out_dir / f"{TEMP_PREFIX}{name}.{os.getpid()}"
 
-    def _temp_path(self, final: Path) -> Path:
-        return final.with_name(f"{TEMP_PREFIX}{final.name}.{os.getpid()}")
+    def _remove_stale_temps(self) -> None:
+        """Temporary shards this split's writers left when they were killed."""
+        for path in self.out_dir.glob(f"{TEMP_PREFIX}{self.split}-*-of-*.tfrecord.*"):
+            pid = path.suffix[1:]
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+                path.unlink(missing_ok=True)
 
     def __enter__(self) -> "ShardedWriter":
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._writers = [tf.io.TFRecordWriter(str(self._temp_path(p))) for p in self.final_paths]
+        self._remove_stale_temps()
+        self._writers = [tf.io.TFRecordWriter(str(self._temp_path(i))) for i in range(self.num_shards)]
         return self
 
     def write(self, serialized: bytes) -> None:
@@ -55,10 +63,14 @@ class ShardedWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         for writer in self._writers:
             writer.close()
-        for final in self.final_paths:
-            temp = self._temp_path(final)
-            if exc_type is None:
-                os.replace(temp, final)
-            elif temp.exists():
-                temp.unlink()
         self._writers = []
+        # Round robin fills the first shards first: `used` shards hold every record.
+        used = min(self.total, self.num_shards) if exc_type is None else 0
+        for index in range(self.num_shards):
+            temp = self._temp_path(index)
+            if index < used:
+                final = self.out_dir / shard_name(self.split, index, used)
+                os.replace(temp, final)
+                self.final_paths.append(final)
+            else:
+                temp.unlink(missing_ok=True)

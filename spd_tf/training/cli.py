@@ -16,7 +16,7 @@ from spd_tf.config import (
     ASPP_KINDS, BACKBONE_DEPTHS, FRAMINGS, HEAD_NORMS, HEATMAP_SIGMA_UNITS, OPTIMIZERS, OUTPUT_STRIDES,
     PRECISIONS, REFINEMENT_CONTEXTS, STRATEGIES, VARIANTS, DataConfig, ModelConfig, TrainConfig,
 )
-from spd_tf.training.errors import TrainingDiverged, TrainingSetupError
+from spd_tf.training.errors import TrainingDataError, TrainingDiverged, TrainingSetupError
 
 _MODEL, _DATA, _TRAIN = ModelConfig(), DataConfig(), TrainConfig()
 
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "time); keep_aspect: scale the image's own size and pad")
     data.add_argument("--heatmap-sigma-units", choices=HEATMAP_SIGMA_UNITS, default=_DATA.heatmap_sigma_units,
                       help="heatmap sigma (8) in original-image pixels (JPPNet) or in input pixels")
+    data.add_argument("--skip-corrupt-records", action="store_true",
+                      help="read a truncated/corrupted TFRecord shard up to its damage (all shards are "
+                           "scanned at start and the damaged ones counted) instead of stopping with its name")
 
     model = parser.add_argument_group("model")
     model.add_argument("--variant", choices=sorted(VARIANTS), default=_MODEL.variant,
@@ -302,11 +305,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(announcement(model, train, synthetic), flush=True)
         from spd_tf.training.run import run_training
 
-        run_training(model, data, train, args, synthetic)
+        summary = run_training(model, data, train, args, synthetic)
     except TrainingSetupError as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 2
-    except TrainingDiverged as error:
+    except (TrainingDiverged, TrainingDataError) as error:
         print(f"train.py: error: {error}", file=sys.stderr)
         return 1
-    return 0
+    # Stopped by Ctrl-C / SIGTERM (checkpoint saved): the shell's 128 + signal number.
+    return 128 + summary["signal"] if summary["signal"] else 0

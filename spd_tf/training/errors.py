@@ -7,3 +7,7 @@ class TrainingSetupError(ValueError):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN/inf; the last good checkpoint is left untouched."""
+
+
+class TrainingDataError(RuntimeError):
+    """A training shard turned out damaged mid-run; a checkpoint of the steps done was saved."""

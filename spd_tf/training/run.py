@@ -6,14 +6,17 @@ produces one line, never a traceback after an hour of training.
 """
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.training import precision as precision_lib
-from spd_tf.training.data_checks import check_label_set, check_variant_data, resolve_patterns
+from spd_tf.training.data_checks import (
+    check_label_set, check_variant_data, count_damaged_shards, resolve_patterns,
+)
 from spd_tf.training.errors import TrainingSetupError
 from spd_tf.training.run_dir import (
-    EXPORT_DIR, check_resumable, default_run_dir, prepare_run_dir, write_run_config,
+    EXPORT_DIR, check_resumable, default_run_dir, prepare_run_dir, run_lock, write_run_config,
 )
 from spd_tf.training.strategy import is_chief, select_strategy
 
@@ -49,23 +52,32 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, args:
         data = _synthetic_data(data, args.synthetic_dir, model.input_size)
     train_files = resolve_patterns(data.train_patterns, "--data")
     resolve_patterns(data.val_patterns, "--val-data")
-    counts = check_variant_data(train_files, model.tasks, model.variant, "--data")
+    skip_corrupt = args.skip_corrupt_records
+    counts = check_variant_data(train_files, model.tasks, model.variant, "--data", skip_corrupt)
     check_label_set(counts, model.label_set, "--data")
+    if skip_corrupt:
+        count_damaged_shards(train_files, log)
     prepare_run_dir(run_dir)
-    for change in check_resumable(run_dir, model, data, train):
-        log(f"note: setting changed since this run started: {change}")
-    log(f"run dir {run_dir} | {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) | "
-        f"{policy} | {len(train_files)} train file(s), tasks in the first {counts['records']} records: "
-        + ", ".join(f"{t} {counts[t]}" for t in model.tasks))
+    # Workers share the chief's run dir: only the chief's process holds its lock.
+    with run_lock(run_dir, log) if chief else contextlib.nullcontext():
+        for change in check_resumable(run_dir, model, data, train):
+            log(f"note: setting changed since this run started: {change}")
+        log(f"run dir {run_dir} | {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) | "
+            f"{policy} | {len(train_files)} train file(s), tasks in the first {counts['records']} records: "
+            + ", ".join(f"{t} {counts[t]}" for t in model.tasks))
+        return _train_evaluate_export(model, data, train, args, synthetic, log, run_dir, strategy, policy, chief)
 
+
+def _train_evaluate_export(model, data, train, args, synthetic, log, run_dir, strategy, policy, chief) -> dict:
     from spd_tf.training.trainer import Trainer  # model code is loaded only once the inputs check out
 
-    trainer = Trainer(model, data, train, run_dir, strategy, policy=policy, xla=args.xla, log=log)
+    trainer = Trainer(model, data, train, run_dir, strategy, policy=policy, xla=args.xla, log=log,
+                      skip_corrupt_records=args.skip_corrupt_records)
     if chief:
         write_run_config(run_dir, model, data, train, {"precision_policy": policy, "strategy": type(strategy).__name__})
     result = trainer.train()
     summary = {"run_dir": str(run_dir), "step": result.step, "finished": result.finished,
-               "losses": result.last_losses}
+               "losses": result.last_losses, "signal": result.signal}
     if not result.finished or not chief:
         return summary
     if not args.no_eval and data.val_patterns:

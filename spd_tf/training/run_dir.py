@@ -3,24 +3,29 @@
 `config.json` records the resolved ModelConfig / DataConfig / TrainConfig. A re-run in the
 same directory resumes only when the model it would build is the one the checkpoints hold;
 otherwise it stops with one line naming both, before anything is trained or overwritten.
+`train.lock` (pid, host) is held while a run uses the directory, so a second train.py on it
+refuses to start; the lock of a dead process on this host is taken over with a warning.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import spd_tf
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
-from spd_tf.fileio import write_json_atomic
+from spd_tf.fileio import ensure_writable_dir, pid_alive, write_json_atomic
 from spd_tf.training.errors import TrainingSetupError
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 SUMMARY_DIR = "summaries"
 EXPORT_DIR = "export"
+LOCK_NAME = "train.lock"
 # Train settings that may change between a run and its resumption without invalidating it.
 RESUMABLE_CHANGES = ("total_steps", "checkpoint_every", "log_every", "strategy", "precision")
 
@@ -43,12 +48,9 @@ def default_run_dir(model: ModelConfig, data: DataConfig, train: TrainConfig, ro
 def prepare_run_dir(run_dir: Path) -> None:
     """Creates the directory and proves it is writable (clear error instead of a late crash)."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise TrainingSetupError(f"run directory {run_dir} is not writable: {error.strerror or error}") from None
+        ensure_writable_dir(run_dir, "run directory")
+    except NotADirectoryError as error:
+        raise TrainingSetupError(str(error)) from None
 
 
 def read_run_config(run_dir: Path) -> Optional[dict]:
@@ -101,3 +103,62 @@ def write_run_config(run_dir: Path, model: ModelConfig, data: DataConfig, train:
     values = config_dict(model, data, train)
     values["run"] = {"spd_tf_version": spd_tf.__version__, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra}
     write_json_atomic(run_dir / CONFIG_NAME, values)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, log: Callable[[str], None] = print) -> Iterator[Path]:
+    """Holds RUN/train.lock for the block (see module docstring); removed on exit."""
+    path = run_dir / LOCK_NAME
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    # Written whole under a private name, then hard-linked into place: the link fails if the
+    # lock exists, and a lock is never seen half-written.
+    temp = run_dir / f".{LOCK_NAME}.{os.getpid()}"
+    temp.write_text(json.dumps(mine))
+    try:
+        while True:
+            try:
+                os.link(temp, path)
+                break
+            except FileExistsError:
+                _take_over_if_stale(path, mine["host"], log)
+    finally:
+        temp.unlink()
+    try:
+        yield path
+    finally:
+        if _lock_holder(path).get("pid") == mine["pid"]:
+            path.unlink()
+
+
+def _take_over_if_stale(path: Path, host: str, log: Callable[[str], None]) -> None:
+    """Removes the lock of a dead process of this host; any other holder is refused."""
+    holder = _lock_holder(path)
+    if not holder:
+        return  # released meanwhile: try again
+    if holder.get("host") != host or pid_alive(int(holder["pid"])):
+        raise TrainingSetupError(
+            f"{path.parent} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+            f"(lock {path}); wait for it, use another --run-dir, or delete the lock if that run is gone"
+        )
+    stale = path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):  # another starter may have taken it over first
+        os.replace(path, stale)
+        if _lock_holder(stale) != holder:  # that starter's fresh lock: put it back
+            os.replace(stale, path)
+            return
+        stale.unlink()
+        log(f"warning: took over the lock of pid {holder['pid']} on {holder['host']}, "
+            f"which is no longer running ({path})")
+
+
+def _lock_holder(path: Path) -> dict:
+    """The lock's {"pid", "host"}; an unreadable lock (a writer killed mid-write) is stale."""
+    try:
+        holder = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        holder = None
+    if isinstance(holder, dict) and isinstance(holder.get("pid"), int) and "host" in holder:
+        return holder
+    return {"pid": -1, "host": socket.gethostname()}  # not our format: nobody can hold it

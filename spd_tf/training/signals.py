@@ -15,10 +15,12 @@ class StopRequest:
     def __init__(self):
         self.requested = False
         self.signal_name = ""
+        self.signal_number = 0
 
     def _handle(self, signum, frame):
         self.requested = True
         self.signal_name = signal.Signals(signum).name
+        self.signal_number = signum
         signal.signal(signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler)
 
     @contextlib.contextmanager

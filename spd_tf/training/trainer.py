@@ -24,7 +24,7 @@ from spd_tf.model.multiscale import multiscale_outputs
 from spd_tf.model.spd import build_model
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
-from spd_tf.training.errors import TrainingDiverged, TrainingSetupError
+from spd_tf.training.errors import TrainingDataError, TrainingDiverged, TrainingSetupError
 from spd_tf.training.optimizer import build_optimizer
 from spd_tf.training.run_dir import SUMMARY_DIR
 from spd_tf.training.signals import StopRequest
@@ -35,6 +35,11 @@ from spd_tf.training.visual_summaries import contact_sheets
 PREVIEW_EXAMPLES = 3
 
 
+@tf.function
+def _all_finite(variables) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+
+
 @dataclasses.dataclass
 class TrainResult:
     step: int
@@ -42,6 +47,7 @@ class TrainResult:
     already_finished: bool  # nothing to do: the run had finished before
     last_losses: Dict[str, float]
     seconds: float
+    signal: int = 0  # the signal that stopped the run early (0: none)
 
 
 def backbone_weights_arg(value: str) -> Optional[str]:
@@ -62,6 +68,7 @@ class Trainer:
         policy: str = "float32",
         xla: bool = False,
         log: Callable[[str], None] = print,
+        skip_corrupt_records: bool = False,
     ):
         if xla and model_config.has(DENSEPOSE):
             raise TrainingSetupError(
@@ -76,6 +83,7 @@ class Trainer:
         self.policy = policy
         self.xla = xla
         self.log = log
+        self.skip_corrupt_records = skip_corrupt_records
         self.chief = is_chief(strategy)
         self.replicas = strategy.num_replicas_in_sync
         if train_config.batch_size % self.replicas:
@@ -121,6 +129,7 @@ class Trainer:
             self.data_config,
             training=True,
             batch_size=self.train_config.batch_size,
+            skip_corrupt=self.skip_corrupt_records,
         )
         # The pipeline is a deterministic function of the seed, so skipping the batches
         # already consumed puts a resumed run exactly where the interrupted one stopped.
@@ -178,22 +187,26 @@ class Trainer:
         step = start
         with stop.installed():
             while step < total:
-                losses = train_step(iterator)
+                try:
+                    losses = train_step(iterator)
+                except tf.errors.DataLossError:
+                    raise self._damaged_data(step) from None
                 step = int(self.step.numpy())
                 values = {name: float(value) for name, value in losses.items()}
                 if not math.isfinite(values["total"]):
-                    raise TrainingDiverged(
-                        f"loss became {values['total']} at step {step}; stopped without saving, the "
-                        f"last good checkpoint is {self.checkpoint.latest or 'none (no checkpoint yet)'}"
-                    )
+                    raise self._diverged(f"loss became {values['total']}", step)
                 progbar.update(step, [(f"loss_{k}", v) for k, v in values.items()])
+                checkpoint_due = step % self.train_config.checkpoint_every == 0 and step < total
+                if checkpoint_due or self._log_due(step):
+                    self._check_weights(step)  # before any summary draws with them
                 self._log_step(step, values)
-                if step % self.train_config.checkpoint_every == 0 and step < total:
+                if checkpoint_due:
                     self.checkpoint.save(step)
                 if on_step is not None:
                     on_step(step, values)
                 if stop.requested:
                     break
+        self._check_weights(step)
         self.checkpoint.save(step)
         self.summaries.flush()
         if step < total:
@@ -201,11 +214,39 @@ class Trainer:
                 f"stopped by {stop.signal_name} at step {step}/{total}; checkpoint saved to "
                 f"{self.checkpoint.latest}; re-run the same command to continue"
             )
-        return TrainResult(step, step >= total, False, values, time.time() - started)
+        return TrainResult(step, step >= total, False, values, time.time() - started, stop.signal_number)
+
+    def _diverged(self, what: str, step: int) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"{what} at step {step}; stopped without saving, the last good checkpoint is "
+            f"{self.checkpoint.latest or 'none (no checkpoint yet)'}"
+        )
+
+    def _check_weights(self, step: int) -> None:
+        """Every model weight finite (BN moving statistics included), else TrainingDiverged:
+        a finite loss does not prove it (training-mode BN never reads its moving variance)."""
+        weights = [w for w in self.model.weights if "float" in str(w.dtype)]
+        if bool(_all_finite([w.value for w in weights])):
+            return
+        bad = [w.path for w in weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+        raise self._diverged(f"{len(bad)} weight(s) became non-finite (e.g. {bad[0]})", step)
+
+    def _damaged_data(self, step: int) -> TrainingDataError:
+        """A shard turned out damaged mid-run: keep the steps done, say which shard it is."""
+        from spd_tf.data.pipeline import first_damage, list_files
+        from spd_tf.training.data_checks import SKIP_HINT
+
+        self._check_weights(step)
+        self.checkpoint.save(step)
+        damage = first_damage(list_files(list(self.data_config.train_patterns)))
+        return TrainingDataError(f"{damage}; checkpoint saved at step {step} ({self.checkpoint.latest}); {SKIP_HINT}")
+
+    def _log_due(self, step: int) -> bool:
+        return step % self.train_config.log_every == 0 or step == self.train_config.total_steps
 
     def _log_step(self, step: int, values: Dict[str, float]) -> None:
         config = self.train_config
-        if step % config.log_every and step != config.total_steps:
+        if not self._log_due(step):
             return
         scalars = {f"loss/{name}": value for name, value in values.items()}
         scalars["learning_rate"] = self.learning_rate

@@ -74,7 +74,8 @@ def forward_rows(config, batch_size: int, iterations: int) -> list:
     models = {policy: build_model(config, dtype=policy) for policy in ("float32", "mixed_float16")}
     models["mixed_float16"].set_weights(models["float32"].get_weights())
     forwards = [tf.function(lambda x, m=m: m(x, training=False)) for m in models.values()]
-    speeds = interleaved_speeds(forwards, select_model_inputs(models["float32"], features), timing)
+    inputs = select_model_inputs(models["float32"], features)
+    speeds = [t["images_per_s"] for t in interleaved_speeds(forwards, inputs, timing)]
     rows = [{"check": "forward", "variant": config.variant, "policy": policy, "batch_size": batch_size,
              "images_per_s": round(speed, 3)} for policy, speed in zip(models, speeds)]
     rows[1]["speedup_vs_float32"] = round(speeds[1] / speeds[0], 3)
@@ -83,7 +84,7 @@ def forward_rows(config, batch_size: int, iterations: int) -> list:
 
     s_model = build_model(config.replace(variant="s"), dtype="mixed_float16")
     forwards = [tf.function(lambda x: s_model(x, training=False), jit_compile=jit) for jit in (False, True)]
-    speeds = interleaved_speeds(forwards, {"image": images}, timing)
+    speeds = [t["images_per_s"] for t in interleaved_speeds(forwards, {"image": images}, timing)]
     rows += [{"check": "xla", "variant": "s", "policy": "mixed_float16", "jit_compile": jit,
               "batch_size": batch_size, "images_per_s": round(speed, 3)} for jit, speed in zip((False, True), speeds)]
     rows[-1]["speedup_vs_no_xla"] = round(speeds[1] / speeds[0], 3)

@@ -6,10 +6,13 @@ from a noisy/shared machine stay comparable. FLOPs come from the TF profiler on 
 inference graph (a multiply-add counts as 2 FLOPs).
 
 Peak: the first rows are the machine's fp32 and bf16 peak as TF reaches it on a large
-matmul (best of a few n x n products); every SPD row gives the share of both it reaches.
+matmul (best of a few n x n products), or the --peak-gflops given; every row gives the
+share of both it reaches by wall time and per CPU-second of this process (`_per_cpu_s`,
+against peak / cores: what stays meaningful when other jobs share the cores).
 Dilated convs: each SPD model is timed as built (spd_tf.model.conv.Conv2D, the native
 dilated op) and as a clone with keras.layers.Conv2D (SpaceToBatch form), passes
-interleaved so drifting machine load hits both alike; `native_vs_keras_conv` is the ratio.
+interleaved so drifting machine load hits both alike; `native_vs_keras_conv` is the speed
+ratio by wall time, `..._cpu` by process CPU time (> 1: native is faster).
 
   python bench/model_speed.py                      # paper size, several minutes on a CPU
   python bench/model_speed.py --variants s spd --iterations 3 --precisions float32 bfloat16
@@ -17,6 +20,7 @@ interleaved so drifting machine load hits both alike; `native_vs_keras_conv` is 
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -45,7 +49,17 @@ def _parse_args(argv):
     parser.add_argument("--no-keras-conv", action="store_true",
                         help="skip the keras.layers.Conv2D twin (native-vs-Keras A/B)")
     parser.add_argument("--peak-size", type=int, default=4096, help="side of the peak-probe matmul")
+    parser.add_argument("--peak-gflops", type=_peaks, default=None, metavar="FP32,BF16",
+                        help="peaks to use instead of the probe (a shared machine makes the probe read low)")
     return parser.parse_args(argv)
+
+
+def _peaks(text):
+    try:
+        fp32, bf16 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--peak-gflops {text!r}: expected two numbers FP32,BF16") from None
+    return {"float32": fp32, "bfloat16": bf16}
 
 
 def peak_gflops(dtype, side, repeats=5):
@@ -80,9 +94,10 @@ def _run(forward, inputs):
 
 
 def _timed(forward, inputs):
-    start = time.perf_counter()
+    """(wall, process CPU) seconds of one pass; CPU time stays fair when the machine is shared."""
+    wall, cpu = time.perf_counter(), time.process_time()
     _run(forward, inputs)
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _one_image_spec(inputs):
@@ -102,15 +117,16 @@ def keras_conv_twin(model):
 
 
 def interleaved_speeds(forwards, inputs, args):
-    """images/s of each forward, timed in alternation after the warm-up passes."""
+    """[{images_per_s, cpu_s_per_image}] of each forward, timed in alternation after warm-up."""
     for forward in forwards:
         for _ in range(args.warmup):
             _run(forward, inputs)
-    seconds = [0.0] * len(forwards)
+    totals = [np.zeros(2) for _ in forwards]
     for _ in range(args.iterations):
         for index, forward in enumerate(forwards):
-            seconds[index] += _timed(forward, inputs)
-    return [args.batch_size * args.iterations / s for s in seconds]
+            totals[index] += _timed(forward, inputs)
+    images = args.batch_size * args.iterations
+    return [{"images_per_s": images / wall, "cpu_s_per_image": cpu / images} for wall, cpu in totals]
 
 
 def main(argv=None):
@@ -121,16 +137,22 @@ def main(argv=None):
     common = dict(input_size=side, batch_size=args.batch_size, iterations=args.iterations,
                   device="GPU" if tf.config.list_physical_devices("GPU") else "CPU")
 
-    peaks = {}
-    for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16)):
-        peaks[name] = peak_gflops(dtype, args.peak_size)
-        print(json.dumps({"probe": "peak", "dtype": name, "gflop_per_s": round(peaks[name], 1),
-                          "method": f"best of 5 tf.linalg.matmul {args.peak_size}x{args.peak_size}",
+    peaks = args.peak_gflops or {
+        name: peak_gflops(dtype, args.peak_size) for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16))
+    }
+    method = "--peak-gflops" if args.peak_gflops else f"best of 5 tf.linalg.matmul {args.peak_size}x{args.peak_size}"
+    for name, peak in peaks.items():
+        print(json.dumps({"probe": "peak", "dtype": name, "gflop_per_s": round(peak, 1), "method": method,
                           "device": common["device"]}), flush=True)
 
-    def peak_shares(gflop, speed):
-        achieved = gflop * speed
-        return {f"pct_{name}_peak": round(100 * achieved / peak, 2) for name, peak in peaks.items()}
+    def peak_shares(gflop, timing):
+        """% of each peak reached by wall time, and per CPU-second (fair on a shared machine)."""
+        shares = {}
+        for name, peak in peaks.items():
+            shares[f"pct_{name}_peak"] = round(100 * gflop * timing["images_per_s"] / peak, 2)
+            per_core = peak / os.cpu_count()
+            shares[f"pct_{name}_peak_per_cpu_s"] = round(100 * gflop / timing["cpu_s_per_image"] / per_core, 2)
+        return shares
 
     jobs = [(v, s, p) for s in args.strides for v in args.variants for p in args.precisions]
     progress = tqdm(total=len(jobs) + 1, desc="model_speed", file=sys.stderr)
@@ -138,11 +160,13 @@ def main(argv=None):
     resnet_inputs = keras.applications.resnet.preprocess_input(images)
     forward = _forward(resnet)
     base_gflop = _gflop(forward, _one_image_spec(resnet_inputs))
-    (base_speed,) = interleaved_speeds([forward], resnet_inputs, args)
+    (base,) = interleaved_speeds([forward], resnet_inputs, args)
+    base_speed = base["images_per_s"]
     print(json.dumps({"model": "keras.applications.ResNet101", "include_top": False,
                       "precision": "float32", "images_per_s": round(base_speed, 3),
+                      "cpu_s_per_image": round(base["cpu_s_per_image"], 2),
                       "gflop": round(base_gflop, 2), "params": resnet.count_params(),
-                      **peak_shares(base_gflop, base_speed), **common}), flush=True)
+                      **peak_shares(base_gflop, base), **common}), flush=True)
     del resnet, forward
     keras.backend.clear_session()
     progress.update()
@@ -158,17 +182,21 @@ def main(argv=None):
             forwards["keras"] = _forward(keras_conv_twin(model))
         gflop = _gflop(forwards["native"], _one_image_spec(inputs))
         speeds = dict(zip(forwards, interleaved_speeds(list(forwards.values()), inputs, args)))
-        for conv_kind, speed in speeds.items():
+        for conv_kind, timing in speeds.items():
+            speed = timing["images_per_s"]
             row = {
                 "model": f"spd_{variant}", "variant": variant, "backbone_depth": args.depth,
                 "output_stride": stride, "precision": precision, "dilated_conv": conv_kind,
-                "images_per_s": round(speed, 3), "gflop": round(gflop, 2),
-                "params": model.count_params(), **peak_shares(gflop, speed),
+                "images_per_s": round(speed, 3), "cpu_s_per_image": round(timing["cpu_s_per_image"], 2),
+                "gflop": round(gflop, 2),
+                "params": model.count_params(), **peak_shares(gflop, timing),
                 "speed_ratio_vs_resnet101": round(speed / base_speed, 4),
                 "gflop_ratio_vs_resnet101": round(gflop / base_gflop, 2), **common,
             }
             if conv_kind == "native" and "keras" in speeds:
-                row["native_vs_keras_conv"] = round(speed / speeds["keras"], 3)
+                keras_timing = speeds["keras"]
+                row["native_vs_keras_conv"] = round(speed / keras_timing["images_per_s"], 3)
+                row["native_vs_keras_conv_cpu"] = round(keras_timing["cpu_s_per_image"] / timing["cpu_s_per_image"], 3)
             print(json.dumps(row), flush=True)
         del model, forwards
         keras.backend.clear_session()

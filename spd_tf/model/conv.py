@@ -2,7 +2,7 @@
 
 Keras 3's TensorFlow backend calls `tf.nn.convolution`, which lowers every dilation > 1 to
 SpaceToBatchND -> Conv2D -> BatchToSpaceND; the native Conv2D op with `dilations` skips the
-two reshuffles of the feature map and lets grappler fuse the bias / BN / ReLU into it.
+two reshuffles of the feature map and lets grappler fuse a following bias add into it.
 Constructor, config, variables and their names are those of keras.layers.Conv2D, so
 tf.train checkpoints, .weights.h5 files (which key layers by class name: hence the same
 class name) and keras.applications .h5 weights load either way, and `conv.Conv2D` swaps

@@ -24,8 +24,11 @@ with an InvalidArgumentError naming the image, which TF Serving returns to the c
 height x largest width). The network runs on `forward_batch` images at a time and the
 post-processing in bands, so a request's peak memory is bounded by that budget.
 
-The graph always runs in float32: a model trained under a mixed policy is rebuilt in
-float32 and its weights copied, so the export serves on any CPU.
+The model is rebuilt in the export precision with its weights copied (whatever policy it
+was trained under). float32 (the default) runs fast on any CPU. bfloat16 runs the network
+under mixed_bfloat16 (bfloat16 convs, float32 variables) with the logits, heatmaps and all
+post-processing in float32; it pays off only where bfloat16 has hardware (CPUs with
+AVX512_BF16 or AMX, GPUs) and never under XLA on CPU (XLA drops oneDNN's bfloat16 kernels).
 """
 
 import argparse
@@ -42,9 +45,11 @@ from spd_tf.config import ModelConfig
 from spd_tf.data import schema
 from spd_tf.fileio import atomic_path, write_bytes_atomic, write_json_atomic
 from spd_tf.model.spd import build_model
+from spd_tf.training.precision import POLICIES
 
 MODELS_CONFIG = "models.config"
 LABEL_SET_PATH = "assets.extra/label_set.json"
+PRECISIONS = ("float32", "bfloat16")  # inference precisions (keys of training.precision.POLICIES)
 SERVING_ROOT = "/models"  # where the official tensorflow/serving image expects models
 _IMAGE_KEY = "image/encoded"
 _VERSION = re.compile(r"^\d+$")
@@ -60,12 +65,14 @@ def export_saved_model(
     max_image_side: int = inference.MAX_IMAGE_SIDE,
     max_request_pixels: Optional[int] = None,
     forward_batch: int = 1,
+    precision: str = "float32",
 ) -> Path:
     """Writes EXPORT_BASE/<model_name>/<version>/ atomically and refreshes models.config.
 
     version=None takes the next integer after the existing ones; an explicit version that
-    already exists is a FileExistsError. Returns the version directory. max_request_pixels
-    None = inference.MAX_REQUEST_PIXELS, a quarter of it with probabilities.
+    already exists is a FileExistsError. `precision` is one of PRECISIONS (module
+    docstring). Returns the version directory. max_request_pixels None =
+    inference.MAX_REQUEST_PIXELS, a quarter of it with probabilities.
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
         raise ValueError(f"model_name={model_name!r}: use letters, digits, '_', '-', '.' only")
@@ -79,7 +86,7 @@ def export_saved_model(
         raise FileExistsError(f"{final} already exists; exports never overwrite a version")
     if max_request_pixels is None:
         max_request_pixels = inference.MAX_REQUEST_PIXELS // (4 if include_probabilities else 1)
-    serving_model = float32_model(model, model_config)
+    serving_model = model_in_precision(model, model_config, precision)
     archive = build_archive(serving_model, model_config, include_probabilities, max_image_side,
                             max_request_pixels, forward_batch)
     with atomic_path(final, directory=True) as temp:
@@ -122,11 +129,24 @@ def existing_versions(model_dir: Path) -> list:
 
 def float32_model(model: keras.Model, model_config: ModelConfig) -> keras.Model:
     """The model itself if it computes in float32, else a float32 rebuild with its weights."""
-    if model.dtype_policy.name == "float32":
+    return model_in_precision(model, model_config, "float32")
+
+
+def model_in_precision(model: keras.Model, model_config: ModelConfig, precision: str) -> keras.Model:
+    """The model itself if it already runs in `precision`, else a rebuild with its weights."""
+    policy = inference_policy(precision)
+    if model.dtype_policy.name == policy:
         return model
-    rebuilt = build_model(model_config, dtype="float32")
+    rebuilt = build_model(model_config, dtype=policy)
     rebuilt.set_weights(model.get_weights())
     return rebuilt
+
+
+def inference_policy(precision: str) -> str:
+    """Keras dtype policy of an inference precision (float32 -> float32, bfloat16 -> mixed_bfloat16)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    return POLICIES[precision]
 
 
 def build_archive(
@@ -195,8 +215,11 @@ def write_models_config(export_base, serving_root: str = SERVING_ROOT) -> Path:
     return path
 
 
-def load_run_model(run_dir, checkpoint: Optional[str] = None) -> Tuple[keras.Model, ModelConfig]:
-    """A float32 model with the weights of a training run's latest (or given) checkpoint.
+def load_run_model(
+    run_dir, checkpoint: Optional[str] = None, precision: str = "float32"
+) -> Tuple[keras.Model, ModelConfig]:
+    """The model of a training run's latest (or given) checkpoint, built in `precision`
+    (one of PRECISIONS; any training policy restores into any of them).
 
     Run layout (spd_tf.training.run_dir): RUN/config.json holds {"model": ModelConfig...},
     RUN/checkpoints/ a tf.train.CheckpointManager directory of Checkpoint(model=..., ...).
@@ -211,7 +234,7 @@ def load_run_model(run_dir, checkpoint: Optional[str] = None) -> Tuple[keras.Mod
     checkpoint = checkpoint or tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR))
     if checkpoint is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir / CHECKPOINT_DIR}; train first")
-    model = build_model(model_config, dtype="float32")
+    model = build_model(model_config, dtype=inference_policy(precision))
     try:
         status = tf.train.Checkpoint(model=model).restore(checkpoint)
         status.assert_existing_objects_matched()
@@ -243,13 +266,17 @@ def main(argv=None) -> int:
                              "with --include-probabilities)")
     parser.add_argument("--forward-batch", type=int, default=1,
                         help="images per network pass inside a request (memory grows with it; default 1)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="network precision of the graph (default: float32); bfloat16 pays off on "
+                        "CPUs with AVX512_BF16/AMX and GPUs (logits and post-processing stay float32)")
     args = parser.parse_args(argv)
     try:
-        model, model_config = load_run_model(args.run_dir, args.checkpoint)
-        print(f"exporting {model_config.variant} model from {args.run_dir} ...", flush=True)
+        model, model_config = load_run_model(args.run_dir, args.checkpoint, args.precision)
+        print(f"exporting {model_config.variant} model from {args.run_dir} in {args.precision} ...", flush=True)
         path = export_saved_model(
             model, model_config, args.out or args.run_dir / "export", args.model_name, args.version,
             args.include_probabilities, args.max_image_side, args.max_request_pixels, args.forward_batch,
+            args.precision,
         )
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

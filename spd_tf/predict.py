@@ -3,7 +3,9 @@
     python -m spd_tf.predict photos/ extra.jpg --model exports/spd --out predictions/
 
 --model is a SavedModel version directory, a TF Serving model directory (newest version is
-used) or a training run directory (config.json + checkpoints/). Output, per image stem:
+used) or a training run directory (config.json + checkpoints/). `--precision bfloat16` runs a
+run directory's network in bfloat16 (logits and post-processing in float32; see
+spd_tf.export); a SavedModel runs in the precision it was exported with. Output, per image stem:
   OUT/<stem>.png             class-index PNG (pixel value = class of the model's label set)
   OUT/vis/<stem>.png         palette PNG with the label set's colours (indices kept)
   OUT/overlay/<stem>.jpg     parsing colours blended over the photo
@@ -20,7 +22,7 @@ failures (exit status 1 only if every image failed).
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -29,7 +31,7 @@ from tqdm import tqdm
 
 from spd_tf import inference, visualize
 from spd_tf.config import ModelConfig
-from spd_tf.export import existing_versions, load_run_model, read_label_set
+from spd_tf.export import PRECISIONS, existing_versions, load_run_model, read_label_set
 from spd_tf import labels as lip
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
 from spd_tf.predictions import quantize_iuv
@@ -61,11 +63,15 @@ def resolve_saved_model(path: Path) -> Path:
     return path / str(versions[-1])
 
 
-def load_runner(model_path, include_probabilities: bool = False) -> Runner:
-    """list of encoded images -> batched numpy results (spd_tf.inference layout)."""
+def load_runner(model_path, include_probabilities: bool = False, precision: Optional[str] = None) -> Runner:
+    """list of encoded images -> batched numpy results (spd_tf.inference layout).
+
+    precision: one of spd_tf.export.PRECISIONS for a run directory (None = float32); a
+    SavedModel keeps its export precision, so asking for one is a ValueError.
+    """
     model_path = Path(model_path)
     if (model_path / "config.json").exists():
-        model, config = load_run_model(model_path)
+        model, config = load_run_model(model_path, precision=precision or "float32")
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
         def run(image_bytes):
@@ -73,6 +79,11 @@ def load_runner(model_path, include_probabilities: bool = False) -> Runner:
             outputs = inference.forward(model, batch)
             return inference.postprocess(outputs, image_size, include_probabilities)
 
+    elif precision is not None:
+        raise ValueError(
+            f"--precision {precision}: the SavedModel {model_path} runs in the precision it was "
+            f"exported with (python -m spd_tf.export --precision {precision}); pass a run directory"
+        )
     else:
         signature = tf.saved_model.load(str(resolve_saved_model(model_path))).signatures["serving_default"]
 
@@ -233,12 +244,15 @@ def main(argv=None) -> int:
     add_batch_size(parser, default=8)
     parser.add_argument("--contact-sheet", type=int, default=0, metavar="N",
                         help="also write OUT/contact_sheet.png with the first N images (default: none)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="network precision for a run directory (default: float32); bfloat16 pays off "
+                        "on CPUs with AVX512_BF16/AMX and GPUs. A SavedModel keeps its export precision")
     args = parser.parse_args(argv)
     try:
         files = find_images(args.inputs)
         if not files:
             raise FileNotFoundError(f"no JPEG/PNG images in {args.inputs}")
-        runner = load_runner(args.model)
+        runner = load_runner(args.model, precision=args.precision)
         label_set = model_label_set(args.model)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from spd_tf.config import ModelConfig
 from spd_tf.model.backbone import build_backbone, load_backbone_weights
@@ -23,6 +24,16 @@ def test_feature_shapes(depth, stride, res5_channels):
     res4_side = 64 // min(stride, 16)
     assert features["res4"].shape == (1, res4_side, res4_side, res5_channels // 2)
     assert features["res5"].shape == (1, 64 // stride, 64 // stride, res5_channels)
+
+
+def test_stride_8_runs_native_dilated_convs():
+    """No SpaceToBatchND in the forward graph: each dilated conv is one native Conv2D op."""
+    backbone = build_backbone(_tiny(50), output_stride=8)
+    forward = tf.function(lambda images: backbone(images, training=False))
+    graph = forward.get_concrete_function(tf.TensorSpec((1, 64, 64, 3))).graph
+    assert not [op.name for op in graph.get_operations() if op.type == "SpaceToBatchND"]
+    dilations = {tuple(op.get_attr("dilations")) for op in graph.get_operations() if op.type == "Conv2D"}
+    assert dilations == {(1, 1, 1, 1), (1, 2, 2, 1), (1, 4, 4, 1)}
 
 
 def test_bad_output_stride_names_the_value():

@@ -189,6 +189,27 @@ def test_variants_versions_and_mixed_precision(tmp_path, capsys):
     assert 'base_path: "/models/variants"' in listing
 
 
+def _conv_dtypes(function) -> set:
+    """Dtypes of every Conv2D-like op in a signature's graph and the functions it calls."""
+    graph = function.graph.as_graph_def()
+    nodes = [n for f in graph.library.function for n in f.node_def] + list(graph.node)
+    return {tf.as_dtype(n.attr["T"].type).name for n in nodes if "Conv2D" in n.op}
+
+
+def test_bfloat16_export_runs_bfloat16_convs_with_float32_outputs(tmp_path, capsys):
+    training_run(tmp_path / "run", build_model(SMALL_S), SMALL_S)
+    assert export.main(["--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "e"), "--precision", "bfloat16",
+                        "--include-probabilities"]) == 0
+    assert "in bfloat16" in capsys.readouterr().out
+    function = tf.saved_model.load(str(tmp_path / "e" / "spd" / "1")).signatures["serving_default"]
+    assert {"bfloat16", "float32"} <= _conv_dtypes(function)  # bf16 trunk, float32 prediction conv
+    out = function(image_bytes=tf.constant([encode(person_image(50, 40), ".png")]))
+    assert out["probabilities"].dtype == tf.float32 and out["labels"].shape == (1, 50, 40)
+    np.testing.assert_allclose(tf.reduce_sum(out["probabilities"], -1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="precision='float16' is not one of float32, bfloat16"):
+        export.model_in_precision(build_model(SMALL_S), SMALL_S, "float16")
+
+
 def test_cli_names_missing_or_mismatched_runs(tmp_path, capsys):
     assert export.main(["--run-dir", str(tmp_path)]) == 1
     assert "config.json" in capsys.readouterr().err

@@ -3,15 +3,23 @@
 import json
 
 import cv2
+import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from spd_tf import labels as lip
 from spd_tf import predict
+from spd_tf.data.synthetic import generate_person
+from spd_tf.losses import segmentation_loss
+from spd_tf.model.spd import build_model
 from serving_support import (  # noqa: F401 (exported is a fixture)
     TINY, assert_same_labels, encode, exported, keras_reference,
     person_image, training_run,
 )
+
+
+TRAINED = TINY.replace(variant="s", num_refinement_stages=0, aspp_rates=(2, 4))
 
 
 def _photos(folder):
@@ -102,3 +110,50 @@ def test_shared_stems_get_distinct_outputs_and_a_truncated_jpeg_is_named(exporte
         served = signature(image_bytes=tf.constant([(folder / name).read_bytes()]))["labels"].numpy()[0]
         np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out" / f"{stem}.png"), cv2.IMREAD_UNCHANGED), served)
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A run directory of a tiny `s` model trained for 150 Adam steps on synthetic people
+    (confident logits, as bfloat16 agreement should be judged on), and 16 unseen photos."""
+    rng = np.random.default_rng(0)
+    people = [generate_person(rng, 64, 64) for _ in range(80)]
+    images = np.stack([p["image"] for p in people[:64]]).astype(np.float32)
+    labels = np.stack([p["parsing"] for p in people[:64]])
+    keras.utils.set_random_seed(0)
+    model = build_model(TRAINED)
+    optimizer = keras.optimizers.Adam(0.003)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            stages = model({"image": x}, training=True)["segmentation_stages"]
+            loss = tf.reduce_mean(segmentation_loss(stages, y, tf.ones(tf.shape(y)[:1])))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    losses = [float(step(images[i % 8 * 8:][:8], labels[i % 8 * 8:][:8])) for i in range(150)]
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+    run_dir = tmp_path_factory.mktemp("trained")
+    training_run(run_dir, model, TRAINED)
+    return run_dir, [encode(p["image"], ".png") for p in people[64:]]
+
+
+def test_bfloat16_labels_agree_with_float32_on_a_trained_model(trained_run):
+    run_dir, photos = trained_run
+    labels = {precision: predict.load_runner(run_dir, precision=precision)(photos)["labels"]
+              for precision in ("float32", "bfloat16")}
+    assert labels["float32"].shape == (16, 64, 64)
+    assert (labels["bfloat16"] == labels["float32"]).mean() >= 0.995
+
+
+def test_precision_flag_runs_a_run_dir_and_refuses_a_saved_model(exported, trained_run, tmp_path, capsys):
+    run_dir, photos = trained_run
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(photos[0])
+    assert predict.main([str(tmp_path / "in"), "--model", str(run_dir), "--out", str(tmp_path / "out"),
+                         "--precision", "bfloat16"]) == 0
+    assert (tmp_path / "out" / "a.png").exists()
+    assert predict.main([str(tmp_path / "in"), "--model", str(exported[2]), "--out", str(tmp_path / "o"),
+                         "--precision", "bfloat16"]) == 1
+    assert "--precision bfloat16: the SavedModel" in capsys.readouterr().err

@@ -11,6 +11,8 @@ projected by a 1x1 conv-BN-ReLU; the caller adds a 1x1 classifier. Kept as
 import keras
 from keras import ops
 
+from spd_tf.model.conv import Conv2D as DilatedConv2D
+
 
 @keras.saving.register_keras_serializable(package="spd_tf")
 class ASPP(keras.layers.Layer):
@@ -38,7 +40,7 @@ class ASPP(keras.layers.Layer):
         self._add_conv_bn("projection", 1, 1)
 
     def _add_conv_bn(self, name, kernel_size, rate):
-        setattr(self, f"{name}_conv", keras.layers.Conv2D(
+        setattr(self, f"{name}_conv", DilatedConv2D(
             self.filters, kernel_size, padding="same", dilation_rate=rate, use_bias=False,
             name=f"{name}_conv", dtype=self.dtype_policy,
         ))
@@ -92,7 +94,7 @@ def atrous_classifier_sum(features, num_classes, rates, *, name):
     initialised as JPPNet's atrous_conv2d (truncated normal, stddev 0.01).
     """
     branches = [
-        keras.layers.Conv2D(num_classes, 3, padding="same", dilation_rate=rate,
+        DilatedConv2D(num_classes, 3, padding="same", dilation_rate=rate,
                             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
                             name=f"{name}_rate{rate}", dtype="float32")(features)
         for rate in rates

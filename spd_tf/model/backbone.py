@@ -10,6 +10,7 @@ import os
 
 import keras
 
+from spd_tf.model import conv
 from spd_tf.model.layers import CaffeNormalization, FrozenStatisticsBatchNorm, batch_norm, policy_name
 
 # depth -> (block type, blocks per stage conv2..conv5)
@@ -31,7 +32,7 @@ _KERAS_APPLICATIONS = {50: "ResNet50", 101: "ResNet101"}
 
 
 def _conv(filters, kernel_size, name, dtype, strides=1, dilation_rate=1):
-    return keras.layers.Conv2D(
+    return conv.Conv2D(
         filters, kernel_size, strides=strides, padding="same" if kernel_size > 1 else "valid",
         dilation_rate=dilation_rate, name=name, dtype=dtype,
     )

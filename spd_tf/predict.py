@@ -3,7 +3,10 @@
     python -m spd_tf.predict photos/ extra.jpg --model exports/spd --out predictions/
 
 --model is a SavedModel version directory, a TF Serving model directory (newest version is
-used) or a training run directory (config.json + checkpoints/). Output, per image stem:
+used), a training run directory (config.json + checkpoints/), or a TFLite / ONNX export
+(model.tflite / model.onnx, its version directory or its model directory), run by the
+LiteRT interpreter / onnxruntime with spd_tf.inference's numpy pre/postprocessing.
+Output, per image stem:
   OUT/<stem>.png             class-index PNG (LIP format: pixel value = class 0..19)
   OUT/vis/<stem>.png         palette PNG with the LIP colours (indices kept)
   OUT/overlay/<stem>.jpg     parsing colours blended over the photo
@@ -25,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from spd_tf import inference, visualize
+from spd_tf import inference, portable, visualize
 from spd_tf.export import existing_versions, load_run_model
 from spd_tf import labels as lip
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
@@ -61,6 +64,14 @@ def resolve_saved_model(path: Path) -> Path:
 def load_runner(model_path, include_probabilities: bool = False) -> Runner:
     """list of encoded images -> batched numpy results (spd_tf.inference layout)."""
     model_path = Path(model_path)
+    if portable.find_model_file(model_path) is not None:
+        model = portable.load_portable(model_path)
+
+        def run_portable(images: List[bytes]) -> Dict[str, np.ndarray]:
+            batch, image_size = inference.preprocess_numpy([decode_rgb(data) for data in images], model.input_size)
+            return inference.postprocess_numpy(model(batch), image_size, include_probabilities)
+
+        return run_portable
     if (model_path / "config.json").exists():
         model, config = load_run_model(model_path)
 
@@ -117,11 +128,12 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
 
 
 def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
-                  input_errors=(tf.errors.InvalidArgumentError,)) -> dict:
+                  input_errors=(tf.errors.InvalidArgumentError, ValueError)) -> dict:
     """Runs every file through `runner` in batches; returns {"written": n, "failed": {path: why}}.
 
-    A batch that raises one of `input_errors` (the runner's "bad image" error) is retried
-    image by image, so one corrupt file costs only itself.
+    A batch that raises one of `input_errors` (the runners' "bad image" errors: TF's, and
+    inference.preprocess_numpy's ValueError) is retried image by image, so one corrupt file
+    costs only itself.
     """
     out_dir = Path(out_dir)
     stems = _unique_stems(files)
@@ -191,7 +203,8 @@ def main(argv=None) -> int:
         description="Parse people in images: label PNGs, overlays, keypoints, skeletons, IUV.",
     )
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (JPEG/PNG, searched recursively)")
-    parser.add_argument("--model", required=True, help="SavedModel (version or model dir) or training run dir")
+    parser.add_argument("--model", required=True,
+                        help="SavedModel (version or model dir), training run dir, or .tflite/.onnx export (file or dir)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     add_batch_size(parser, default=8)
     args = parser.parse_args(argv)
@@ -200,7 +213,7 @@ def main(argv=None) -> int:
         if not files:
             raise FileNotFoundError(f"no JPEG/PNG images in {args.inputs}")
         runner = load_runner(args.model)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return report(predict_files(files, runner, args.out, args.batch_size), len(files), args.out)

@@ -276,7 +276,7 @@ def export_formats(model: keras.Model, model_config: ModelConfig, out: Path, arg
     if "saved_model" in args.format:
         paths.append(export_saved_model(
             model, model_config, out, args.model_name, args.version, args.include_probabilities,
-            args.max_image_side or inference.MAX_IMAGE_SIDE,
+            inference.MAX_IMAGE_SIDE if args.max_image_side is None else args.max_image_side,
         ))
     if "tflite" in args.format:
         from spd_tf.export_tflite import export_tflite

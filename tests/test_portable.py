@@ -105,7 +105,8 @@ def test_cli_writes_an_onnx_export_with_its_source_run(tmp_path, capsys):
     config = ModelConfig(variant="s", backbone_depth=18, width_multiplier=0.125, input_size=(32, 32),
                          num_refinement_stages=0, aspp_rates=(1, 2))
     keras.utils.set_random_seed(0)
-    training_run(tmp_path / "run", build_model(config), config)
+    model = build_model(config)
+    training_run(tmp_path / "run", model, config)
     status = export.main(["--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--format", "onnx",
                           "--input-dtype", "uint8"])
     assert status == 0, capsys.readouterr().err
@@ -113,6 +114,11 @@ def test_cli_writes_an_onnx_export_with_its_source_run(tmp_path, capsys):
     assert f"wrote {path}" in capsys.readouterr().out
     metadata = json.loads((path / "export.json").read_text())
     assert metadata["source_run"] == str(tmp_path / "run") and metadata["outputs"] == ["segmentation"]
-    model = load_portable(path)
-    assert model.input_size == (32, 32) and set(model(np.zeros((1, 32, 32, 3)))) == {"segmentation"}
+    portable = load_portable(path)
+    assert portable.input_size == (32, 32) and portable.input_dtype == "uint8"
+    pixels = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), np.uint8)
+    expected = model({"image": pixels.astype(np.float32)}, training=False)["segmentation"]
+    np.testing.assert_allclose(portable(pixels)["segmentation"], expected, atol=1e-4)
+    rounded = portable(pixels.astype(np.float32) + 0.3)["segmentation"]  # float pixels are rounded
+    np.testing.assert_array_equal(rounded, portable(pixels)["segmentation"])
     assert not (tmp_path / "out" / "spd").exists()  # --format onnx alone writes no SavedModel

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from spd_tf import inference
 from spd_tf.evaluation import tfrecord_examples
-from spd_tf.export import PRECISIONS, load_run_model
+from spd_tf.export import NETWORK_PRECISIONS, load_run_model
 from spd_tf.metrics import ParsingMetric, PCKhMetric
 
 
@@ -35,9 +35,9 @@ def _runner(run_dir, precision):
 
 def agreement(run_dir, examples, total=None) -> dict:
     """Float32-vs-bfloat16 figures of `run_dir` over `examples` (spd_tf.evaluation.Example)."""
-    runners = {precision: _runner(run_dir, precision) for precision in PRECISIONS}
-    parsing = {precision: ParsingMetric() for precision in PRECISIONS}
-    pose = {precision: PCKhMetric() for precision in PRECISIONS}
+    runners = {precision: _runner(run_dir, precision) for precision in NETWORK_PRECISIONS}
+    parsing = {precision: ParsingMetric() for precision in NETWORK_PRECISIONS}
+    pose = {precision: PCKhMetric() for precision in NETWORK_PRECISIONS}
     same = {"labels": [0, 0], "densepose_patches": [0, 0]}
     shifts, images = [], 0
     for example in tqdm(examples, total=total, desc="bf16_agreement", file=sys.stderr):

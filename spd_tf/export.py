@@ -49,7 +49,7 @@ from spd_tf.training.precision import POLICIES
 
 MODELS_CONFIG = "models.config"
 LABEL_SET_PATH = "assets.extra/label_set.json"
-PRECISIONS = ("float32", "bfloat16")  # inference precisions (keys of training.precision.POLICIES)
+NETWORK_PRECISIONS = ("float32", "bfloat16")  # SavedModel precisions (keys of training.precision.POLICIES)
 SERVING_ROOT = "/models"  # where the official tensorflow/serving image expects models
 _IMAGE_KEY = "image/encoded"
 _VERSION = re.compile(r"^\d+$")
@@ -70,12 +70,11 @@ def export_saved_model(
     """Writes EXPORT_BASE/<model_name>/<version>/ atomically and refreshes models.config.
 
     version=None takes the next integer after the existing ones; an explicit version that
-    already exists is a FileExistsError. `precision` is one of PRECISIONS (module
+    already exists is a FileExistsError. `precision` is one of NETWORK_PRECISIONS (module
     docstring). Returns the version directory. max_request_pixels None =
     inference.MAX_REQUEST_PIXELS, a quarter of it with probabilities.
     """
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
-        raise ValueError(f"model_name={model_name!r}: use letters, digits, '_', '-', '.' only")
+    check_model_name(model_name)
     model_dir = Path(export_base) / model_name
     if version is None:
         version = max(existing_versions(model_dir), default=0) + 1
@@ -117,13 +116,18 @@ def read_label_set(saved_model_dir: Path) -> labels.LabelSet:
     return labels.get_label_set(str(path))
 
 
-def existing_versions(model_dir: Path) -> list:
-    """Integer version directories holding a SavedModel (what TF Serving would load)."""
+def check_model_name(model_name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
+        raise ValueError(f"model_name={model_name!r}: use letters, digits, '_', '-', '.' only")
+
+
+def existing_versions(model_dir: Path, marker: str = "saved_model.pb") -> list:
+    """Integer version directories holding `marker` (default: a SavedModel, what TF Serving loads)."""
     if not Path(model_dir).is_dir():
         return []
     return sorted(
         int(p.name) for p in Path(model_dir).iterdir()
-        if _VERSION.match(p.name) and (p / "saved_model.pb").exists()
+        if _VERSION.match(p.name) and (p / marker).exists()
     )
 
 
@@ -144,8 +148,8 @@ def model_in_precision(model: keras.Model, model_config: ModelConfig, precision:
 
 def inference_policy(precision: str) -> str:
     """Keras dtype policy of an inference precision (float32 -> float32, bfloat16 -> mixed_bfloat16)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision not in NETWORK_PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {', '.join(NETWORK_PRECISIONS)}")
     return POLICIES[precision]
 
 
@@ -219,7 +223,7 @@ def load_run_model(
     run_dir, checkpoint: Optional[str] = None, precision: str = "float32"
 ) -> Tuple[keras.Model, ModelConfig]:
     """The model of a training run's latest (or given) checkpoint, built in `precision`
-    (one of PRECISIONS; any training policy restores into any of them).
+    (one of NETWORK_PRECISIONS; any training policy restores into any of them).
 
     Run layout (spd_tf.training.run_dir): RUN/config.json holds {"model": ModelConfig...},
     RUN/checkpoints/ a tf.train.CheckpointManager directory of Checkpoint(model=..., ...).
@@ -245,45 +249,109 @@ def load_run_model(
     return model, model_config
 
 
+FORMATS = ("saved_model", "tflite", "onnx")
+
+
+def _names(text: str, choices, flag: str) -> list:
+    """A comma-separated subset of `choices`, in the order given, without repeats."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in choices]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: choose from {','.join(choices)}")
+    return names
+
+
+def check_format_flags(args: argparse.Namespace) -> None:
+    """Refuses a flag that none of the requested formats would use (never silently ignored)."""
+    portable = [fmt for fmt in args.format if fmt != "saved_model"]
+    if args.tflite_precision is not None and "tflite" not in args.format:
+        raise ValueError("--tflite-precision needs --format tflite (SavedModel and ONNX exports are float32)")
+    if args.input_dtype is not None and not portable:
+        raise ValueError("--input-dtype applies to --format tflite/onnx (the SavedModel takes bytes, uint8 or examples)")
+    saved_model_only = [flag for flag, used in (("--include-probabilities", args.include_probabilities),
+                        ("--max-image-side", args.max_image_side is not None)) if used]
+    if saved_model_only and "saved_model" not in args.format:
+        raise ValueError(f"{saved_model_only[0]} applies to the SavedModel only; TFLite/ONNX return model-frame "
+                         "logits, postprocessed by spd_tf.inference.postprocess_numpy")
+
+
 def main(argv=None) -> int:
+    from spd_tf.export_tflite import PRECISIONS
+
     parser = argparse.ArgumentParser(
         prog="python -m spd_tf.export",
         description="Export a training run's latest checkpoint as a TF Serving SavedModel "
-        "(OUT/<model-name>/<next version>/ plus OUT/models.config).",
+        "(OUT/<model-name>/<next version>/ plus OUT/models.config), TFLite "
+        "(OUT/<model-name>-tflite-<precision>/<version>/) and/or ONNX (OUT/<model-name>-onnx/<version>/).",
     )
     parser.add_argument("--run-dir", required=True, type=Path, help="training run directory (config.json + checkpoints/)")
     parser.add_argument("--out", type=Path, default=None, help="export base directory (default: RUN/export)")
+    parser.add_argument("--format", type=lambda text: _names(text, FORMATS, "--format"), default=["saved_model"],
+                        help=f"comma-separated formats among {','.join(FORMATS)} (default: saved_model)")
     parser.add_argument("--model-name", default="spd", help="model name in the URL /v1/models/<name> (default: spd)")
     parser.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
     parser.add_argument("--checkpoint", default=None, help="checkpoint prefix (default: the run's latest)")
     parser.add_argument("--include-probabilities", action="store_true",
-                        help="also output per-class probabilities [B, H, W, C] (large responses)")
-    parser.add_argument("--max-image-side", type=int, default=inference.MAX_IMAGE_SIDE,
-                        help=f"refuse images with a longer side (default: {inference.MAX_IMAGE_SIDE})")
+                        help="SavedModel: also output per-class probabilities [B, H, W, C] (large responses)")
+    parser.add_argument("--max-image-side", type=int, default=None,
+                        help=f"SavedModel: refuse images with a longer side (default: {inference.MAX_IMAGE_SIDE})")
     parser.add_argument("--max-request-pixels", type=int, default=None,
-                        help="refuse requests over this many pixels, counted as batch x largest height x "
-                             f"largest width (default: {inference.MAX_REQUEST_PIXELS}, a quarter of it "
-                             "with --include-probabilities)")
+                        help="SavedModel: refuse requests over this many pixels, counted as batch x largest "
+                             f"height x largest width (default: {inference.MAX_REQUEST_PIXELS}, a quarter of "
+                             "it with --include-probabilities)")
     parser.add_argument("--forward-batch", type=int, default=1,
-                        help="images per network pass inside a request (memory grows with it; default 1)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
-                        help="network precision of the graph (default: float32); bfloat16 pays off on "
-                        "CPUs with AVX512_BF16/AMX and GPUs (logits and post-processing stay float32)")
+                        help="SavedModel: images per network pass inside a request (memory grows with it; default 1)")
+    parser.add_argument("--precision", choices=NETWORK_PRECISIONS, default="float32",
+                        help="SavedModel network precision (default: float32); bfloat16 pays off on CPUs with "
+                        "AVX512_BF16/AMX and GPUs (logits and post-processing stay float32)")
+    parser.add_argument("--tflite-precision", type=lambda text: _names(text, PRECISIONS, "--tflite-precision"),
+                        default=None, help=f"comma-separated TFLite variants among {','.join(PRECISIONS)} (default: float32)")
+    parser.add_argument("--input-dtype", choices=("float32", "uint8"), default=None,
+                        help="TFLite/ONNX input pixels at the model's input size (default: float32)")
     args = parser.parse_args(argv)
     try:
+        check_format_flags(args)
         model, model_config = load_run_model(args.run_dir, args.checkpoint, args.precision)
-        print(f"exporting {model_config.variant} model from {args.run_dir} in {args.precision} ...", flush=True)
-        path = export_saved_model(
-            model, model_config, args.out or args.run_dir / "export", args.model_name, args.version,
-            args.include_probabilities, args.max_image_side, args.max_request_pixels, args.forward_batch,
-            args.precision,
-        )
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        out = args.out or args.run_dir / "export"
+        print(f"exporting {model_config.variant} model from {args.run_dir} as {','.join(args.format)} "
+              f"({args.precision}) ...", flush=True)
+        paths = export_formats(model, model_config, out, args)
+    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {path}\nserve with: tensorflow_model_server --rest_api_port=8501 "
-          f"--model_name={args.model_name} --model_base_path={path.parent.resolve()}")
+    for path in paths:
+        print(f"wrote {path}")
+    if "saved_model" in args.format:
+        print(f"serve with: tensorflow_model_server --rest_api_port=8501 "
+              f"--model_name={args.model_name} --model_base_path={paths[0].parent.resolve()}")
     return 0
+
+
+def export_formats(model: keras.Model, model_config: ModelConfig, out: Path, args: argparse.Namespace) -> list:
+    """The CLI's exports, SavedModel first; returns the version directories written."""
+    from spd_tf.portable import require
+
+    for fmt, modules in (("tflite", ["ai_edge_litert.interpreter"]), ("onnx", ["tf2onnx", "onnxruntime"])):
+        for module in modules if fmt in args.format else []:
+            require(module, fmt)  # before anything is written
+    paths = []
+    portable = dict(model_name=args.model_name, version=args.version,
+                    input_dtype=args.input_dtype or "float32", source_run=args.run_dir)
+    if "saved_model" in args.format:
+        paths.append(export_saved_model(
+            model, model_config, out, args.model_name, args.version, args.include_probabilities,
+            inference.MAX_IMAGE_SIDE if args.max_image_side is None else args.max_image_side,
+            args.max_request_pixels, args.forward_batch, args.precision,
+        ))
+    if "tflite" in args.format:
+        from spd_tf.export_tflite import export_tflite
+
+        paths += export_tflite(model, model_config, out, args.tflite_precision or ["float32"], **portable)
+    if "onnx" in args.format:
+        from spd_tf.export_onnx import export_onnx
+
+        paths.append(export_onnx(model, model_config, out, **portable))
+    return paths
 
 
 if __name__ == "__main__":

@@ -514,3 +514,115 @@ def split_batch(results: Mapping[str, tf.Tensor]) -> list:
                 one[key] = value[row]
         per_image.append(one)
     return per_image
+
+
+# ---- numpy path -------------------------------------------------------------------------
+# The same preprocessing and postprocessing as above without TensorFlow ops, for models run
+# by other runtimes (TFLite / onnxruntime, spd_tf.portable): a deployment host needs only
+# numpy. Resizes use tf.image.resize's bilinear weights, so results match the graph path.
+
+
+def resize_bilinear(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """float32 [h, w, ...] -> [H, W, ...] as tf.image.resize(method="bilinear") computes it.
+
+    Gathers and lerps (width first, as TF), no matrix products: BLAS threads spinning on a
+    busy CPU made a product version 100x slower than this.
+    """
+    array = np.asarray(array, np.float32)
+    for axis in (1, 0):
+        low, high, fraction = _interpolation(array.shape[axis], size[axis])
+        fraction = fraction.reshape([-1 if i == axis else 1 for i in range(array.ndim)])
+        before = np.take(array, low, axis=axis)
+        array = before + (np.take(array, high, axis=axis) - before) * fraction
+    return array
+
+
+def _interpolation(in_size: int, out_size: int):
+    """Source indices and weights: half-pixel centres, edges clamped (TF's bilinear)."""
+    position = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
+    low = np.floor(position)
+    fraction = (position - low).astype(np.float32)
+    return np.clip(low, 0, in_size - 1).astype(int), np.clip(low + 1, 0, in_size - 1).astype(int), fraction
+
+
+def preprocess_numpy(images: Sequence[np.ndarray], input_size: Sequence[int],
+                     max_side: int = MAX_IMAGE_SIDE) -> Tuple[np.ndarray, np.ndarray]:
+    """uint8 RGB images of any sizes -> (float32 [B, h, w, 3] at input_size, image_size [B, 2]).
+
+    An empty list, a zero-size image or a side over `max_side` is a ValueError.
+    """
+    if not len(images):
+        raise ValueError("the request holds no images (empty batch)")
+    sizes = np.array([np.shape(image)[:2] for image in images], np.int32).reshape(-1, 2)
+    for index, (height, width) in enumerate(sizes):
+        if min(height, width) < 1 or max(height, width) > max_side:
+            raise ValueError(f"image {index} is {height}x{width} pixels; sides must be 1..{max_side}")
+    return np.stack([resize_bilinear(image, input_size) for image in images]), sizes
+
+
+def postprocess_numpy(outputs: Mapping[str, np.ndarray], image_size, include_probabilities: bool = False) -> dict:
+    """Model-frame numpy outputs -> the `postprocess` results (module doc), as numpy."""
+    image_size = np.asarray(image_size, np.int32)
+    canvas = image_size.max(axis=0)
+    logits = np.asarray(outputs["segmentation"], np.float32)
+    labels = np.full((len(image_size), *canvas), lip.IGNORE_LABEL, np.int32)
+    probabilities = np.zeros((len(image_size), *canvas, logits.shape[-1]), np.float32)
+    for row, (height, width) in enumerate(image_size):
+        resized = resize_bilinear(logits[row], (height, width))
+        labels[row, :height, :width] = resized.argmax(-1)
+        if include_probabilities:
+            exp = np.exp(resized - resized.max(-1, keepdims=True))
+            probabilities[row, :height, :width] = exp / exp.sum(-1, keepdims=True)
+    results = {"image_size": image_size, "labels": labels}
+    if include_probabilities:
+        results["probabilities"] = probabilities
+    if "pose" in outputs:
+        results["keypoints"] = heatmap_keypoints_numpy(outputs["pose"], image_size)
+    if "densepose_i" in outputs:
+        results.update(_densepose_numpy(outputs, image_size, canvas))
+    return results
+
+
+def heatmap_keypoints_numpy(heatmaps: np.ndarray, image_size) -> np.ndarray:
+    """`heatmap_keypoints` in numpy: [B, h, w, J] -> [B, J, 3] (x, y, peak) in image pixels."""
+    heatmaps = np.asarray(heatmaps, np.float32)
+    batch, height, width, joints = heatmaps.shape
+    flat = heatmaps.transpose(0, 3, 1, 2).reshape(batch, joints, -1)
+    index = flat.argmax(-1)
+    score = flat.max(-1)
+    y, x = np.divmod(index, width)
+
+    def shift(coord, limit, step):
+        before = np.take_along_axis(flat, (index - step * (coord > 0))[..., None], -1)[..., 0]
+        after = np.take_along_axis(flat, (index + step * (coord < limit - 1))[..., None], -1)[..., 0]
+        return coord + 0.25 * np.sign(after - before)
+
+    x, y = shift(x, width, 1), shift(y, height, width)
+    size = np.asarray(image_size, np.float32)
+    x = (x + 0.5) * size[:, None, 1] / width - 0.5
+    y = (y + 0.5) * size[:, None, 0] / height - 0.5
+    return np.stack([x, y, score], axis=-1).astype(np.float32)
+
+
+def _densepose_numpy(outputs: Mapping[str, np.ndarray], image_size: np.ndarray, canvas) -> dict:
+    """`_densepose` in numpy: the ROI I/U/V pasted into the person box at image size."""
+    y0, x0, y1, x1 = np.moveaxis(np.asarray(outputs["densepose_box"], np.float32), -1, 0)
+    size = image_size.astype(np.float32)
+    boxes = np.stack([x0 * size[:, 1], y0 * size[:, 0], x1 * size[:, 1], y1 * size[:, 0]], -1)
+    charts = np.concatenate([np.asarray(outputs[k], np.float32) for k in ("densepose_i", "densepose_u", "densepose_v")], -1)
+    parts = outputs["densepose_i"].shape[-1]
+    iuv = np.zeros((len(image_size), *canvas, 3), np.float32)
+    for row, ((height, width), box) in enumerate(zip(image_size, boxes)):
+        top = int(np.clip(np.floor(box[1]), 0, height - 1))
+        left = int(np.clip(np.floor(box[0]), 0, width - 1))
+        bottom = int(np.clip(np.ceil(box[3]), top + 1, height))
+        right = int(np.clip(np.ceil(box[2]), left + 1, width))
+        resized = resize_bilinear(charts[row], (bottom - top, right - left))
+        patch = resized[..., :parts].argmax(-1)
+        u = np.take_along_axis(resized[..., parts : 2 * parts], patch[..., None], -1)[..., 0]
+        v = np.take_along_axis(resized[..., 2 * parts :], patch[..., None], -1)[..., 0]
+        on_body = (patch > 0).astype(np.float32)
+        iuv[row, top:bottom, left:right] = np.stack(
+            [patch.astype(np.float32), np.clip(u, 0, 1) * on_body, np.clip(v, 0, 1) * on_body], -1
+        )
+    return {"densepose_iuv": iuv, "densepose_box": boxes}

@@ -3,9 +3,12 @@
     python -m spd_tf.predict photos/ extra.jpg --model exports/spd --out predictions/
 
 --model is a SavedModel version directory, a TF Serving model directory (newest version is
-used) or a training run directory (config.json + checkpoints/). `--precision bfloat16` runs a
-run directory's network in bfloat16 (logits and post-processing in float32; see
-spd_tf.export); a SavedModel runs in the precision it was exported with. Output, per image stem:
+used), a training run directory (config.json + checkpoints/), or a TFLite / ONNX export
+(model.tflite / model.onnx, its version directory or its model directory), run by the
+LiteRT interpreter / onnxruntime with spd_tf.inference's numpy pre/postprocessing.
+`--precision bfloat16` runs a run directory's network in bfloat16 (logits and
+post-processing in float32; see spd_tf.export); a SavedModel runs in the precision it was
+exported with. Output, per image stem:
   OUT/<stem>.png             class-index PNG (pixel value = class of the model's label set)
   OUT/vis/<stem>.png         palette PNG with the label set's colours (indices kept)
   OUT/overlay/<stem>.jpg     parsing colours blended over the photo
@@ -29,9 +32,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from spd_tf import inference, visualize
+from spd_tf import inference, portable, visualize
 from spd_tf.config import ModelConfig
-from spd_tf.export import PRECISIONS, existing_versions, load_run_model, read_label_set
+from spd_tf.export import NETWORK_PRECISIONS, existing_versions, load_run_model, read_label_set
 from spd_tf import labels as lip
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
 from spd_tf.predictions import quantize_iuv
@@ -66,10 +69,18 @@ def resolve_saved_model(path: Path) -> Path:
 def load_runner(model_path, include_probabilities: bool = False, precision: Optional[str] = None) -> Runner:
     """list of encoded images -> batched numpy results (spd_tf.inference layout).
 
-    precision: one of spd_tf.export.PRECISIONS for a run directory (None = float32); a
+    precision: one of spd_tf.export.NETWORK_PRECISIONS for a run directory (None = float32); a
     SavedModel keeps its export precision, so asking for one is a ValueError.
     """
     model_path = Path(model_path)
+    if portable.find_model_file(model_path) is not None:
+        model = portable.load_portable(model_path)
+
+        def run_portable(images: List[bytes]) -> Dict[str, np.ndarray]:
+            batch, image_size = inference.preprocess_numpy([decode_rgb(data) for data in images], model.input_size)
+            return inference.postprocess_numpy(model(batch), image_size, include_probabilities)
+
+        return run_portable
     if (model_path / "config.json").exists():
         model, config = load_run_model(model_path, precision=precision or "float32")
 
@@ -149,15 +160,15 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
 
 
 def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
-                  input_errors=(tf.errors.InvalidArgumentError,),
+                  input_errors=(tf.errors.InvalidArgumentError, ValueError),
                   label_set: lip.LabelSet = lip.LABEL_SETS["lip"], sheet_images: int = 0) -> dict:
     """Runs every file through `runner` in batches; returns {"written": images, "files": files
     written, "failed": {path: why}}.
 
-    A batch that raises one of `input_errors` (the runner's "bad image" error) is retried
-    image by image, so one corrupt file costs only itself. With `sheet_images`, the first
-    that many images also get an input | parsing | pose | DensePose row in
-    OUT/contact_sheet.png (bounded memory: only those rows are kept).
+    A batch that raises one of `input_errors` (the runners' "bad image" errors: TF's, and
+    inference.preprocess_numpy's ValueError) is retried image by image, so one corrupt file
+    costs only itself. With `sheet_images`, the first that many images also get an input |
+    parsing | pose | DensePose row in OUT/contact_sheet.png (only those rows are kept).
     """
     out_dir = Path(out_dir)
     stems = _unique_stems(files)
@@ -239,12 +250,13 @@ def main(argv=None) -> int:
         description="Parse people in images: label PNGs, overlays, keypoints, skeletons, IUV.",
     )
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (JPEG/PNG, searched recursively)")
-    parser.add_argument("--model", required=True, help="SavedModel (version or model dir) or training run dir")
+    parser.add_argument("--model", required=True,
+                        help="SavedModel (version or model dir), training run dir, or .tflite/.onnx export (file or dir)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     add_batch_size(parser, default=8)
     parser.add_argument("--contact-sheet", type=int, default=0, metavar="N",
                         help="also write OUT/contact_sheet.png with the first N images (default: none)")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+    parser.add_argument("--precision", choices=NETWORK_PRECISIONS, default=None,
                         help="network precision for a run directory (default: float32); bfloat16 pays off "
                         "on CPUs with AVX512_BF16/AMX and GPUs. A SavedModel keeps its export precision")
     args = parser.parse_args(argv)
@@ -254,7 +266,7 @@ def main(argv=None) -> int:
             raise FileNotFoundError(f"no JPEG/PNG images in {args.inputs}")
         runner = load_runner(args.model, precision=args.precision)
         label_set = model_label_set(args.model)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     summary = predict_files(files, runner, args.out, args.batch_size, label_set=label_set,

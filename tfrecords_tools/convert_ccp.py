@@ -15,6 +15,7 @@ corrupt image) are skipped with their reason in OUT_DIR/ccp-report.json.
 """
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -36,19 +37,20 @@ def convert_ccp(root, out_dir, *, workers: int = 1, examples_per_shard: int = 10
     return report.write(report_path or out_dir / "ccp-report.json")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True, type=Path, help="CCP directory (layout above)")
     common.add_output_arguments(parser)
     args = parser.parse_args(argv)
+    common.check_out_dir(parser.prog, args.out_dir)
     path = common.report_path(args, "ccp")
     try:
         report = convert_ccp(args.root, args.out_dir, workers=args.workers,
                              examples_per_shard=args.examples_per_shard, report_path=path)
     except (layouts.LayoutError, ValueError) as error:
         parser.exit(2, f"convert_ccp.py: error: {error}\n")
-    common.print_summary(report, path)
+    return common.print_summary(report, path, parser.prog)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

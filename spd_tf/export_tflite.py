@@ -1,0 +1,93 @@
+"""TFLite (LiteRT) export of the model-frame graph (spd_tf.portable), builtin ops only.
+
+    python -m spd_tf.export --run-dir RUN --format tflite --tflite-precision float32,float16,int8
+    # -> OUT/spd-tflite-<precision>/<version>/{model.tflite, export.json}
+
+Precisions: float32; float16 (weights stored as float16, computed in float32); int8
+(dynamic range: int8 weights, activations quantised on the fly; no calibration data).
+Converting needs only TensorFlow; running (`TFLiteModel`, predict) needs ai-edge-litert,
+`pip install 'spd_tf[tflite]'`. A graph needing TensorFlow ops without a TFLite builtin is
+refused, naming them: a flex (TF Select) model would not run on the LiteRT interpreter.
+"""
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from spd_tf.config import ModelConfig
+from spd_tf.portable import (
+    INPUT_NAME, SIGNATURE, PortableModel, check_outputs, export_metadata, model_frame_function,
+    require, write_model_export,
+)
+
+PRECISIONS = ("float32", "float16", "int8")
+
+
+def export_tflite(
+    model: keras.Model,
+    model_config: ModelConfig,
+    export_base,
+    precisions: Sequence[str] = ("float32",),
+    model_name: str = "spd",
+    version: Optional[int] = None,
+    input_dtype: str = "float32",
+    source_run=None,
+) -> list:
+    """One OUT/<model_name>-tflite-<precision>/<version>/ per precision; returns the dirs."""
+    unknown = sorted(set(precisions) - set(PRECISIONS))
+    if unknown:
+        raise ValueError(f"TFLite precision(s) {unknown} are not among {PRECISIONS}")
+    run = model_frame_function(model, model_config, input_dtype)
+    with tempfile.TemporaryDirectory() as saved_model:
+        archive = keras.export.ExportArchive()
+        archive.track(run.tracked_model)
+        archive.add_endpoint(SIGNATURE, run)
+        archive.write_out(saved_model, verbose=False)
+        converted = {precision: convert_saved_model(saved_model, precision) for precision in precisions}
+    paths = []
+    for precision, data in converted.items():
+        runner = _interpreter(model_content=data).get_signature_runner(SIGNATURE)
+        check_outputs("tflite", model_config, runner.get_output_details())
+        metadata = export_metadata("tflite", precision, model_config, input_dtype, source_run)
+        paths.append(write_model_export(export_base, f"{model_name}-tflite-{precision}", version, "tflite", data, metadata))
+    return paths
+
+
+def convert_saved_model(saved_model, precision: str) -> bytes:
+    """The flatbuffer of SAVED_MODEL's serving signature at `precision`, TFLite builtins only."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if precision != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: dynamic-range int8
+    if precision == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter's ConverterError is not public API
+        flex = re.search(r"TF Select ops: ([^\n]+)", str(error))
+        if flex is None:
+            raise
+        raise ValueError(f"TFLite has no builtin for TensorFlow op(s) {flex.group(1).strip()}; "
+                         "refusing a flex (TF Select) model that the LiteRT interpreter cannot run") from None
+
+
+def _interpreter(**kwargs):
+    return require("ai_edge_litert.interpreter", "tflite").Interpreter(**kwargs)
+
+
+class TFLiteModel(PortableModel):
+    """A .tflite export on the LiteRT interpreter (one instance per thread)."""
+
+    def __init__(self, path, num_threads: Optional[int] = None):
+        self.path = Path(path)
+        self._runner = _interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner(SIGNATURE)
+        details = self._runner.get_input_details()[INPUT_NAME]
+        self.input_size = tuple(int(side) for side in details["shape"][1:3])
+        self.input_dtype = details["dtype"]
+
+    def _run(self, pixels):
+        return self._runner(**{INPUT_NAME: pixels})

@@ -1,0 +1,225 @@
+"""What the TFLite and ONNX exports share: the model-frame graph, export.json, versioned dirs.
+
+    from spd_tf.portable import load_portable
+    model = load_portable("exports/spd-tflite-int8")      # newest version; or a model file
+    outputs = model(pixels)                               # [B, h, w, 3] at model.input_size
+
+Both formats hold one graph: pixels at the model's fixed input size (float32 0..255 or
+uint8, `input_dtype`) -> the model-frame outputs `segmentation` logits [B, h/s, w/s, C],
+`pose` heatmaps, `densepose_i/u/v` ROI charts and `densepose_box` (y0, x0, y1, x1 in
+[0, 1]); branches the variant lacks are absent. Resizing from and back to the image's size
+is the numpy path of spd_tf.inference (preprocess_numpy / postprocess_numpy).
+
+DensePose's ROI: `tf.image.crop_and_resize` has no TFLite builtin (only the TF Select "flex"
+kernel, which the LiteRT pip interpreter and most mobile runtimes lack), so the export graph
+swaps in `BuiltinRoiCrop`, the same bilinear samples written as two small matrix products
+(a box's sample rows/columns are separable), and `BuiltinRoiBox`, whose foreground test
+avoids Keras's float argmax (it lowers to BitwiseAnd, also flex-only). The training graph
+is unchanged; the swap is checked against it to 1e-5.
+
+Layout: OUT/<model_name>-<format>[-<precision>]/<version>/{model.<ext>, export.json}, the
+next integer version as for SavedModels, written under a temporary name and renamed.
+"""
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from spd_tf.config import ModelConfig
+from spd_tf.export import check_model_name, existing_versions, float32_model
+from spd_tf.fileio import atomic_path
+from spd_tf.model.densepose import RoiBox, RoiCrop
+from spd_tf.model.spd import BOX_KEY, IMAGE_KEY, select_model_inputs
+
+EXPORT_JSON = "export.json"
+INPUT_NAME = "images"
+SIGNATURE = "serving_default"
+MODEL_FRAME_OUTPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v", BOX_KEY)
+INPUT_DTYPES = ("float32", "uint8")
+MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
+
+
+class BuiltinRoiCrop(RoiCrop):
+    """RoiCrop as dense bilinear weights: crop = Wy @ features @ Wx^T per box (TFLite builtins)."""
+
+    def _weights(self, start, end, size):
+        """[B, crop, size] weights of crop_and_resize's samples along one axis (0 outside)."""
+        first, last = self._sample_span(start, end, size)
+        if self.crop_size > 1:
+            steps = tf.range(self.crop_size, dtype=tf.float32) / (self.crop_size - 1)
+        else:  # crop_and_resize samples a one-pixel crop at the box centre
+            steps = tf.constant([0.5])
+        position = (first[:, None] + steps * (last - first)[:, None]) * (size - 1.0)
+        grid = tf.range(size)
+        weights = tf.nn.relu(1.0 - tf.abs(position[..., None] - grid))
+        inside = tf.cast((position >= 0.0) & (position <= size - 1.0), tf.float32)
+        return weights * inside[..., None]
+
+    def call(self, features, boxes):
+        shape = tf.shape(features)
+        height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+        y0, x0, y1, x1 = tf.unstack(tf.cast(boxes, tf.float32), axis=-1)
+        rows = tf.einsum("biy,byxc->bixc", self._weights(y0, y1, height), tf.cast(features, tf.float32))
+        crops = tf.einsum("bjx,bixc->bijc", self._weights(x0, x1, width), rows)
+        return tf.cast(crops, self.compute_dtype)
+
+
+class BuiltinRoiBox(RoiBox):
+    """RoiBox fed int32 (background, foreground) flags, so its argmax needs no flex op."""
+
+    def call(self, segmentation_logits, given_box=None):
+        logits = ops.cast(segmentation_logits, "float32")
+        # argmax != 0 exactly when some class beats background (ties go to class 0).
+        foreground = ops.max(logits[..., 1:], axis=-1) > logits[..., 0]
+        flags = ops.cast(ops.stack([ops.logical_not(foreground), foreground], axis=-1), "int32")
+        return super().call(flags, given_box)
+
+
+def builtin_ops_model(model: keras.Model) -> keras.Model:
+    """`model` with its DensePose ROI layers swapped for the builtin-op versions (weights shared)."""
+
+    def swap(layer):
+        if isinstance(layer, RoiCrop):
+            return BuiltinRoiCrop(layer.crop_size, name=layer.name, dtype=layer.dtype_policy)
+        if isinstance(layer, RoiBox):
+            return BuiltinRoiBox(name=layer.name, dtype=layer.dtype_policy)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=swap)
+
+
+def model_frame_function(model: keras.Model, model_config: ModelConfig, input_dtype: str):
+    """tf.function: `images` [B, h, w, 3] of `input_dtype` -> the model-frame outputs dict."""
+    if input_dtype not in INPUT_DTYPES:
+        raise ValueError(f"input dtype {input_dtype!r} is not one of {INPUT_DTYPES}")
+    portable = builtin_ops_model(float32_model(model, model_config))
+    spec = tf.TensorSpec([None, *model_config.input_size, 3], input_dtype, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def run(images):
+        # A negative box = the predicted foreground's box, as in the SavedModel.
+        features = {IMAGE_KEY: tf.cast(images, tf.float32), BOX_KEY: -tf.ones([tf.shape(images)[0], 4])}
+        outputs = portable(select_model_inputs(portable, features), training=False)
+        return {key: outputs[key] for key in MODEL_FRAME_OUTPUTS if key in outputs}
+
+    run.tracked_model = portable  # what a SavedModel of `run` must track
+    return run
+
+
+def expected_outputs(model_config: ModelConfig) -> list:
+    """Names of the model-frame outputs this variant has (sorted, as the runtimes list them)."""
+    keys = ["segmentation"]
+    if model_config.has("pose"):
+        keys.append("pose")
+    if model_config.has("densepose"):
+        keys += ["densepose_i", "densepose_u", "densepose_v", BOX_KEY]
+    return sorted(keys)
+
+
+def check_outputs(fmt: str, model_config: ModelConfig, names: Sequence[str]) -> None:
+    """Refuses a converted model whose outputs are not exactly the model-frame outputs."""
+    expected = expected_outputs(model_config)
+    if sorted(names) != expected:
+        missing = sorted(set(expected) - set(names))
+        raise ValueError(f"the {fmt} conversion does not express output(s) {missing or sorted(names)}; "
+                         f"expected {expected}, refusing to write it")
+
+
+def write_model_export(export_base, dir_name: str, version: Optional[int], fmt: str, data: bytes,
+                       metadata: dict) -> Path:
+    """EXPORT_BASE/<dir_name>/<version>/{model file, export.json}, atomically; returns the dir."""
+    check_model_name(dir_name)
+    model_dir = Path(export_base) / dir_name
+    if version is None:
+        version = max(existing_versions(model_dir, EXPORT_JSON), default=0) + 1
+    if version < 1:
+        raise ValueError(f"version={version} must be >= 1")
+    final = model_dir / str(version)
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; exports never overwrite a version")
+    with atomic_path(final, directory=True) as temp:
+        (temp / MODEL_FILES[fmt]).write_bytes(data)
+        (temp / EXPORT_JSON).write_text(json.dumps(dict(metadata, file=MODEL_FILES[fmt]), indent=2) + "\n")
+        if final.exists():  # another export took this version meanwhile
+            raise FileExistsError(f"{final} appeared during export; not overwriting it")
+    return final
+
+
+def export_metadata(fmt: str, precision: str, model_config: ModelConfig, input_dtype: str,
+                    source_run=None, **extra) -> dict:
+    """The export.json fields: what the file is, what it takes and returns, where it came from."""
+    return {
+        "format": fmt,
+        "precision": precision,
+        "input": {"name": INPUT_NAME, "dtype": input_dtype, "shape": [None, *model_config.input_size, 3]},
+        "input_size": list(model_config.input_size),
+        "outputs": expected_outputs(model_config),
+        "variant": model_config.variant,
+        "num_classes": model_config.num_classes,
+        "label_set": getattr(model_config, "label_set", "lip"),
+        "output_stride": model_config.output_stride,
+        "densepose_roi": "builtin" if model_config.has("densepose") else None,
+        "source_run": None if source_run is None else str(source_run),
+        **extra,
+    }
+
+
+class PortableModel:
+    """A TFLite or ONNX export: pixels [B, h, w, 3] at `input_size` -> model-frame outputs."""
+
+    input_size: tuple
+    input_dtype: np.dtype
+
+    def __call__(self, pixels) -> dict:
+        pixels = np.asarray(pixels)
+        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (*self.input_size, 3):
+            raise ValueError(f"pixels must be [B, {self.input_size[0]}, {self.input_size[1]}, 3], got {pixels.shape}")
+        dtype = np.dtype(self.input_dtype)
+        if dtype == np.uint8 and pixels.dtype != np.uint8:
+            pixels = np.clip(np.round(pixels), 0, 255)
+        return self._run(pixels.astype(dtype))
+
+    def _run(self, pixels: np.ndarray) -> dict:
+        raise NotImplementedError
+
+
+def find_model_file(path) -> Optional[Path]:
+    """A .tflite/.onnx file, an export version dir, or a model dir (newest version); else None."""
+    path = Path(path)
+    if path.is_file():
+        return path if path.suffix in (".tflite", ".onnx") else None
+    if path.is_dir() and not (path / EXPORT_JSON).exists():
+        versions = existing_versions(path, EXPORT_JSON)
+        path = path / str(versions[-1]) if versions else path
+    if not (path / EXPORT_JSON).exists():
+        return None
+    return path / json.loads((path / EXPORT_JSON).read_text())["file"]
+
+
+def load_portable(path, num_threads: Optional[int] = None) -> PortableModel:
+    """The runtime for a TFLite (ai-edge-litert) or ONNX (onnxruntime) export at `path`."""
+    model_file = find_model_file(path)
+    if model_file is None or not model_file.exists():
+        raise FileNotFoundError(f"{path}: not a .tflite/.onnx file or a directory with {EXPORT_JSON}")
+    if model_file.suffix == ".tflite":
+        from spd_tf.export_tflite import TFLiteModel
+
+        return TFLiteModel(model_file, num_threads)
+    from spd_tf.export_onnx import OnnxModel
+
+    return OnnxModel(model_file, num_threads)
+
+
+def require(module: str, extra: str):
+    """Imports an optional dependency or fails with the pip extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{module} is not installed: pip install 'spd_tf[{extra}]'") from None

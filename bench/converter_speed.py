@@ -1,9 +1,11 @@
-"""Converter throughput (images/s) on a LIP layout built from the real samples, as JSON lines.
+"""Converter throughput (images/s) on the real samples, as JSON lines.
 
-The two real LIP images (one RGB, one grayscale) with their parsing labels and pose rows
+LIP: the two real LIP images (one RGB, one grayscale) with their parsing labels and pose rows
 are symlinked N times into a temporary flattened LIP layout; each DensePose variant also
-merges the real DensePose annotation (as a COCO json) into every example. Usage:
-  python bench/converter_speed.py [--images 400] [--workers 1 2] [--shared-data DIR]
+merges the real DensePose annotation (as a COCO json) into every example. CCP: the real CCP
+photos and .mat annotations of ../shared/data/ccp (550x832 JPEGs, scipy .mat reads), as
+the CCP repository lays them out. Usage:
+  python bench/converter_speed.py [--images 400] [--workers 1 2] [--shared-data DIR] [--only lip|ccp]
 """
 
 import argparse
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tfrecords_tools import convert_lip
+from tfrecords_tools import convert_ccp, convert_lip
 
 DEFAULT_SHARED = Path(os.environ.get("SPD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SAMPLE_IDS = ("684_2150041", "86_185913")
@@ -51,13 +53,33 @@ def build_layout(shared: Path, root: Path, count: int) -> Path:
     return root
 
 
+def _report(dataset, workers, written, seconds, **extra) -> None:
+    print(json.dumps({
+        "bench": "converter_speed", "dataset": dataset, **extra, "workers": workers, "images": written,
+        "seconds": round(seconds, 3), "images_per_s": round(written / seconds, 1), "cpu_count": os.cpu_count(),
+    }), flush=True)
+
+
+def bench_ccp(shared: Path, tmp: Path, workers_list) -> None:
+    """The real CCP layout (every split list of ../shared/data/ccp) -> shards."""
+    for workers in workers_list:
+        start = time.perf_counter()
+        report = convert_ccp.convert_ccp(shared / "ccp", tmp / f"ccp-{workers}", workers=workers)
+        _report("ccp", workers, report["total_written"], time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--shared-data", type=Path, default=DEFAULT_SHARED)
+    parser.add_argument("--only", choices=("lip", "ccp"), default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.only != "lip":
+            bench_ccp(args.shared_data, Path(tmp), args.workers)
+        if args.only == "ccp":
+            return
         root = build_layout(args.shared_data, Path(tmp) / "lip", args.images)
         for densepose in (False, True):
             for workers in args.workers:
@@ -69,11 +91,7 @@ def main() -> None:
                 )
                 seconds = time.perf_counter() - start
                 written = report["splits"]["train"]["written"]
-                print(json.dumps({
-                    "bench": "converter_speed", "dataset": "lip", "densepose_merge": densepose,
-                    "workers": workers, "images": written, "seconds": round(seconds, 3),
-                    "images_per_s": round(written / seconds, 1), "cpu_count": os.cpu_count(),
-                }), flush=True)
+                _report("lip", workers, written, seconds, densepose_merge=densepose)
                 if written != args.images:
                     sys.exit(f"only {written} of {args.images} images converted: {report['skipped'][:3]}")
 

@@ -605,11 +605,13 @@ def heatmap_keypoints_numpy(heatmaps: np.ndarray, image_size) -> np.ndarray:
 
 
 def _densepose_numpy(outputs: Mapping[str, np.ndarray], image_size: np.ndarray, canvas) -> dict:
-    """`_densepose` in numpy: the ROI I/U/V pasted into the person box at image size."""
+    """`_densepose` in numpy: the ROI I/U/V pasted into the person box at image size, I = 0
+    where the coarse head says background."""
     y0, x0, y1, x1 = np.moveaxis(np.asarray(outputs["densepose_box"], np.float32), -1, 0)
     size = image_size.astype(np.float32)
     boxes = np.stack([x0 * size[:, 1], y0 * size[:, 0], x1 * size[:, 1], y1 * size[:, 0]], -1)
-    charts = np.concatenate([np.asarray(outputs[k], np.float32) for k in ("densepose_i", "densepose_u", "densepose_v")], -1)
+    keys = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
+    charts = np.concatenate([np.asarray(outputs[k], np.float32) for k in keys], -1)
     parts = outputs["densepose_i"].shape[-1]
     iuv = np.zeros((len(image_size), *canvas, 3), np.float32)
     for row, ((height, width), box) in enumerate(zip(image_size, boxes)):
@@ -618,9 +620,10 @@ def _densepose_numpy(outputs: Mapping[str, np.ndarray], image_size: np.ndarray, 
         bottom = int(np.clip(np.ceil(box[3]), top + 1, height))
         right = int(np.clip(np.ceil(box[2]), left + 1, width))
         resized = resize_bilinear(charts[row], (bottom - top, right - left))
-        patch = resized[..., :parts].argmax(-1)
+        body = resized[..., 3 * parts:].argmax(-1) > 0  # the coarse head says body
+        patch = np.where(body, resized[..., :parts].argmax(-1), 0)
         u = np.take_along_axis(resized[..., parts : 2 * parts], patch[..., None], -1)[..., 0]
-        v = np.take_along_axis(resized[..., 2 * parts :], patch[..., None], -1)[..., 0]
+        v = np.take_along_axis(resized[..., 2 * parts : 3 * parts], patch[..., None], -1)[..., 0]
         on_body = (patch > 0).astype(np.float32)
         iuv[row, top:bottom, left:right] = np.stack(
             [patch.astype(np.float32), np.clip(u, 0, 1) * on_body, np.clip(v, 0, 1) * on_body], -1

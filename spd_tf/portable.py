@@ -6,7 +6,7 @@
 
 Both formats hold one graph: pixels at the model's fixed input size (float32 0..255 or
 uint8, `input_dtype`) -> the model-frame outputs `segmentation` logits [B, h/s, w/s, C],
-`pose` heatmaps, `densepose_i/u/v` ROI charts and `densepose_box` (y0, x0, y1, x1 in
+`pose` heatmaps, `densepose_i/u/v/coarse` ROI charts and `densepose_box` (y0, x0, y1, x1 in
 [0, 1]); branches the variant lacks are absent. Resizing from and back to the image's size
 is the numpy path of spd_tf.inference (preprocess_numpy / postprocess_numpy).
 
@@ -39,7 +39,8 @@ from spd_tf.model.spd import BOX_KEY, IMAGE_KEY, select_model_inputs
 EXPORT_JSON = "export.json"
 INPUT_NAME = "images"
 SIGNATURE = "serving_default"
-MODEL_FRAME_OUTPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v", BOX_KEY)
+MODEL_FRAME_OUTPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v",
+                       "densepose_coarse", BOX_KEY)
 INPUT_DTYPES = ("float32", "uint8")
 MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 
@@ -117,7 +118,7 @@ def expected_outputs(model_config: ModelConfig) -> list:
     if model_config.has("pose"):
         keys.append("pose")
     if model_config.has("densepose"):
-        keys += ["densepose_i", "densepose_u", "densepose_v", BOX_KEY]
+        keys += ["densepose_i", "densepose_u", "densepose_v", "densepose_coarse", BOX_KEY]
     return sorted(keys)
 
 
@@ -161,7 +162,7 @@ def export_metadata(fmt: str, precision: str, model_config: ModelConfig, input_d
         "outputs": expected_outputs(model_config),
         "variant": model_config.variant,
         "num_classes": model_config.num_classes,
-        "label_set": getattr(model_config, "label_set", "lip"),
+        "label_set": model_config.label_set.to_dict(),
         "output_stride": model_config.output_stride,
         "densepose_roi": "builtin" if model_config.has("densepose") else None,
         "source_run": None if source_run is None else str(source_run),

@@ -23,6 +23,7 @@ failures (exit status 1 only if every image failed).
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -110,8 +111,13 @@ def decode_rgb(data: bytes) -> np.ndarray:
 
 
 def model_label_set(model_path) -> lip.LabelSet:
-    """The label set of a run directory (its config) or a SavedModel (its label_set.json)."""
+    """The label set of a run directory (its config), a TFLite/ONNX export (its export.json)
+    or a SavedModel (its label_set.json)."""
     model_path = Path(model_path)
+    model_file = portable.find_model_file(model_path)
+    if model_file is not None:
+        metadata = json.loads((model_file.parent / portable.EXPORT_JSON).read_text())
+        return lip.get_label_set(metadata.get("label_set", "lip"))
     if (model_path / "config.json").exists():
         from spd_tf.training.run_dir import read_run_config
 

@@ -200,7 +200,7 @@ def test_bfloat16_export_runs_bfloat16_convs_with_float32_outputs(tmp_path, caps
     training_run(tmp_path / "run", build_model(SMALL_S), SMALL_S)
     assert export.main(["--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "e"), "--precision", "bfloat16",
                         "--include-probabilities"]) == 0
-    assert "in bfloat16" in capsys.readouterr().out
+    assert "(bfloat16)" in capsys.readouterr().out
     function = tf.saved_model.load(str(tmp_path / "e" / "spd" / "1")).signatures["serving_default"]
     assert {"bfloat16", "float32"} <= _conv_dtypes(function)  # bf16 trunk, float32 prediction conv
     out = function(image_bytes=tf.constant([encode(person_image(50, 40), ".png")]))

@@ -47,7 +47,7 @@ def test_float32_matches_the_saved_model(tflite):
     assert (results["densepose_iuv"][..., 0] == expected["densepose_iuv"][..., 0]).mean() > 0.999
     metadata = json.loads((paths["float32"] / "export.json").read_text())
     assert metadata["format"] == "tflite" and metadata["precision"] == "float32"
-    assert metadata["input_size"] == [64, 64] and metadata["num_classes"] == 20 and metadata["label_set"] == "lip"
+    assert metadata["input_size"] == [64, 64] and metadata["num_classes"] == 20 and metadata["label_set"]["name"] == "lip"
     assert metadata["source_run"] == "runs/tiny"
 
 

@@ -42,6 +42,7 @@ def test_numpy_postprocess_equals_the_graph_path():
         "segmentation": rng.normal(size=(2, 8, 8, 20)), "pose": rng.normal(size=(2, 8, 8, 16)),
         "densepose_i": rng.normal(size=(2, 14, 14, 25)), "densepose_u": rng.uniform(size=(2, 14, 14, 25)),
         "densepose_v": rng.uniform(size=(2, 14, 14, 25)), "densepose_box": BOXES[:2],
+        "densepose_coarse": rng.normal(size=(2, 14, 14, 15)),
     }
     outputs = {key: value.astype(np.float32) for key, value in outputs.items()}
     image_size = np.array([[70, 50], [33, 91]], np.int32)

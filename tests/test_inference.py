@@ -85,7 +85,8 @@ def test_forward_in_chunks_equals_one_forward():
     batch = tf.random.uniform((3, 32, 32, 3), 0, 255, seed=4)
     whole = inference.forward(model, batch)
     chunked = inference.forward_in_chunks(model, batch, chunk=2)  # 2 + 1 padded
-    assert set(chunked) == {"segmentation", "pose", "densepose_i", "densepose_u", "densepose_v", "densepose_box"}
+    assert set(chunked) == {"segmentation", "pose", "densepose_i", "densepose_u", "densepose_v",
+                            "densepose_coarse", "densepose_box"}
     for key, value in chunked.items():
         np.testing.assert_allclose(value, whole[key], rtol=1e-4, atol=1e-4)
 

@@ -188,6 +188,27 @@ def warp_parsing(parsing: tf.Tensor, matrix: tf.Tensor, output_size, fill=labels
     return warped[..., 0]
 
 
+def warp_densepose_masks(masks, bbox_xywh, matrix, box, size: int) -> tf.Tensor:
+    """The coarse dp_masks [M, M] (bbox frame) resampled to the head's [size, size] grid
+    over the augmented person `box` (x0, y0, x1, y1 in input pixels), nearest, 0 outside
+    (as detectron2's resample_data with zero padding); no masks -> all 255 (ignored)."""
+    side = tf.cast(tf.shape(masks)[0], tf.float32)
+
+    def resample():
+        x0, y0, w, h = tf.unstack(bbox_xywh)
+        mask_to_image = _affine(w / side, 0.0, 0.0, h / side, x0, y0)
+        bx0, by0, bx1, by1 = tf.unstack(box)
+        sx = float(size) / tf.maximum(bx1 - bx0, 1e-6)
+        sy = float(size) / tf.maximum(by1 - by0, 1e-6)
+        input_to_roi = _affine(sx, 0.0, 0.0, sy, -bx0 * sx, -by0 * sy)
+        forward = input_to_roi @ matrix @ mask_to_image
+        return tf.cast(warp_parsing(masks, forward, (size, size), fill=0), tf.uint8)
+
+    return tf.cond(
+        tf.size(masks) > 0, resample, lambda: tf.fill([size, size], tf.constant(255, tf.uint8))
+    )
+
+
 def transform_points(x: tf.Tensor, y: tf.Tensor, matrix: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """Maps continuous image coordinates through the affine matrix."""
     new_x = matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2]

@@ -154,9 +154,8 @@ class Parser:
         dense = targets.densepose_targets(
             points, box, self.input_size, self.data_config.max_densepose_points, present
         )
-        masks = targets.densepose_mask_target(
-            example["densepose_masks"], example["densepose_bbox"], matrix, box,
-            self.densepose_size, augment.warp_parsing,
+        masks = augment.warp_densepose_masks(
+            example["densepose_masks"], example["densepose_bbox"], matrix, box, self.densepose_size
         )
         masks = tf.cond(flipped, lambda: augment.swap_coarse_sides(masks), lambda: masks)
         has_masks = dense["has_densepose"] * tf.cast(tf.size(example["densepose_masks"]) > 0, tf.float32)

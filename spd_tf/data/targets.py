@@ -66,33 +66,6 @@ def person_box(bbox_xywh: tf.Tensor, matrix: tf.Tensor, input_size) -> tf.Tensor
     ])
 
 
-def densepose_mask_target(masks, bbox_xywh, matrix, box, size: int, warp) -> tf.Tensor:
-    """The coarse dp_masks [M, M] (bbox frame) resampled to the head's [size, size] grid
-    over the augmented person `box` (x0, y0, x1, y1 in input pixels), nearest, 0 outside
-    (as detectron2's resample_data with zero padding). `warp(mask, forward, size, fill)`
-    is augment's affine warp; no masks -> all 255 (ignored)."""
-    side = tf.cast(tf.shape(masks)[0], tf.float32)
-
-    def resample():
-        x0, y0, w, h = tf.unstack(bbox_xywh)
-        mask_to_image = _affine(w / side, h / side, x0, y0)
-        bx0, by0, bx1, by1 = tf.unstack(box)
-        r = float(size)
-        input_to_roi = _affine(r / tf.maximum(bx1 - bx0, 1e-6), r / tf.maximum(by1 - by0, 1e-6),
-                               -bx0 * r / tf.maximum(bx1 - bx0, 1e-6), -by0 * r / tf.maximum(by1 - by0, 1e-6))
-        forward = input_to_roi @ matrix @ mask_to_image
-        return tf.cast(warp(masks, forward, (size, size), 0), tf.uint8)
-
-    return tf.cond(
-        tf.size(masks) > 0, resample, lambda: tf.fill([size, size], tf.constant(255, tf.uint8))
-    )
-
-
-def _affine(sx, sy, tx, ty) -> tf.Tensor:
-    row = lambda *v: tf.stack([tf.cast(x, tf.float32) for x in v])
-    return tf.stack([row(sx, 0.0, tx), row(0.0, sy, ty), row(0.0, 0.0, 1.0)])
-
-
 def densepose_targets(
     points: Dict[str, tf.Tensor], box: tf.Tensor, input_size, max_points: int, present: tf.Tensor
 ) -> Dict[str, tf.Tensor]:

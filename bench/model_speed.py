@@ -172,7 +172,7 @@ def main(argv=None):
     progress.update()
 
     for variant, stride, precision in jobs:
-        config = ModelConfig(variant=variant, backbone_depth=args.depth, output_stride=stride,
+        config = ModelConfig(variant=variant, backbone=f"resnet{args.depth}", output_stride=stride,
                              input_size=(side, side))
         model = build_model(config, dtype=POLICIES[precision])
         features = {"image": images, "densepose_box": tf.fill((args.batch_size, 4), -1.0)}

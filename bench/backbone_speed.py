@@ -22,14 +22,13 @@ from pathlib import Path
 
 import tensorflow as tf
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]  # this checkout's spd_tf, model_speed
 
 from model_speed import _forward, interleaved_speeds  # noqa: E402
 
 from spd_tf.config import ModelConfig  # noqa: E402
 from spd_tf.model.spd import build_model, select_model_inputs  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _parse_args(argv):

@@ -34,7 +34,7 @@ from spd_tf.model.spd import build_model  # noqa: E402
 
 MODELS = {
     # train.py's synthetic demo (spd_tf.training.cli.PROFILES) and the paper's network at stride 16.
-    "demo": ModelConfig(backbone_depth=18, width_multiplier=0.25, input_size=(128, 128), num_refinement_stages=1,
+    "demo": ModelConfig(backbone="resnet18", width_multiplier=0.25, input_size=(128, 128), num_refinement_stages=1,
                         roi_size=14, aspp_rates=(2, 4, 6, 8)),
     "paper_stride16": ModelConfig(output_stride=16),
 }

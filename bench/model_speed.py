@@ -179,7 +179,7 @@ def _resnet_fields(resnet, gflop):
 
 def _spd_model(variant, stride, precision, args, images):
     """An SPD model as the CLIs build it for `precision`: (model, forward, inputs, GFLOP per image)."""
-    config = ModelConfig(variant=variant, backbone_depth=args.depth, output_stride=stride,
+    config = ModelConfig(variant=variant, backbone=f"resnet{args.depth}", output_stride=stride,
                          input_size=tuple(images.shape[1:3]))
     model = build_model(config, dtype=POLICIES[precision])
     features = {"image": images, "densepose_box": tf.fill((args.batch_size, 4), -1.0)}
@@ -189,7 +189,7 @@ def _spd_model(variant, stride, precision, args, images):
 
 
 def _spd_fields(variant, stride, precision, args, model, gflop):
-    return {"model": f"spd_{variant}", "variant": variant, "backbone_depth": args.depth, "output_stride": stride,
+    return {"model": f"spd_{variant}", "variant": variant, "backbone": f"resnet{args.depth}", "output_stride": stride,
             "precision": precision, "dilated_conv": "native", "gflop": round(gflop, 2),
             "params": model.count_params()}
 

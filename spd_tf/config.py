@@ -9,6 +9,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from spd_tf import labels
+from spd_tf.model import backbones
 
 SEGMENTATION, POSE, DENSEPOSE = "segmentation", "pose", "densepose"
 TASKS = (SEGMENTATION, POSE, DENSEPOSE)
@@ -21,7 +22,6 @@ VARIANTS = {
     "sd": (SEGMENTATION, DENSEPOSE),
     "spd": (SEGMENTATION, POSE, DENSEPOSE),
 }
-BACKBONE_DEPTHS = (18, 34, 50, 101)
 OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -85,7 +85,7 @@ class ModelConfig(_Config):
     """Network shape. Defaults are the paper's: SPD, ResNet-101, 384x384, output stride 8."""
 
     variant: str = "spd"
-    backbone_depth: int = 101
+    backbone: str = "resnet101"  # a name of spd_tf.model.backbones.NAMES
     output_stride: int = 8
     input_size: Tuple[int, int] = (384, 384)  # (height, width)
     # Scales every conv width (backbone and heads) so tests can build tiny models through
@@ -113,12 +113,15 @@ class ModelConfig(_Config):
         # Run directories written before backbone_bn had a boolean.
         if "freeze_backbone_bn" in values:
             values["backbone_bn"] = "frozen" if values.pop("freeze_backbone_bn") else "trainable"
+        # ... and before the backbone registry a ResNet depth.
+        if "backbone_depth" in values:
+            values["backbone"] = f"resnet{values.pop('backbone_depth')}"
         return values
 
     def __post_init__(self):
         owner = "ModelConfig"
         _check_choice(owner, "variant", self.variant, VARIANTS)
-        _check_choice(owner, "backbone_depth", self.backbone_depth, BACKBONE_DEPTHS)
+        _check_choice(owner, "backbone", self.backbone, backbones.NAMES)
         _check_choice(owner, "output_stride", self.output_stride, OUTPUT_STRIDES)
         _check_choice(owner, "aspp", self.aspp, ASPP_KINDS)
         _check_choice(owner, "head_norm", self.head_norm, HEAD_NORMS)
@@ -144,7 +147,7 @@ class ModelConfig(_Config):
                     f"{owner}.input_size={tuple(self.input_size)!r} must be positive and "
                     f"divisible by output_stride={self.output_stride}"
                 )
-        # The ResNet stem and res3 reduce by 8 before dilation starts; a side under 32
+        # The trunks reduce by 8 before dilation (or resampling) starts; a side under 32
         # leaves too few pixels for the ASPP/refinement kernels to be meaningful.
         if min(self.input_size) < 32:
             raise ValueError(f"{owner}.input_size={tuple(self.input_size)!r} must be >= 32")

@@ -153,7 +153,7 @@ def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
     from spd_tf.config import ModelConfig
     from spd_tf.model.spd import build_model
 
-    config = ModelConfig(variant="sp", backbone_depth=18, width_multiplier=0.125,
+    config = ModelConfig(variant="sp", backbone="resnet18", width_multiplier=0.125,
                          input_size=(64, 64), num_refinement_stages=1)
     run = tmp_path / "run"
     write_json_atomic(run / "config.json", {"model": config.to_dict()})

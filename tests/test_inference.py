@@ -80,7 +80,7 @@ def test_banded_resize_equals_tf_image_resize(monkeypatch, grid, out):
 
 def test_forward_in_chunks_equals_one_forward():
     keras.utils.set_random_seed(3)
-    model = build_model(ModelConfig(backbone_depth=18, width_multiplier=0.125, input_size=(32, 32),
+    model = build_model(ModelConfig(backbone="resnet18", width_multiplier=0.125, input_size=(32, 32),
                                     num_refinement_stages=0))
     batch = tf.random.uniform((3, 32, 32, 3), 0, 255, seed=4)
     whole = inference.forward(model, batch)
@@ -219,7 +219,7 @@ def test_stage_mean_tta_at_the_original_size():
 def test_paper_protocol_on_a_model_equals_jppnet_steps_at_the_image_size():
     """JPPNet's evaluate_parsing: scales 1/0.75/1.25 of the input size from the original
     image, each with its mirror, parsing stages averaged, all resized to the image, fused."""
-    config = ModelConfig(variant="sp", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+    config = ModelConfig(variant="sp", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
                          num_refinement_stages=1, aspp_rates=(1, 2))
     model = build_model(config)
     image = np.random.default_rng(3).integers(0, 255, (1, 37, 23, 3), np.uint8)

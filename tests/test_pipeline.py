@@ -8,7 +8,7 @@ from spd_tf import labels
 from spd_tf.config import DataConfig, ModelConfig
 from spd_tf.data import pipeline, synthetic
 
-MODEL = ModelConfig(backbone_depth=18, input_size=(64, 64), width_multiplier=0.25)
+MODEL = ModelConfig(backbone="resnet18", input_size=(64, 64), width_multiplier=0.25)
 DATA = DataConfig(seed=7, deterministic=True, max_densepose_points=64, shuffle_buffer=8)
 BATCH = 4
 

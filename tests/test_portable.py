@@ -103,7 +103,7 @@ def test_cli_rejects_unknown_formats(tmp_path, capsys):
 def test_cli_writes_an_onnx_export_with_its_source_run(tmp_path, capsys):
     pytest.importorskip("tf2onnx")
     pytest.importorskip("onnxruntime")
-    config = ModelConfig(variant="s", backbone_depth=18, width_multiplier=0.125, input_size=(32, 32),
+    config = ModelConfig(variant="s", backbone="resnet18", width_multiplier=0.125, input_size=(32, 32),
                          num_refinement_stages=0, aspp_rates=(1, 2))
     keras.utils.set_random_seed(0)
     model = build_model(config)

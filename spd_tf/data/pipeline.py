@@ -22,6 +22,7 @@ import tensorflow as tf
 from spd_tf import labels
 from spd_tf.config import ModelConfig, DataConfig
 from spd_tf.data import augment, schema, targets
+from spd_tf.model import backbones
 
 AUTOTUNE = tf.data.AUTOTUNE
 Patterns = Union[str, Sequence[str]]
@@ -100,6 +101,7 @@ class Parser:
         self.input_size = tuple(int(s) for s in model_config.input_size)
         self.output_stride = model_config.output_stride
         self.label_set = model_config.label_set
+        self.pad_value = backbones.pad_value(model_config.backbone)
         self.densepose_size = densepose_output_size(model_config)
         self.data_config = data_config
         self.uv_symmetry = None  # only training flips
@@ -111,7 +113,7 @@ class Parser:
         matrix, flipped = augment.random_transform(
             seed, tf.shape(example["image"])[:2], self.input_size, self.data_config
         )
-        image = augment.warp_image(example["image"], matrix, self.input_size)
+        image = augment.warp_image(example["image"], matrix, self.input_size, self.pad_value)
         parsing = augment.warp_parsing(example["parsing"], matrix, self.input_size)
         return self.make_targets(example, image, parsing, matrix, flipped)
 

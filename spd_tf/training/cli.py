@@ -1,7 +1,7 @@
 """`python train.py`: argparse front end that resolves flags into the three configs.
 
 With no --data the run trains on the built-in synthetic people set. Those runs only change
-the *default values* of a few flags (input size, backbone depth/width, steps, ...) so the
+the *default values* of a few flags (input size, backbone and width, steps, ...) so the
 whole demo fits a laptop CPU; everything else is the same code path a user has, and any
 flag given explicitly wins.
 """
@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from spd_tf.config import (
-    ASPP_KINDS, BACKBONE_DEPTHS, FRAMINGS, HEAD_NORMS, HEATMAP_SIGMA_UNITS, OPTIMIZERS, OUTPUT_STRIDES,
+    ASPP_KINDS, FRAMINGS, HEAD_NORMS, HEATMAP_SIGMA_UNITS, OPTIMIZERS, OUTPUT_STRIDES,
     PRECISIONS, REFINEMENT_CONTEXTS, STRATEGIES, VARIANTS, DataConfig, ModelConfig, TrainConfig,
 )
+from spd_tf.model import backbones
 from spd_tf.training.errors import TrainingDataError, TrainingDiverged, TrainingSetupError
 
 _MODEL, _DATA, _TRAIN = ModelConfig(), DataConfig(), TrainConfig()
@@ -24,7 +25,7 @@ _MODEL, _DATA, _TRAIN = ModelConfig(), DataConfig(), TrainConfig()
 PROFILES = {
     "input_size": (_MODEL.input_size[0], 128),
     "output_stride": (_MODEL.output_stride, 8),
-    "backbone_depth": (_MODEL.backbone_depth, 18),
+    "backbone": (_MODEL.backbone, "resnet18"),
     "width_multiplier": (_MODEL.width_multiplier, 0.25),
     "refinement_stages": (_MODEL.num_refinement_stages, 1),
     # At 128 px the res4 map is 16x16: a 28x28 ROI would only interpolate it, at 4x the cost.
@@ -146,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=_profile_help("input N (square) or H,W in pixels", "input_size"))
     model.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=None,
                        help=_profile_help("backbone output stride", "output_stride"))
-    model.add_argument("--backbone-depth", type=int, choices=BACKBONE_DEPTHS, default=None,
-                       help=_profile_help("ResNet depth", "backbone_depth"))
+    model.add_argument("--backbone", choices=backbones.NAMES, default=None,
+                       help=_profile_help("trunk (spd_tf.model.backbones)", "backbone"))
+    model.add_argument("--backbone-depth", type=int, choices=backbones.RESNET_DEPTHS, default=None,
+                       help="ResNet depth: --backbone-depth N is --backbone resnetN")
     model.add_argument("--width-multiplier", type=float, default=None,
                        help=_profile_help("scales every conv width", "width_multiplier"))
     model.add_argument("--refinement-stages", type=int, default=None,
@@ -172,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "trainable from random init (frozen random statistics leave the trunk unnormalised)")
     model.add_argument("--sync-bn", action="store_true", help="synchronise head BatchNorm statistics across replicas")
     model.add_argument("--backbone-weights", default=None, metavar="imagenet|PATH|none",
-                       help=_profile_help("backbone initialisation: ImageNet ResNet weights by name, a local "
+                       help=_profile_help("backbone initialisation: ImageNet weights by layer name, a local "
                                           ".h5 file, or none (random init, warns)", "backbone_weights"))
 
     train = parser.add_argument_group("optimisation")
@@ -223,6 +226,18 @@ def backbone_bn_mode(choice: str, backbone_weights: str) -> str:
     return choice
 
 
+def _backbone_flag(args: argparse.Namespace) -> Optional[str]:
+    """--backbone, or its alias --backbone-depth N (resnetN); both must agree."""
+    if args.backbone_depth is None:
+        return args.backbone
+    alias = f"resnet{args.backbone_depth}"
+    if args.backbone not in (None, alias):
+        raise TrainingSetupError(
+            f"--backbone-depth {args.backbone_depth} (= {alias}) disagrees with --backbone {args.backbone}"
+        )
+    return alias
+
+
 def _pair(size) -> tuple:
     return (size, size) if isinstance(size, int) else tuple(size)
 
@@ -231,6 +246,7 @@ def resolve_configs(args: argparse.Namespace):
     """Flags -> (ModelConfig, DataConfig, TrainConfig, synthetic: bool)."""
     synthetic = not args.data
     value = {name: getattr(args, name) for name in PROFILES}
+    value["backbone"] = _backbone_flag(args)
     for name, (paper, demo) in PROFILES.items():
         if value[name] is None:
             value[name] = demo if synthetic else paper
@@ -239,7 +255,7 @@ def resolve_configs(args: argparse.Namespace):
     try:
         model = ModelConfig(
             variant=args.variant,
-            backbone_depth=value["backbone_depth"],
+            backbone=value["backbone"],
             output_stride=value["output_stride"],
             input_size=_pair(value["input_size"]),
             label_set=args.label_set,
@@ -290,7 +306,7 @@ def announcement(model: ModelConfig, train: TrainConfig, synthetic: bool) -> str
     """The run's first line: what trains, and on what."""
     settings = (
         f"variant={model.variant} input={model.input_size[0]}x{model.input_size[1]} "
-        f"stride={model.output_stride} resnet{model.backbone_depth} width x{model.width_multiplier} "
+        f"stride={model.output_stride} {model.backbone} width x{model.width_multiplier} "
         f"labels={model.label_set.name} aspp={model.aspp}:{_typed(model.aspp_rates)} head_norm={model.head_norm} "
         f"refinements={model.num_refinement_stages} train_scales={_typed(train.train_scales)} "
         f"batch={train.batch_size} steps={train.total_steps} "

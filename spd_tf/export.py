@@ -10,14 +10,12 @@ Layout (what `tensorflow_model_server --model_base_path=OUT/spd` serves):
   OUT/models.config             `--model_config_file` listing every model and version
                                 under OUT, with base paths under /models (docker mount)
 
-Signatures (outputs in docs/interfaces.md and spd_tf.inference; absent branches -> absent
-outputs):
+Signatures (absent branches -> absent outputs):
   serving_default  image_bytes string [B]: encoded JPEG/PNG, any size, gray/RGBA accepted
   image_tensor     images uint8 [B, H, W, 3]
   tf_example       examples string [B]: serialized tf.train.Example of spd_tf.data.schema
-All return labels int32 [B, H, W], image_size int32 [B, 2], keypoints float32 [B, 16, 3],
-densepose_iuv float32 [B, H, W, 3], densepose_box float32 [B, 4] and, when exported with
-include_probabilities, probabilities float32 [B, H, W, C]; H, W = largest image of the batch.
+All return the outputs of spd_tf.outputs.OUTPUTS (probabilities only when exported with
+include_probabilities), padded to the largest image of the batch.
 Bad input (not JPEG/PNG, truncated, zero-size, a side over `max_image_side`) fails the request
 with an InvalidArgumentError naming the image, which TF Serving returns to the client as
 "error"; so does a request over `max_request_pixels` (spd_tf.inference: batch x largest

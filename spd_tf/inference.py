@@ -22,11 +22,8 @@ is decoded. Post-processing upsamples the model grids in bands of rows, so no fu
 map of all classes exists (probabilities only when asked for), and `forward_in_chunks` runs
 the network on a few images at a time.
 
-`results` (batch padded to the largest image, `image_size` says which part is real):
-  labels int32 [B, H, W] (255 in padding), probabilities float32 [B, H, W, C] (optional),
-  keypoints float32 [B, 16, 3] (x, y, score = heatmap peak) in image pixels,
-  densepose_iuv float32 [B, H, W, 3] (I as float, U, V in [0, 1]; 0 outside the person box),
-  densepose_box float32 [B, 4] (x0, y0, x1, y1) in image pixels, image_size int32 [B, 2].
+`results`: the outputs of spd_tf.outputs.OUTPUTS (batch padded to the largest image,
+`image_size` says which part of each row is real, the rest is the output's `fill`).
 Branches the model lacks are absent keys.
 """
 
@@ -37,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from spd_tf import labels as lip
+from spd_tf import outputs as output_spec
 from spd_tf.model.spd import select_model_inputs
 
 # Largest image side accepted (a bogus header cannot make us allocate a 16k x 16k image).
@@ -508,7 +506,7 @@ def split_batch(results: Mapping[str, tf.Tensor]) -> list:
     for row, (height, width) in enumerate(arrays["image_size"]):
         one = {}
         for key, value in arrays.items():
-            if key in ("labels", "probabilities", "densepose_iuv"):
+            if key in output_spec.SPATIAL:
                 one[key] = value[row, :height, :width]
             else:
                 one[key] = value[row]

@@ -282,16 +282,6 @@ def list_cihp(root: PathLike, split: Optional[str] = None, id_list: Optional[Pat
     )
 
 
-def list_ccp(root: PathLike, split: Optional[str] = None, id_list: Optional[PathLike] = None) -> Listing:
-    """CCP: photos/ + annotations/pixel-level/*.mat + label_list.mat (spd_tf.data.ccp)."""
-    from spd_tf.data import ccp
-
-    return ccp.list_ccp(root, split, id_list)
-
-
-LISTERS = {"lip": list_lip, "atr": list_atr, "cihp": list_cihp, "ccp": list_ccp}
-
-
 # --- loading ---------------------------------------------------------------------------------------
 
 def load_image(path: PathLike) -> np.ndarray:

@@ -21,6 +21,7 @@ A run directory's network is built in any of dtype_policies.NETWORK_PRECISIONS (
 into any policy); an export runs in the precision it was exported with and serves one scale.
 """
 
+import collections
 import dataclasses
 import json
 import re
@@ -131,13 +132,26 @@ def read_label_set(saved_model: Path) -> labels.LabelSet:
 # --- the float32 (or bfloat16) rebuild ---------------------------------------------------------
 
 
+def compute_policy(model) -> str:
+    """The dtype policy most of the model's weighted layers compute in. A functional Model's
+    own `dtype_policy` is the global policy when it was built, not its layers' (build_model
+    with an explicit dtype), and a mixed model keeps a few float32 layers (the logits)."""
+    def layers_of(layer):
+        for inner in getattr(layer, "layers", ()):
+            yield inner
+            yield from layers_of(inner)
+
+    policies = collections.Counter(layer.dtype_policy.name for layer in layers_of(model) if layer.weights)
+    return policies.most_common(1)[0][0] if policies else model.dtype_policy.name
+
+
 def model_in_precision(model, model_config: ModelConfig, precision: str):
     """The model itself if it already runs in `precision`, else a rebuild with its weights
     (what export and evaluation run, whatever policy the model was trained under)."""
     from spd_tf.model.spd import build_model
 
     policy = inference_policy(precision)
-    if model.dtype_policy.name == policy:
+    if compute_policy(model) == policy:
         return model
     rebuilt = build_model(model_config, dtype=policy)
     rebuilt.set_weights(model.get_weights())

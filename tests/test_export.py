@@ -167,7 +167,7 @@ def test_variants_versions_and_mixed_precision(tmp_path, capsys):
     assert set(out) == {"labels", "image_size", "densepose_iuv", "densepose_box", "probabilities"}
     assert out["probabilities"].dtype == tf.float32 and out["probabilities"].shape == (1, 50, 40, 20)
     float_model = artifacts.model_in_precision(sd_model, sd_config, "float32")
-    assert float_model.dtype_policy.name == "float32"
+    assert artifacts.compute_policy(float_model) == "float32" and float_model is not sd_model
     for weight, copy in zip(sd_model.get_weights(), float_model.get_weights()):
         np.testing.assert_array_equal(weight, copy)
     assert_same_labels(out["labels"][0].numpy(), keras_reference(float_model, sd_config, image)[0])

@@ -219,7 +219,8 @@ class Loaded:
         """uint8 RGB images of any sizes -> one results dict per image, at the image's size.
 
         A Keras model runs any test protocol on the whole list as one padded batch (each
-        image resized from its own pixels, fused at its own size); an export serves one scale.
+        image resized from its own pixels, fused at its own size); an export serves one scale
+        (a SavedModel with the outputs it was exported with).
         """
         protocol = protocol or inference.PROTOCOLS["fast"]
         if self.model_config is None and protocol != inference.PROTOCOLS["fast"]:
@@ -238,11 +239,11 @@ class Loaded:
         if self.kind in ("tflite", "onnx"):
             return lambda images: _portable_results(
                 self.model, [inference.decode_rgb(data) for data in images], include_probabilities)
-        if self.kind == "saved_model":
-            if include_probabilities:
-                raise ValueError(f"{self.description}: probabilities are chosen at export time")
+        if self.kind == "saved_model":  # returns what it was exported with (probabilities or not)
             signature = self.model.signatures["serving_default"]
-            run = lambda image_bytes: signature(image_bytes=image_bytes)  # noqa: E731
+
+            def run(image_bytes):
+                return signature(image_bytes=image_bytes)
         else:
             model, input_size = self.model, self.model_config.input_size
 

@@ -479,7 +479,7 @@ def _segmentation(logits: tf.Tensor, image_size, canvas, include_probabilities: 
     def one(args):
         grid, size = args
         labels = _banded(grid, size, lambda band: tf.argmax(band, axis=-1, output_type=tf.int32), tf.int32,
-                         canvas, fill=lip.IGNORE_LABEL)
+                         canvas, fill=output_spec.spec("labels").fill)
         if not include_probabilities:
             return labels
         return labels, _banded(grid, size, lambda band: tf.nn.softmax(band, axis=-1), tf.float32, canvas, fill=0.0)
@@ -619,7 +619,7 @@ def postprocess_numpy(outputs: Mapping[str, np.ndarray], image_size, include_pro
     image_size = np.asarray(image_size, np.int32)
     canvas = image_size.max(axis=0)
     logits = np.asarray(outputs["segmentation"], np.float32)
-    labels = np.full((len(image_size), *canvas), lip.IGNORE_LABEL, np.int32)
+    labels = np.full((len(image_size), *canvas), output_spec.spec("labels").fill, np.int32)
     probabilities = np.zeros((len(image_size), *canvas, logits.shape[-1]), np.float32)
     for row, (height, width) in enumerate(image_size):
         resized = resize_bilinear(logits[row], (height, width))

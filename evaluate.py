@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from spd_tf import evaluation
+from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_json_atomic
 from spd_tf.inference import PROTOCOLS
 
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="score the records before the damage of a truncated/corrupted TFRecord "
                              "shard (warned, with a count) instead of stopping")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="--model: images per network batch, any mix of sizes; every prediction is "
+                             "still fused at its own image's size (default: 1)")
+    parser.add_argument("--precision", choices=NETWORK_PRECISIONS, default=None,
+                        help="--model run directory: network precision (default float32); bfloat16 pays off "
+                             "on CPUs with AVX512_BF16/AMX and GPUs. An export keeps its own precision")
     return parser
 
 
@@ -109,12 +116,12 @@ def main(argv=None) -> int:
         else:
             total, examples = evaluation.tfrecord_examples(args.data, args.skip_corrupt_records)
         if args.model:
+            from spd_tf.artifacts import is_run_dir
             from spd_tf.predictions import load_predictor
 
-            saved_model = not (Path(args.model) / "config.json").exists()
-            protocol = resolve_protocol(args, saved_model)
+            protocol = resolve_protocol(args, saved_model=not is_run_dir(args.model))
             print(f"test protocol: {protocol}", file=sys.stderr)
-            predictor = load_predictor(args.model, protocol)
+            predictor = load_predictor(args.model, protocol, args.precision)
         else:
             if args.protocol or args.scales or args.flip:
                 raise ValueError("--protocol/--scales/--flip apply to --model, not to --predictions files")
@@ -128,7 +135,7 @@ def main(argv=None) -> int:
             writer = PredictionWriter(args.save_predictions, predictor.label_set)
         result = evaluation.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
                                      densepose_tables=tables, progress=not args.no_progress,
-                                     strict=args.strict)
+                                     strict=args.strict, batch_size=args.batch_size)
     except (FileNotFoundError, ValueError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         return 2

@@ -28,9 +28,10 @@ from serving import measure  # noqa: E402  (bench/serving.py)
 from spd_tf import inference  # noqa: E402
 from spd_tf.config import ModelConfig  # noqa: E402
 from spd_tf.export import export_saved_model  # noqa: E402
-from spd_tf.export_onnx import OnnxModel, export_onnx  # noqa: E402
-from spd_tf.export_tflite import PRECISIONS, TFLiteModel, export_tflite  # noqa: E402
+from spd_tf.export_onnx import export_onnx  # noqa: E402
+from spd_tf.export_tflite import PRECISIONS, export_tflite  # noqa: E402
 from spd_tf.model.spd import build_model  # noqa: E402
+from spd_tf.runtimes import OnnxModel, TFLiteModel  # noqa: E402
 
 MODELS = {
     # train.py's synthetic demo (spd_tf.training.cli.PROFILES) and the paper's network at stride 16.

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from spd_tf.config import VARIANTS, ModelConfig
 from spd_tf.model import conv
 from spd_tf.model.spd import build_model, select_model_inputs
-from spd_tf.training.precision import POLICIES
+from spd_tf.dtype_policies import POLICIES
 
 
 def _parse_args(argv):

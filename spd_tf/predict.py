@@ -23,25 +23,22 @@ failures (exit status 1 only if every image failed).
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import cv2
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from spd_tf import inference, portable, visualize
-from spd_tf.config import ModelConfig
-from spd_tf.export import NETWORK_PRECISIONS, existing_versions, load_run_model, read_label_set
+from spd_tf import artifacts, inference, visualize
 from spd_tf import labels as lip
+from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
 from spd_tf.predictions import quantize_iuv
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-Runner = Callable[[List[bytes]], Dict[str, np.ndarray]]
 
 
 def find_images(paths: Sequence) -> List[Path]:
@@ -55,74 +52,6 @@ def find_images(paths: Sequence) -> List[Path]:
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
     return images
-
-
-def resolve_saved_model(path: Path) -> Path:
-    """A version directory as is; a TF Serving model directory -> its newest version."""
-    if (path / "saved_model.pb").exists():
-        return path
-    versions = existing_versions(path)
-    if not versions:
-        raise FileNotFoundError(f"{path}: no saved_model.pb and no numbered version directories")
-    return path / str(versions[-1])
-
-
-def load_runner(model_path, include_probabilities: bool = False, precision: Optional[str] = None) -> Runner:
-    """list of encoded images -> batched numpy results (spd_tf.inference layout).
-
-    precision: one of spd_tf.export.NETWORK_PRECISIONS for a run directory (None = float32); a
-    SavedModel keeps its export precision, so asking for one is a ValueError.
-    """
-    model_path = Path(model_path)
-    if portable.find_model_file(model_path) is not None:
-        model = portable.load_portable(model_path)
-
-        def run_portable(images: List[bytes]) -> Dict[str, np.ndarray]:
-            batch, image_size = inference.preprocess_numpy([decode_rgb(data) for data in images], model.input_size)
-            return inference.postprocess_numpy(model(batch), image_size, include_probabilities)
-
-        return run_portable
-    if (model_path / "config.json").exists():
-        model, config = load_run_model(model_path, precision=precision or "float32")
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def run(image_bytes):
-            batch, image_size = inference.decode_images(image_bytes, config.input_size)
-            outputs = inference.forward(model, batch)
-            return inference.postprocess(outputs, image_size, include_probabilities)
-
-    elif precision is not None:
-        raise ValueError(
-            f"--precision {precision}: the SavedModel {model_path} runs in the precision it was "
-            f"exported with (python -m spd_tf.export --precision {precision}); pass a run directory"
-        )
-    else:
-        signature = tf.saved_model.load(str(resolve_saved_model(model_path))).signatures["serving_default"]
-
-        def run(image_bytes):
-            return signature(image_bytes=image_bytes)
-
-    return lambda images: {k: v.numpy() for k, v in run(tf.constant(images, tf.string)).items()}
-
-
-def decode_rgb(data: bytes) -> np.ndarray:
-    """The pixels the model saw (TF's decoder, gray/RGBA -> RGB), for drawing on."""
-    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
-
-
-def model_label_set(model_path) -> lip.LabelSet:
-    """The label set of a run directory (its config), a TFLite/ONNX export (its export.json)
-    or a SavedModel (its label_set.json)."""
-    model_path = Path(model_path)
-    model_file = portable.find_model_file(model_path)
-    if model_file is not None:
-        metadata = json.loads((model_file.parent / portable.EXPORT_JSON).read_text())
-        return lip.get_label_set(metadata.get("label_set", "lip"))
-    if (model_path / "config.json").exists():
-        from spd_tf.training.run_dir import read_run_config
-
-        return ModelConfig.from_dict(read_run_config(model_path)["model"]).label_set
-    return read_label_set(resolve_saved_model(model_path))
 
 
 def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray],
@@ -165,7 +94,7 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
+def predict_files(files: Sequence[Path], runner: artifacts.BytesRunner, out_dir, batch_size: int = 8,
                   input_errors=(tf.errors.InvalidArgumentError, ValueError),
                   label_set: lip.LabelSet = lip.LABEL_SETS["lip"], sheet_images: int = 0) -> dict:
     """Runs every file through `runner` in batches; returns {"written": images, "files": files
@@ -189,7 +118,7 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
             except OSError as error:
                 failed[str(path)] = f"unreadable: {error.strerror or error}"
         for (path, stem, data), result in _run_batch(runner, loaded, failed, input_errors):
-            image = decode_rgb(data)
+            image = inference.decode_rgb(data)
             written_files += write_outputs(out_dir, stem, image, result, label_set)
             written += 1
             if len(sheets) < sheet_images:
@@ -203,7 +132,7 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
     return {"written": written, "files": written_files, "failed": failed}
 
 
-def _run_batch(runner: Runner, items: list, failed: dict, input_errors) -> list:
+def _run_batch(runner: artifacts.BytesRunner, items: list, failed: dict, input_errors) -> list:
     """[(item, result)] for the items that ran; a failing batch is split into single images."""
     if not items:
         return []
@@ -270,8 +199,8 @@ def main(argv=None) -> int:
         files = find_images(args.inputs)
         if not files:
             raise FileNotFoundError(f"no JPEG/PNG images in {args.inputs}")
-        runner = load_runner(args.model, precision=args.precision)
-        label_set = model_label_set(args.model)
+        loaded = artifacts.load(args.model, precision=args.precision)
+        runner, label_set = loaded.bytes_runner(), loaded.label_set
     except (FileNotFoundError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -170,6 +170,9 @@ def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
     from_model = json.loads((tmp_path / "from_model" / "metrics.json").read_text())
     assert from_model == json.loads((tmp_path / "from_files" / "metrics.json").read_text())
     assert from_model["parsing"]["num_pixels"] > 0 and from_model["pose"]["num_images"] == 1
+    code, _, _ = _run_cli(["--dataset", "lip", "--data", data, "--model", str(run), "--batch-size", "3",
+                           "--output", str(tmp_path / "batched")], capsys)
+    assert code == 0 and json.loads((tmp_path / "batched" / "metrics.json").read_text()) == from_model
 
 
 def test_unsafe_source_ids_are_written_and_read_inside_the_prediction_dir(tmp_path, capsys):

@@ -32,7 +32,7 @@ from spd_tf.inference import PROTOCOLS  # noqa: E402
 from spd_tf.model.spd import build_model  # noqa: E402
 from spd_tf.predictions import ModelPredictor  # noqa: E402
 
-DEMO = ModelConfig(backbone_depth=18, width_multiplier=0.25, input_size=(128, 128), num_refinement_stages=1,
+DEMO = ModelConfig(backbone="resnet18", width_multiplier=0.25, input_size=(128, 128), num_refinement_stages=1,
                    roi_size=14, aspp_rates=(2, 4, 6, 8))  # train.py's synthetic demo (training.cli.PROFILES)
 LIP_VAL_IMAGES = 10_000
 

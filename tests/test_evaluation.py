@@ -186,7 +186,7 @@ def test_batched_model_evaluation_scores_and_writes_as_one_at_a_time(tmp_path):
     from spd_tf.model.spd import build_model
     from spd_tf.predictions import ModelPredictor, PredictionWriter
 
-    config = ModelConfig(variant="sp", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+    config = ModelConfig(variant="sp", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
                          num_refinement_stages=1, aspp_rates=(1, 2), head_norm="batch")
     keras.utils.set_random_seed(6)
     predictor = ModelPredictor(artifacts.from_model(build_model(config), config), PROTOCOLS["paper"])

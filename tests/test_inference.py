@@ -259,7 +259,7 @@ def test_absent_branches_are_absent_results():
 def test_a_padded_batch_of_mixed_sizes_gives_each_image_its_own_results():
     """Paper protocol (3 scales x flip, fused at each image's size) on 4 images of 4 sizes
     in one batch = the same images one at a time, for every output."""
-    config = ModelConfig(variant="spd", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+    config = ModelConfig(variant="spd", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
                          num_refinement_stages=1, aspp_rates=(1, 2), head_norm="batch")
     keras.utils.set_random_seed(4)
     model = build_model(config)

@@ -9,6 +9,7 @@ post-processing around it is spd_tf.inference's numpy path. Both runtimes are op
 dependencies (`require` names the pip extra).
 """
 
+import abc
 import importlib
 from pathlib import Path
 from typing import Optional
@@ -39,7 +40,7 @@ def onnx_session(model, num_threads: Optional[int] = None):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-class PortableModel:
+class PortableModel(abc.ABC):
     """A TFLite or ONNX export: pixels [B, h, w, 3] at `input_size` -> model-frame outputs."""
 
     input_size: tuple
@@ -54,8 +55,9 @@ class PortableModel:
             pixels = np.clip(np.round(pixels), 0, 255)
         return self._run(pixels.astype(dtype))
 
+    @abc.abstractmethod
     def _run(self, pixels: np.ndarray) -> dict:
-        raise NotImplementedError
+        """The runtime's own call on pixels already in the file's input dtype."""
 
 
 class TFLiteModel(PortableModel):

@@ -309,14 +309,13 @@ def evaluate(examples: Iterable[Example], predictor: Callable[[Example], Predict
     if predict_batch is None:
         batch_size, predict_batch = 1, lambda chunk: [predictor(example) for example in chunk]
     with writer if writer is not None else contextlib.nullcontext():
-        bar = tqdm(total=total, desc="evaluating", unit="img", disable=not progress, file=sys.stderr)
-        for chunk in _chunks(examples, batch_size):
-            for example, prediction in zip(chunk, predict_batch(chunk)):
-                if writer is not None:
-                    writer.write(example.source_id, prediction)
-                evaluation.update(example, prediction)
-            bar.update(len(chunk))
-        bar.close()
+        with tqdm(total=total, desc="evaluating", unit="img", disable=not progress, file=sys.stderr) as bar:
+            for chunk in _chunks(examples, batch_size):
+                for example, prediction in zip(chunk, predict_batch(chunk)):
+                    if writer is not None:
+                        writer.write(example.source_id, prediction)
+                    evaluation.update(example, prediction)
+                bar.update(len(chunk))
         if evaluation.num_examples == 0:
             raise ValueError("empty dataset: no examples to evaluate")
     return evaluation.result()

@@ -10,6 +10,7 @@ import os
 
 import keras
 
+from spd_tf.errors import SettingFileNotFoundError, SettingValueError
 from spd_tf.model import conv
 from spd_tf.model.layers import CaffeNormalization, FrozenStatisticsBatchNorm, batch_norm, policy_name
 
@@ -155,15 +156,15 @@ def _reference_resnet(depth, weights):
         return application(include_top=False, weights=weights, input_shape=(None, None, 3))
     except Exception as error:  # download / h5 errors come in many types
         if weights == "imagenet":
-            raise RuntimeError(
-                f"backbone_weights='imagenet': could not fetch the keras.applications "
-                f"{_KERAS_APPLICATIONS[depth]} ImageNet weights ({error}). Without internet, copy "
-                f"resnet{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5 into "
-                f"~/.keras/models/ or pass its local path as the backbone weights."
+            raise SettingValueError(
+                "{backbone_weights}='imagenet': could not fetch the keras.applications {name} ImageNet weights "
+                "({error}). Without internet, copy resnet{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5 "
+                "into ~/.keras/models/ or pass its local path as the backbone weights.",
+                name=_KERAS_APPLICATIONS[depth], error=error, depth=depth,
             ) from error
-        raise ValueError(
-            f"backbone_weights={weights!r} is not a keras.applications "
-            f"{_KERAS_APPLICATIONS[depth]} (include_top=False) weights file: {error}"
+        raise SettingValueError(
+            "{backbone_weights}={weights!r} is not a keras.applications {name} (include_top=False) weights "
+            "file: {error}", weights=weights, name=_KERAS_APPLICATIONS[depth], error=error,
         ) from error
 
 
@@ -182,20 +183,20 @@ def load_backbone_weights(backbone, config, weights):
     if isinstance(weights, keras.Model):
         return _copy_weights_by_name(weights, backbone, weights.name)
     if config.backbone_depth not in _KERAS_APPLICATIONS:
-        raise ValueError(
-            f"backbone_weights={weights!r}: keras.applications has no ResNet-"
-            f"{config.backbone_depth}, so there are no weights to load; use backbone_depth "
-            f"50 or 101, or backbone_weights=None"
+        raise SettingValueError(
+            "{backbone_weights}={weights!r}: keras.applications has no ResNet-{depth}, so there are no "
+            "weights to load; use {ModelConfig.backbone_depth} 50 or 101, or {backbone_weights}=None",
+            weights=weights, depth=config.backbone_depth,
         )
     if config.width_multiplier != 1.0:
-        raise ValueError(
-            f"backbone_weights={weights!r} needs width_multiplier=1.0 "
-            f"(got {config.width_multiplier!r}): the pretrained layers have full widths"
+        raise SettingValueError(
+            "{backbone_weights}={weights!r} needs {ModelConfig.width_multiplier}=1.0 (got {width!r}): the "
+            "pretrained layers have full widths", weights=weights, width=config.width_multiplier,
         )
     if weights != "imagenet" and not os.path.isfile(weights):
-        raise FileNotFoundError(
-            f"backbone_weights={weights!r}: no such file (expected 'imagenet', a local "
-            f"keras.applications ResNet{config.backbone_depth} .h5 file, or None)"
+        raise SettingFileNotFoundError(
+            "{backbone_weights}={weights!r}: no such file (expected 'imagenet', a local keras.applications "
+            "ResNet{depth} .h5 file, or None)", weights=weights, depth=config.backbone_depth,
         )
     return _copy_weights_by_name(
         _reference_resnet(config.backbone_depth, weights), backbone, repr(weights)

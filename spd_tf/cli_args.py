@@ -105,16 +105,30 @@ def add(container, *names: str, settings: Iterable[str] = (), deprecated: Sequen
     return action
 
 
-def add_data(container, help: str, deprecated: Sequence[str] = (), **kwargs):
-    return add(container, "--data", dest="data", help=help, deprecated=deprecated, **kwargs)
+def add_data(container, help: str, **kwargs):
+    """--data: what a tool reads (TFRecord globs, a dataset directory)."""
+    return add(container, "--data", **{"dest": "data", "help": help, **kwargs})
 
 
-def add_out(container, help: str, deprecated: Sequence[str] = (), **kwargs):
-    return add(container, "--out", dest="out", type=Path, metavar="DIR", help=help, deprecated=deprecated, **kwargs)
+def add_out(container, help: str, **kwargs):
+    """--out: the directory a tool writes."""
+    return add(container, "--out", **{"dest": "out", "type": Path, "metavar": "DIR", "help": help, **kwargs})
 
 
 def add_model(container, help: str, **kwargs):
-    return add(container, "--model", dest="model", help=help, **kwargs)
+    """--model: a local model (run directory, SavedModel, TFLite/ONNX export)."""
+    return add(container, "--model", **{"dest": "model", "help": help, **kwargs})
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def add_batch_size(container, default: int, **kwargs):
+    return add(container, "--batch-size", type=positive_int, default=default, help="images per model call", **kwargs)
 
 
 # --- flags generated from config dataclasses ------------------------------------------------------

@@ -36,6 +36,7 @@ import numpy as np
 
 from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.errors import SettingFileNotFoundError, SettingValueError
 from spd_tf.data.layouts import load_label
 from spd_tf.fileio import atomic_path
 
@@ -130,7 +131,8 @@ class PredictionFiles:
     def __init__(self, directory, label_set=None, strict: bool = False):
         self.directory = Path(directory)
         if not self.directory.is_dir():
-            raise FileNotFoundError(f"--predictions {self.directory}: not a directory")
+            raise SettingFileNotFoundError("{PredictionFiles.directory} {directory}: not a directory",
+                                           directory=self.directory)
         declared = self.directory / LABEL_SET_FILE
         if label_set is None:
             label_set = str(declared) if declared.exists() else "lip"
@@ -298,12 +300,12 @@ def load_predictor(path, protocol=None) -> ModelPredictor:
     try:
         path = resolve_saved_model(path)
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"--model {error}; nor a run directory (config.json)") from None
+        raise SettingFileNotFoundError("{load_predictor.path} {error}; nor a run directory (config.json)",
+                                       error=error) from None
     if protocol != inference.PROTOCOLS["fast"]:
-        raise ValueError(
-            f"--model {path}: a SavedModel serves single-scale predictions; use the training "
-            "run directory for another test protocol (--protocol fast here)"
-        )
+        raise SettingValueError(
+            "{load_predictor.path} {path}: a SavedModel serves single-scale predictions; use the training run "
+            "directory for another {load_predictor.protocol} (fast here)", path=path)
     signature = tf.saved_model.load(str(path)).signatures["image_tensor"]
     (input_name,) = signature.structured_input_signature[1].keys()
     return ModelPredictor(lambda images: signature(**{input_name: tf.constant(images)}),

@@ -39,7 +39,7 @@ def test_help_lists_paper_and_demo_defaults(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
-    for flag in ("--variant", "--data", "--precision", "--strategy", "--sync-bn", "--export",
+    for flag in ("--variant", "--data", "--precision", "--strategy", "--sync-bn", "--out",
                  "--backbone-weights", "--loss-weights", "--run-dir", "--xla"):
         assert flag in text
     assert "default: 384; synthetic demo without --data: " in text
@@ -118,6 +118,7 @@ sys.exit(main({argv!r}))
 """
 
 
+@pytest.mark.slow
 def test_first_line_says_what_trains_before_tensorflow_loads(tmp_path):
     pattern = str(tmp_path / "nothing-*.tfrecord")
     done = run_python(WATCH_TF_IMPORT.format(argv=["--data", pattern, "--run-dir", str(tmp_path / "run")]))

@@ -142,6 +142,13 @@ def test_val_glob_matching_nothing(lip_records, tmp_path, capsys):
     assert code == 2 and f"--val-data {pattern!r} matches no files" in error_line(err)
 
 
+def test_synthetic_demo_refuses_val_data_and_other_label_sets(tmp_path, capsys):
+    code, _, err = run_main(["--val-data", "v-*.tfrecord", "--run-dir", str(tmp_path)], capsys)
+    assert code == 2 and error_line(err).endswith("--val-data needs --data (the synthetic set brings its own val split)")
+    code, _, err = run_main(["--label-set", "atr", "--run-dir", str(tmp_path)], capsys)
+    assert code == 2 and "--label-set atr: the synthetic people are drawn in LIP's classes" in error_line(err)
+
+
 def test_records_with_wrong_schema(tmp_path, capsys):
     path = tmp_path / "foreign.tfrecord"
     foreign = tf.train.Example(features=tf.train.Features(feature={

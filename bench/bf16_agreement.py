@@ -1,7 +1,7 @@
 """How far bfloat16 inference of a trained run strays from float32: labels, mIoU, joints, IUV.
 
 Runs a training run's checkpoint twice over a labelled TFRecord set, built in float32 and
-in bfloat16 (spd_tf.export.load_run_model; logits and post-processing float32 in both), and
+in bfloat16 (spd_tf.artifacts.load; logits and post-processing float32 in both), and
 prints one JSON line: share of identical labels / DensePose patches, mIoU and PCKh of each
 precision against the ground truth and their difference, mean joint shift in pixels.
 
@@ -14,23 +14,17 @@ import json
 import sys
 
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
-from spd_tf import inference
+from spd_tf import artifacts
+from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.evaluation import tfrecord_examples
-from spd_tf.export import NETWORK_PRECISIONS, load_run_model
 from spd_tf.metrics import ParsingMetric, PCKhMetric
 
 
 def _runner(run_dir, precision):
-    model, config = load_run_model(run_dir, precision=precision)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-    def run(images):
-        return inference.infer(model, images, config.input_size)
-
-    return lambda image: {k: v.numpy()[0] for k, v in run(image[None]).items()}
+    run = artifacts.load(run_dir, precision=precision).images_runner()
+    return lambda image: run([image])[0]
 
 
 def agreement(run_dir, examples, total=None) -> dict:

@@ -110,7 +110,7 @@ def summary(path: str, batch: int, latencies: list, config: ModelConfig) -> dict
         "latency_ms_p95": round(1000 * float(np.percentile(seconds, 95)), 2),
         "iterations": len(latencies),
         "variant": config.variant,
-        "backbone_depth": config.backbone_depth,
+        "backbone": config.backbone,
         "width_multiplier": config.width_multiplier,
         "input_size": list(config.input_size),
     }
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = ModelConfig(input_size=(args.size, args.size))
     if args.small:
-        config = config.replace(backbone_depth=18, width_multiplier=0.125, num_refinement_stages=1)
+        config = config.replace(backbone="resnet18", width_multiplier=0.125, num_refinement_stages=1)
     model = build_model(config)
     with tempfile.TemporaryDirectory() as base:
         path = export_saved_model(model, config, base)
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
             "bench": "serving_memory", "request": f"1 PNG of {side}x{side}",
             "request_bytes": len(request), "max_request_pixels": inference.MAX_REQUEST_PIXELS,
             **serving_peak_memory(path, [request]), "variant": config.variant,
-            "backbone_depth": config.backbone_depth, "width_multiplier": config.width_multiplier,
+            "backbone": config.backbone, "width_multiplier": config.width_multiplier,
             "input_size": list(config.input_size),
         }), flush=True)
         if args.memory_only:

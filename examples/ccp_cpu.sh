@@ -22,9 +22,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 python "$here/tfrecords_tools/convert_ccp.py" --data "$ccp_root" --out "$run_dir/data" --workers 2
 python "$here/train.py" --variant s --label-set ccp \
   --data "$run_dir/data/train-*.tfrecord" --val-data "$run_dir/data/val-*.tfrecord" \
-  --input-size 192,128 --output-stride 16 --backbone-depth 18 --width-multiplier 0.5 \
-  --backbone-weights none --refinement-stages 1 --aspp-rates 2,3,4,6 --train-scales 1,0.75,0.5 \
-  --optimizer adam --learning-rate 0.001 --batch-size 8 --steps 600 \
+  --input-size 192,128 --output-stride 8 --backbone-depth 18 --width-multiplier 0.5 \
+  --backbone-weights none --refinement-stages 1 --aspp-rates 2,3,4,6 --train-scales 1 \
+  --optimizer adam --learning-rate 0.001 --batch-size 8 --steps 700 \
   --checkpoint-every 200 --log-every 50 --run-dir "$run_dir/run" "$@"
 # The paper's test protocol (scales 1/0.75/1.25 x flip, stage mean, fused at the image size).
 python "$here/evaluate.py" --dataset ccp --data "$ccp_root" --split val --model "$run_dir/run" \

@@ -128,7 +128,8 @@ def positive_int(text: str) -> int:
 
 
 def add_batch_size(container, default: int, **kwargs):
-    return add(container, "--batch-size", type=positive_int, default=default, help="images per model call", **kwargs)
+    return add(container, "--batch-size", **{"type": positive_int, "default": default, "help": "images per model call",
+                                             **kwargs})
 
 
 # --- flags generated from config dataclasses ------------------------------------------------------

@@ -20,11 +20,10 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from spd_tf import cli_args
+from spd_tf import cli_args, outputs
 from spd_tf.predict import find_images, predict_files, report
 
 SIGNATURE = "serving_default"
-_INTEGER_OUTPUTS = ("labels", "image_size")
 
 
 class ServingError(RuntimeError):
@@ -47,7 +46,7 @@ def decode_rest_response(response: dict) -> Dict[str, np.ndarray]:
     if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
         raise ServingError(f"unexpected response: {str(response)[:200]}")
     return {
-        key: np.asarray([row[key] for row in rows], np.int32 if key in _INTEGER_OUTPUTS else np.float32)
+        key: np.asarray([row[key] for row in rows], np.int32 if key in outputs.INTEGER else np.float32)
         for key in rows[0]
     }
 

@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 
 from spd_tf import labels
 from spd_tf.errors import SettingValueError
+from spd_tf.model import backbones
 
 SEGMENTATION, POSE, DENSEPOSE = "segmentation", "pose", "densepose"
 TASKS = (SEGMENTATION, POSE, DENSEPOSE)
@@ -22,7 +23,6 @@ VARIANTS = {
     "sd": (SEGMENTATION, DENSEPOSE),
     "spd": (SEGMENTATION, POSE, DENSEPOSE),
 }
-BACKBONE_DEPTHS = (18, 34, 50, 101)
 OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -101,7 +101,8 @@ class ModelConfig(_Config):
     """Network shape. Defaults are the paper's: SPD, ResNet-101, 384x384, output stride 8."""
 
     variant: str = option("spd", "tasks learned: s=segmentation, p=pose, d=DensePose", choices=tuple(sorted(VARIANTS)))
-    backbone_depth: int = option(101, "ResNet depth", demo=18, choices=BACKBONE_DEPTHS)
+    backbone: str = option("resnet101", "trunk (spd_tf.model.backbones)", demo="resnet18",
+                           choices=lambda: backbones.NAMES)
     output_stride: int = option(8, "backbone output stride", demo=8, choices=OUTPUT_STRIDES)
     input_size: Tuple[int, int] = option((384, 384), "input N (square) or H,W in pixels", demo=(128, 128))
     # Scales every conv width (backbone and heads) so tests can build tiny models through
@@ -144,12 +145,15 @@ class ModelConfig(_Config):
         # Run directories written before backbone_bn had a boolean.
         if "freeze_backbone_bn" in values:
             values["backbone_bn"] = "frozen" if values.pop("freeze_backbone_bn") else "trainable"
+        # ... and before the backbone registry a ResNet depth.
+        if "backbone_depth" in values:
+            values["backbone"] = f"resnet{values.pop('backbone_depth')}"
         return values
 
     def __post_init__(self):
         owner = "ModelConfig"
         _check_choice(owner, "variant", self.variant, VARIANTS)
-        _check_choice(owner, "backbone_depth", self.backbone_depth, BACKBONE_DEPTHS)
+        _check_choice(owner, "backbone", self.backbone, backbones.NAMES)
         _check_choice(owner, "output_stride", self.output_stride, OUTPUT_STRIDES)
         _check_choice(owner, "aspp", self.aspp, ASPP_KINDS)
         _check_choice(owner, "head_norm", self.head_norm, HEAD_NORMS)
@@ -173,7 +177,7 @@ class ModelConfig(_Config):
                 raise invalid(owner, "input_size", tuple(self.input_size), "must be positive and "
                     f"divisible by output_stride={self.output_stride}"
                 )
-        # The ResNet stem and res3 reduce by 8 before dilation starts; a side under 32
+        # The trunks reduce by 8 before dilation (or resampling) starts; a side under 32
         # leaves too few pixels for the ASPP/refinement kernels to be meaningful.
         if min(self.input_size) < 32:
             raise invalid(owner, "input_size", tuple(self.input_size), "must be >= 32")
@@ -278,7 +282,7 @@ class TrainConfig(_Config):
                            "else default", choices=STRATEGIES)
     checkpoint_every: int = option(500, "steps between checkpoints")
     log_every: int = option(50, "steps between TensorBoard scalars")
-    backbone_weights: str = option("imagenet", "backbone initialisation: ImageNet ResNet weights by name, a "
+    backbone_weights: str = option("imagenet", "backbone initialisation: ImageNet weights by layer name, a "
                                    "local .h5 file, or none (random init, warns)", demo="none",
                                    metavar="imagenet|PATH|none")
     seed: int = option(0, "random seed (weights and data order)")

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from spd_tf import cli_args, evaluation
+from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_json_atomic
 from spd_tf.inference import PROTOCOLS
 
@@ -36,7 +37,7 @@ def build_parser() -> cli_args.Parser:
                            "CCP: photos/ annotations/pixel-level/ label_list.mat {split}_id.txt)")
     parser.add_argument("--split", default="val", help="split read from a dataset directory")
     source = parser.add_mutually_exclusive_group(required=True)
-    cli_args.add_model(source, settings=("load_predictor.path",),
+    cli_args.add_model(source, settings=("load.path",),
                        help="SavedModel directory (serving signature) or a train.py run directory (latest checkpoint)")
     cli_args.add(source, "--predictions", settings=("PredictionFiles.directory",),
                  help="directory in LIP submission format: <id>.png class-index maps, "
@@ -45,7 +46,7 @@ def build_parser() -> cli_args.Parser:
     parser.add_argument("--save-predictions", metavar="DIR",
                         help="write index PNGs, palette PNGs (vis/), pose.csv and DensePose IUV "
                              "PNGs in the --predictions format (ids made safe file names inside DIR)")
-    cli_args.add(parser, "--protocol", choices=sorted(PROTOCOLS), default=None, settings=("load_predictor.protocol",),
+    cli_args.add(parser, "--protocol", choices=sorted(PROTOCOLS), default=None, settings=("images_runner.protocol",),
                  help="test-time protocol for --model (see above; default: paper for real "
                       "datasets with a run directory, else fast)")
     parser.add_argument("--scales", default=None,
@@ -67,6 +68,12 @@ def build_parser() -> cli_args.Parser:
                  help="score the records before the damage of a truncated/corrupted TFRecord "
                       "shard (warned, with a count) instead of stopping")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cli_args.add_batch_size(parser, default=1,
+                            help="--model: images per network batch, any mix of sizes; every prediction is "
+                                 "still fused at its own image's size")
+    cli_args.add(parser, "--precision", choices=NETWORK_PRECISIONS, default=None, settings=("load.precision",),
+                 help="--model run directory: network precision (default: float32); bfloat16 pays off on CPUs "
+                      "with AVX512_BF16/AMX and GPUs. An export keeps its own precision")
     return parser
 
 
@@ -107,12 +114,12 @@ def main(argv=None) -> int:
         else:
             total, examples = evaluation.tfrecord_examples(args.data, args.skip_corrupt_records)
         if args.model:
+            from spd_tf.artifacts import is_run_dir
             from spd_tf.predictions import load_predictor
 
-            saved_model = not (Path(args.model) / "config.json").exists()
-            protocol = resolve_protocol(args, saved_model)
+            protocol = resolve_protocol(args, saved_model=not is_run_dir(args.model))
             print(f"test protocol: {protocol}", file=sys.stderr)
-            predictor = load_predictor(args.model, protocol)
+            predictor = load_predictor(args.model, protocol, args.precision)
         else:
             if args.protocol or args.scales or args.flip:
                 raise ValueError("--protocol/--scales/--flip apply to --model, not to --predictions files")
@@ -126,7 +133,7 @@ def main(argv=None) -> int:
             writer = PredictionWriter(args.save_predictions, predictor.label_set)
         result = evaluation.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
                                      densepose_tables=tables, progress=not args.no_progress,
-                                     strict=args.strict)
+                                     strict=args.strict, batch_size=args.batch_size)
     except (FileNotFoundError, ValueError) as error:
         print(parser.explain(error), file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ reported and scored as wrong, never left out; `strict=True` raises on an unusabl
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import sys
 import warnings
@@ -125,12 +126,12 @@ def _mask_in_image(masks: np.ndarray, bbox: np.ndarray, height: int, width: int)
 
 def directory_examples(dataset: str, root, split: str = "val", with_images: bool = False) -> tuple:
     """(count, iterator of Example) for a LIP / ATR / CIHP / CCP directory in its own layout."""
-    from spd_tf.data import layouts
+    from spd_tf.data import layouts, listers
 
-    if dataset not in layouts.LISTERS:
+    if dataset not in listers.LISTERS:
         raise SettingValueError("{directory_examples.dataset} {dataset} has no on-disk layout reader; use TFRecords",
                                 dataset=dataset)
-    listing = layouts.LISTERS[dataset](root, split)
+    listing = listers.LISTERS[dataset](root, split)
     if listing.skipped:
         first = "; ".join(f"{s['item']}: {s['reason']}" for s in listing.skipped[:3])
         warnings.warn(f"{dataset} {root}: {len(listing.skipped)} input(s) skipped, e.g. {first}")
@@ -293,22 +294,42 @@ class Evaluation:
 def evaluate(examples: Iterable[Example], predictor: Callable[[Example], Prediction],
              dataset: str, total: Optional[int] = None, writer=None,
              densepose_tables: Optional[GeodesicTables] = None, progress: bool = True,
-             ground_truth_label_set: Optional[labels.LabelSet] = None, strict: bool = False) -> dict:
+             ground_truth_label_set: Optional[labels.LabelSet] = None, strict: bool = False,
+             batch_size: int = 1) -> dict:
     """Scores every example; with `writer` (a PredictionWriter) also saves each prediction,
-    and the prediction directory appears only if the whole evaluation succeeds."""
+    and the prediction directory appears only if the whole evaluation succeeds.
+
+    A predictor with `predict_batch` (a model, spd_tf.predictions.ModelPredictor) gets
+    `batch_size` examples at a time, of any sizes: the network runs them as one batch and
+    every prediction still comes back at its own image's size. Scores and saved files are
+    the same, in the same order, for every batch size.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
     evaluation = Evaluation(dataset, predictor.tasks, densepose_tables,
                             getattr(predictor, "label_set", labels.LABEL_SETS["lip"]),
                             ground_truth_label_set, strict)
+    predict_batch = getattr(predictor, "predict_batch", None)
+    if predict_batch is None:
+        batch_size, predict_batch = 1, lambda chunk: [predictor(example) for example in chunk]
     with writer if writer is not None else contextlib.nullcontext():
-        for example in tqdm(examples, total=total, desc="evaluating", unit="img",
-                            disable=not progress, file=sys.stderr):
-            prediction = predictor(example)
-            if writer is not None:
-                writer.write(example.source_id, prediction)
-            evaluation.update(example, prediction)
+        bar = tqdm(total=total, desc="evaluating", unit="img", disable=not progress, file=sys.stderr)
+        for chunk in _chunks(examples, batch_size):
+            for example, prediction in zip(chunk, predict_batch(chunk)):
+                if writer is not None:
+                    writer.write(example.source_id, prediction)
+                evaluation.update(example, prediction)
+            bar.update(len(chunk))
+        bar.close()
         if evaluation.num_examples == 0:
             raise ValueError("empty dataset: no examples to evaluate")
     return evaluation.result()
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 # --- tables ----------------------------------------------------------------------------------

@@ -10,14 +10,12 @@ Layout (what `tensorflow_model_server --model_base_path=OUT/spd` serves):
   OUT/models.config             `--model_config_file` listing every model and version
                                 under OUT, with base paths under /models (docker mount)
 
-Signatures (outputs in docs/interfaces.md and spd_tf.inference; absent branches -> absent
-outputs):
+Signatures (absent branches -> absent outputs):
   serving_default  image_bytes string [B]: encoded JPEG/PNG, any size, gray/RGBA accepted
   image_tensor     images uint8 [B, H, W, 3]
   tf_example       examples string [B]: serialized tf.train.Example of spd_tf.data.schema
-All return labels int32 [B, H, W], image_size int32 [B, 2], keypoints float32 [B, 16, 3],
-densepose_iuv float32 [B, H, W, 3], densepose_box float32 [B, 4] and, when exported with
-include_probabilities, probabilities float32 [B, H, W, C]; H, W = largest image of the batch.
+All return the outputs of spd_tf.outputs.OUTPUTS (probabilities only when exported with
+include_probabilities), padded to the largest image of the batch.
 Bad input (not JPEG/PNG, truncated, zero-size, a side over `max_image_side`) fails the request
 with an InvalidArgumentError naming the image, which TF Serving returns to the client as
 "error"; so does a request over `max_request_pixels` (spd_tf.inference: batch x largest
@@ -32,27 +30,21 @@ AVX512_BF16 or AMX, GPUs) and never under XLA on CPU (XLA drops oneDNN's bfloat1
 """
 
 import argparse
-import re
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import keras
 import tensorflow as tf
 
-from spd_tf import cli_args, inference, labels
+from spd_tf import artifacts, cli_args, inference
 from spd_tf.config import ModelConfig
 from spd_tf.data import schema
-from spd_tf.fileio import atomic_path, write_bytes_atomic, write_json_atomic
-from spd_tf.model.spd import build_model
-from spd_tf.training.precision import POLICIES
+from spd_tf.dtype_policies import NETWORK_PRECISIONS
+from spd_tf.fileio import atomic_path, write_bytes_atomic
 
-MODELS_CONFIG = "models.config"
-LABEL_SET_PATH = "assets.extra/label_set.json"
-NETWORK_PRECISIONS = ("float32", "bfloat16")  # SavedModel precisions (keys of training.precision.POLICIES)
 SERVING_ROOT = "/models"  # where the official tensorflow/serving image expects models
 _IMAGE_KEY = "image/encoded"
-_VERSION = re.compile(r"^\d+$")
 
 
 def export_saved_model(
@@ -74,10 +66,10 @@ def export_saved_model(
     docstring). Returns the version directory. max_request_pixels None =
     inference.MAX_REQUEST_PIXELS, a quarter of it with probabilities.
     """
-    check_model_name(model_name)
+    artifacts.check_model_name(model_name)
     model_dir = Path(export_base) / model_name
     if version is None:
-        version = max(existing_versions(model_dir), default=0) + 1
+        version = artifacts.next_version(model_dir)
     if version < 1:
         raise ValueError(f"version={version} must be >= 1 (TF Serving ignores version 0)")
     final = model_dir / str(version)
@@ -85,72 +77,16 @@ def export_saved_model(
         raise FileExistsError(f"{final} already exists; exports never overwrite a version")
     if max_request_pixels is None:
         max_request_pixels = inference.MAX_REQUEST_PIXELS // (4 if include_probabilities else 1)
-    serving_model = model_in_precision(model, model_config, precision)
+    serving_model = artifacts.model_in_precision(model, model_config, precision)
     archive = build_archive(serving_model, model_config, include_probabilities, max_image_side,
                             max_request_pixels, forward_batch)
     with atomic_path(final, directory=True) as temp:
         archive.write_out(str(temp), verbose=False)
-        write_label_set(temp, model_config.label_set)
+        artifacts.write_label_set(temp, model_config.label_set)
         if final.exists():  # another export took this version while we traced
             raise FileExistsError(f"{final} appeared during export; not overwriting it")
     write_models_config(export_base)
     return final
-
-
-def write_label_set(saved_model_dir: Path, label_set) -> Path:
-    """SAVED_MODEL/assets.extra/label_set.json: the classes the `labels` output indexes.
-
-    assets.extra travels with the version directory and TF Serving ignores it, so
-    `predict` and `evaluate.py` draw and score a served model in its own classes.
-    """
-    path = Path(saved_model_dir) / LABEL_SET_PATH
-    write_json_atomic(path, label_set.to_dict())
-    return path
-
-
-def read_label_set(saved_model_dir: Path) -> labels.LabelSet:
-    """The label set an export declares; LIP for exports made before label sets."""
-    path = Path(saved_model_dir) / LABEL_SET_PATH
-    if not path.exists():
-        return labels.LABEL_SETS["lip"]
-    return labels.get_label_set(str(path))
-
-
-def check_model_name(model_name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
-        raise ValueError(f"model_name={model_name!r}: use letters, digits, '_', '-', '.' only")
-
-
-def existing_versions(model_dir: Path, marker: str = "saved_model.pb") -> list:
-    """Integer version directories holding `marker` (default: a SavedModel, what TF Serving loads)."""
-    if not Path(model_dir).is_dir():
-        return []
-    return sorted(
-        int(p.name) for p in Path(model_dir).iterdir()
-        if _VERSION.match(p.name) and (p / marker).exists()
-    )
-
-
-def float32_model(model: keras.Model, model_config: ModelConfig) -> keras.Model:
-    """The model itself if it computes in float32, else a float32 rebuild with its weights."""
-    return model_in_precision(model, model_config, "float32")
-
-
-def model_in_precision(model: keras.Model, model_config: ModelConfig, precision: str) -> keras.Model:
-    """The model itself if it already runs in `precision`, else a rebuild with its weights."""
-    policy = inference_policy(precision)
-    if model.dtype_policy.name == policy:
-        return model
-    rebuilt = build_model(model_config, dtype=policy)
-    rebuilt.set_weights(model.get_weights())
-    return rebuilt
-
-
-def inference_policy(precision: str) -> str:
-    """Keras dtype policy of an inference precision (float32 -> float32, bfloat16 -> mixed_bfloat16)."""
-    if precision not in NETWORK_PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not one of {', '.join(NETWORK_PRECISIONS)}")
-    return POLICIES[precision]
 
 
 def build_archive(
@@ -202,7 +138,7 @@ def write_models_config(export_base, serving_root: str = SERVING_ROOT) -> Path:
     export_base = Path(export_base)
     entries = []
     for model_dir in sorted(p for p in export_base.iterdir() if p.is_dir()):
-        versions = existing_versions(model_dir)
+        versions = artifacts.existing_versions(model_dir)
         if not versions:
             continue
         listed = " ".join(f"versions: {v}" for v in versions)
@@ -214,39 +150,9 @@ def write_models_config(export_base, serving_root: str = SERVING_ROOT) -> Path:
             f"    model_version_policy {{ specific {{ {listed} }} }}\n"
             "  }\n"
         )
-    path = export_base / MODELS_CONFIG
+    path = export_base / artifacts.MODELS_CONFIG
     write_bytes_atomic(path, ("model_config_list {\n" + "".join(entries) + "}\n").encode())
     return path
-
-
-def load_run_model(
-    run_dir, checkpoint: Optional[str] = None, precision: str = "float32"
-) -> Tuple[keras.Model, ModelConfig]:
-    """The model of a training run's latest (or given) checkpoint, built in `precision`
-    (one of NETWORK_PRECISIONS; any training policy restores into any of them).
-
-    Run layout (spd_tf.training.run_dir): RUN/config.json holds {"model": ModelConfig...},
-    RUN/checkpoints/ a tf.train.CheckpointManager directory of Checkpoint(model=..., ...).
-    """
-    from spd_tf.training.run_dir import CHECKPOINT_DIR, CONFIG_NAME, read_run_config
-
-    run_dir = Path(run_dir)
-    values = read_run_config(run_dir)
-    if values is None or "model" not in values:
-        raise FileNotFoundError(f"{run_dir / CONFIG_NAME} is missing or has no 'model' config")
-    model_config = ModelConfig.from_dict(values["model"])
-    checkpoint = checkpoint or tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR))
-    if checkpoint is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir / CHECKPOINT_DIR}; train first")
-    model = build_model(model_config, dtype=inference_policy(precision))
-    try:
-        status = tf.train.Checkpoint(model=model).restore(checkpoint)
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as error:
-        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ValueError(f"checkpoint {checkpoint} does not hold this model's weights: {first_line}") from None
-    status.expect_partial()  # the optimizer and step are not needed for serving
-    return model, model_config
 
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -312,8 +218,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         check_format_flags(args)
-        model, model_config = load_run_model(args.run_dir, args.checkpoint, args.precision)
-        out = args.out or args.run_dir / "export"
+        model, model_config = artifacts.restore_run_model(args.run_dir, args.checkpoint, args.precision)
+        out = args.out or args.run_dir / artifacts.EXPORT_DIR
         print(f"exporting {model_config.variant} model from {args.run_dir} as {','.join(args.format)} "
               f"({args.precision}) ...", flush=True)
         paths = export_formats(model, model_config, out, args)
@@ -330,7 +236,7 @@ def main(argv=None) -> int:
 
 def export_formats(model: keras.Model, model_config: ModelConfig, out: Path, args: argparse.Namespace) -> list:
     """The CLI's exports, SavedModel first; returns the version directories written."""
-    from spd_tf.portable import require
+    from spd_tf.runtimes import require
 
     for fmt, modules in (("tflite", ["ai_edge_litert.interpreter"]), ("onnx", ["tf2onnx", "onnxruntime"])):
         for module in modules if fmt in args.format else []:

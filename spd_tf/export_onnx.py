@@ -15,9 +15,8 @@ from typing import Optional
 import keras
 
 from spd_tf.config import ModelConfig
-from spd_tf.portable import (
-    PortableModel, check_outputs, export_metadata, model_frame_function, require, write_model_export,
-)
+from spd_tf.portable import check_outputs, export_metadata, model_frame_function, write_model_export
+from spd_tf.runtimes import onnx_session, require
 
 OPSET = 17
 
@@ -30,36 +29,10 @@ def export_onnx(model: keras.Model, model_config: ModelConfig, export_base, mode
     try:
         proto, _ = tf2onnx.convert.from_function(run, input_signature=run.input_signature, opset=OPSET)
         data = proto.SerializeToString()
-        _session(data)  # refuse what onnxruntime cannot load
+        onnx_session(data)  # refuse what onnxruntime cannot load
     except Exception as error:  # tf2onnx and onnxruntime raise their own types
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise ValueError(f"ONNX conversion failed: {first_line}") from None
     check_outputs("onnx", model_config, [output.name for output in proto.graph.output])
     metadata = export_metadata("onnx", "float32", model_config, input_dtype, source_run, opset=OPSET)
     return write_model_export(export_base, f"{model_name}-onnx", version, "onnx", data, metadata)
-
-
-def _session(model, num_threads: Optional[int] = None):
-    ort = require("onnxruntime", "onnx")
-    options = ort.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads = num_threads
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-
-
-class OnnxModel(PortableModel):
-    """A .onnx export on onnxruntime's CPU provider."""
-
-    _DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
-
-    def __init__(self, path, num_threads: Optional[int] = None):
-        self.path = Path(path)
-        self._session = _session(str(path), num_threads)
-        image = self._session.get_inputs()[0]
-        self._input = image.name
-        self.input_size = tuple(int(side) for side in image.shape[1:3])
-        self.input_dtype = self._DTYPES[image.type]
-        self._outputs = [output.name for output in self._session.get_outputs()]
-
-    def _run(self, pixels):
-        return dict(zip(self._outputs, self._session.run(self._outputs, {self._input: pixels})))

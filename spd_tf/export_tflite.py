@@ -5,24 +5,21 @@
 
 Precisions: float32; float16 (weights stored as float16, computed in float32); int8
 (dynamic range: int8 weights, activations quantised on the fly; no calibration data).
-Converting needs only TensorFlow; running (`TFLiteModel`, predict) needs ai-edge-litert,
+Converting needs only TensorFlow; running (spd_tf.runtimes, predict) needs ai-edge-litert,
 `pip install 'spd_tf[tflite]'`. A graph needing TensorFlow ops without a TFLite builtin is
 refused, naming them: a flex (TF Select) model would not run on the LiteRT interpreter.
 """
 
 import re
 import tempfile
-from pathlib import Path
 from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
 
 from spd_tf.config import ModelConfig
-from spd_tf.portable import (
-    INPUT_NAME, SIGNATURE, PortableModel, check_outputs, export_metadata, model_frame_function,
-    require, write_model_export,
-)
+from spd_tf.portable import check_outputs, export_metadata, model_frame_function, write_model_export
+from spd_tf.runtimes import SIGNATURE, tflite_interpreter
 
 PRECISIONS = ("float32", "float16", "int8")
 
@@ -50,7 +47,7 @@ def export_tflite(
         converted = {precision: convert_saved_model(saved_model, precision) for precision in precisions}
     paths = []
     for precision, data in converted.items():
-        runner = _interpreter(model_content=data).get_signature_runner(SIGNATURE)
+        runner = tflite_interpreter(model_content=data).get_signature_runner(SIGNATURE)
         check_outputs("tflite", model_config, runner.get_output_details())
         metadata = export_metadata("tflite", precision, model_config, input_dtype, source_run)
         paths.append(write_model_export(export_base, f"{model_name}-tflite-{precision}", version, "tflite", data, metadata))
@@ -73,21 +70,3 @@ def convert_saved_model(saved_model, precision: str) -> bytes:
             raise
         raise ValueError(f"TFLite has no builtin for TensorFlow op(s) {flex.group(1).strip()}; "
                          "refusing a flex (TF Select) model that the LiteRT interpreter cannot run") from None
-
-
-def _interpreter(**kwargs):
-    return require("ai_edge_litert.interpreter", "tflite").Interpreter(**kwargs)
-
-
-class TFLiteModel(PortableModel):
-    """A .tflite export on the LiteRT interpreter (one instance per thread)."""
-
-    def __init__(self, path, num_threads: Optional[int] = None):
-        self.path = Path(path)
-        self._runner = _interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner(SIGNATURE)
-        details = self._runner.get_input_details()[INPUT_NAME]
-        self.input_size = tuple(int(side) for side in details["shape"][1:3])
-        self.input_dtype = details["dtype"]
-
-    def _run(self, pixels):
-        return self._runner(**{INPUT_NAME: pixels})

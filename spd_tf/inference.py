@@ -22,11 +22,8 @@ is decoded. Post-processing upsamples the model grids in bands of rows, so no fu
 map of all classes exists (probabilities only when asked for), and `forward_in_chunks` runs
 the network on a few images at a time.
 
-`results` (batch padded to the largest image, `image_size` says which part is real):
-  labels int32 [B, H, W] (255 in padding), probabilities float32 [B, H, W, C] (optional),
-  keypoints float32 [B, 16, 3] (x, y, score = heatmap peak) in image pixels,
-  densepose_iuv float32 [B, H, W, 3] (I as float, U, V in [0, 1]; 0 outside the person box),
-  densepose_box float32 [B, 4] (x0, y0, x1, y1) in image pixels, image_size int32 [B, 2].
+`results`: the outputs of spd_tf.outputs.OUTPUTS (batch padded to the largest image,
+`image_size` says which part of each row is real, the rest is the output's `fill`).
 Branches the model lacks are absent keys.
 """
 
@@ -37,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from spd_tf import labels as lip
+from spd_tf import outputs as output_spec
 from spd_tf.model.spd import select_model_inputs
 
 # Largest image side accepted (a bogus header cannot make us allocate a 16k x 16k image).
@@ -176,6 +174,12 @@ def decode_images(
     )
 
 
+def decode_rgb(data: bytes) -> np.ndarray:
+    """One encoded image -> the RGB uint8 pixels TF's decoder gives (gray/RGBA -> RGB), as
+    `decode_images` sees them."""
+    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+
+
 def _is_png(data: tf.Tensor) -> tf.Tensor:
     return tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
 
@@ -257,17 +261,31 @@ def forward(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
             scaled_batches: Optional[Mapping[float, tf.Tensor]] = None) -> dict:
     """Model outputs for `batch` (at the model input size), fused as `protocol` says.
 
-    Each scale runs its image and its mirror as one batch. Parsing logits (stage mean or
-    last stage) are resized bilinearly and pose heatmaps (last stage) nearest to
-    `output_size` (default: the scale-1 output grid) and averaged. `scaled_batches`
-    {scale: batch} gives the other scales' inputs (e.g. resized from the original image);
-    by default they are resized from `batch`. DensePose comes from the plain scale-1 pass:
-    flipping U/V exactly needs DensePose's UV symmetry table.
+    Parsing logits (stage mean or last stage) are resized bilinearly and pose heatmaps
+    (last stage) nearest to `output_size` (default: the scale-1 output grid) and averaged
+    (`network_passes`, `fuse`).
+    """
+    base, passes = network_passes(model, batch, protocol, label_set, scaled_batches)
+    target = output_size if output_size is not None else tf.shape(base["segmentation"])[1:3]
+    return dict(base, **fuse(passes, target))
+
+
+def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
+                   label_set: lip.LabelSet = lip.LABEL_SETS["lip"],
+                   scaled_batches: Optional[Mapping[float, tf.Tensor]] = None) -> Tuple[dict, dict]:
+    """(base, passes): the plain scale-1 outputs, and {fusable key: one map per scale (scale 1
+    first), at that scale's output grid}.
+
+    Each scale runs its images and their mirrors as one batch; the mirror is flipped back
+    (left/right classes and joints swapped) and averaged with the plain pass there.
+    `scaled_batches` {scale: batch} gives the other scales' inputs (e.g. resized from the
+    original image); by default they are resized from `batch`. DensePose comes from the
+    plain scale-1 pass: flipping U/V exactly needs DensePose's UV symmetry table.
     """
     batch = tf.convert_to_tensor(batch, tf.float32)
     count = tf.shape(batch)[0]
     base = None
-    merged = {}
+    passes = {}
     if 1.0 not in protocol.scales:
         raise ValueError(f"test-time scales {protocol.scales} must include 1 (the output grid)")
     for scale in sorted(protocol.scales, key=lambda s: s != 1.0):  # scale 1 first
@@ -283,16 +301,18 @@ def forward(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
         outputs = _call(model, inputs)
         if base is None:
             base = {k: v[:count] for k, v in outputs.items()}
-        target = output_size if output_size is not None else tf.shape(base["segmentation"])[1:3]
         for key, value in _fusable(outputs, protocol.stage_mean).items():
-            if protocol.flip:
-                value = _unflip(value, count, key, label_set)
-            method = "bilinear" if key == "segmentation" else "nearest"
-            merged.setdefault(key, []).append(tf.image.resize(value, target, method=method))
-    result = dict(base)
-    for key, values in merged.items():
-        result[key] = tf.add_n(values) / float(len(values))
-    return result
+            passes.setdefault(key, []).append(_unflip(value, count, key, label_set) if protocol.flip else value)
+    return base, passes
+
+
+def fuse(passes: Mapping[str, Sequence[tf.Tensor]], target) -> dict:
+    """Every pass resized to `target` [2] (parsing bilinearly, heatmaps nearest), averaged."""
+    fused = {}
+    for key, values in passes.items():
+        method = "bilinear" if key == "segmentation" else "nearest"
+        fused[key] = tf.add_n([tf.image.resize(value, target, method=method) for value in values]) / float(len(values))
+    return fused
 
 
 def _fusable(outputs: Mapping[str, tf.Tensor], stage_mean: bool) -> dict:
@@ -313,8 +333,8 @@ def _unflip(value: tf.Tensor, count, key: str, label_set: lip.LabelSet) -> tf.Te
     return (value[:count] + mirrored) / 2.0
 
 
-# The model outputs post-processing reads.
-_RESULT_INPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v",
+# The model outputs post-processing reads (the model frame TFLite / ONNX exports return).
+MODEL_FRAME_OUTPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v",
                   "densepose_coarse", "densepose_box")
 
 
@@ -322,7 +342,7 @@ def forward_in_chunks(model, batch: tf.Tensor, chunk: int = 1) -> dict:
     """`forward(model, ...)` on `chunk` images at a time (in a graph loop), so the network's
     activations do not grow with the request; returns the outputs post-processing needs."""
     specs = {k: tf.TensorSpec([chunk, *model.output[k].shape[1:]], tf.float32)
-             for k in _RESULT_INPUTS if k in model.output}
+             for k in MODEL_FRAME_OUTPUTS if k in model.output}
     count = tf.shape(batch)[0]
     padded = tf.pad(batch, [[0, (-count) % chunk], [0, 0], [0, 0], [0, 0]])
     chunks = tf.reshape(padded, [-1, chunk, *batch.shape[1:]])
@@ -361,17 +381,51 @@ def infer(
 ) -> dict:
     """preprocess -> forward -> postprocess for uint8 [B, H, W, 3] images.
 
-    Every test-time scale is resized from the original pixels (JPPNet). With
-    `protocol.at_image_size` all images of the batch must share one size.
+    `image_size` marks each image of a padded batch (None: all of it). Every test-time
+    scale is resized from the original pixels (JPPNet), and the network runs each scale on
+    the whole batch. With `protocol.at_image_size` each image's passes are then fused at
+    its own size, image after image, exactly as for a batch of that one image.
     """
     batch, image_size = preprocess(images, input_size, image_size)
     scaled = {
         scale: preprocess(images, scaled_size(input_size, scale), image_size)[0]
         for scale in protocol.scales if scale != 1.0
     }
-    output_size = tf.shape(images)[1:3] if protocol.at_image_size else None
-    outputs = forward(model, batch, protocol, label_set, output_size, scaled)
-    return postprocess(outputs, image_size, include_probabilities)
+    if not protocol.at_image_size:
+        return postprocess(forward(model, batch, protocol, label_set, None, scaled), image_size,
+                           include_probabilities)
+    base, passes = network_passes(model, batch, protocol, label_set, scaled)
+    return _fused_at_image_size(base, passes, image_size, include_probabilities)
+
+
+def _fused_at_image_size(base: dict, passes: dict, image_size: tf.Tensor, include_probabilities: bool) -> dict:
+    """postprocess of each image's passes fused at its own size, padded to the batch's
+    largest image with each output's fill (spd_tf.outputs)."""
+    inputs = {k: v for k, v in base.items() if k in MODEL_FRAME_OUTPUTS}
+    tasks = output_spec.tasks_of(["labels"] + (["keypoints"] if "pose" in inputs else [])
+                                 + (["densepose_iuv"] if "densepose_i" in inputs else []))
+    names = [o.name for o in output_spec.OUTPUTS if (o.task is None or o.task in tasks)
+             and (include_probabilities or o.name != "probabilities")]
+    canvas = tf.reduce_max(image_size, axis=0)
+
+    def one(index):
+        size = image_size[index]
+        outputs = {k: v[index : index + 1] for k, v in inputs.items()}
+        outputs.update(fuse({k: [v[index : index + 1] for v in values] for k, values in passes.items()}, size))
+        results = postprocess(outputs, size[None], include_probabilities)
+        return {name: _pad_to(results[name][0], canvas, output_spec.spec(name)) for name in names}
+
+    signature = {name: tf.TensorSpec(None, output_spec.spec(name).dtype) for name in names}
+    return tf.map_fn(one, tf.range(tf.shape(image_size)[0]), fn_output_signature=signature, parallel_iterations=1)
+
+
+def _pad_to(value: tf.Tensor, canvas: tf.Tensor, output: output_spec.Output) -> tf.Tensor:
+    """A spatial output [h, w, ...] padded to `canvas` [2] with its fill; others unchanged."""
+    if not output.spatial:
+        return value
+    extra = tf.stack([tf.zeros([2], tf.int32), canvas - tf.shape(value)[:2]], axis=1)
+    rest = tf.zeros([tf.rank(value) - 2, 2], tf.int32)
+    return tf.pad(value, tf.concat([extra, rest], 0), constant_values=tf.cast(output.fill, value.dtype))
 
 
 def _axis_weights(out_size: tf.Tensor, in_size: tf.Tensor, positions: tf.Tensor):
@@ -425,7 +479,7 @@ def _segmentation(logits: tf.Tensor, image_size, canvas, include_probabilities: 
     def one(args):
         grid, size = args
         labels = _banded(grid, size, lambda band: tf.argmax(band, axis=-1, output_type=tf.int32), tf.int32,
-                         canvas, fill=lip.IGNORE_LABEL)
+                         canvas, fill=output_spec.spec("labels").fill)
         if not include_probabilities:
             return labels
         return labels, _banded(grid, size, lambda band: tf.nn.softmax(band, axis=-1), tf.float32, canvas, fill=0.0)
@@ -508,7 +562,7 @@ def split_batch(results: Mapping[str, tf.Tensor]) -> list:
     for row, (height, width) in enumerate(arrays["image_size"]):
         one = {}
         for key, value in arrays.items():
-            if key in ("labels", "probabilities", "densepose_iuv"):
+            if key in output_spec.SPATIAL:
                 one[key] = value[row, :height, :width]
             else:
                 one[key] = value[row]
@@ -565,7 +619,7 @@ def postprocess_numpy(outputs: Mapping[str, np.ndarray], image_size, include_pro
     image_size = np.asarray(image_size, np.int32)
     canvas = image_size.max(axis=0)
     logits = np.asarray(outputs["segmentation"], np.float32)
-    labels = np.full((len(image_size), *canvas), lip.IGNORE_LABEL, np.int32)
+    labels = np.full((len(image_size), *canvas), output_spec.spec("labels").fill, np.int32)
     probabilities = np.zeros((len(image_size), *canvas, logits.shape[-1]), np.float32)
     for row, (height, width) in enumerate(image_size):
         resized = resize_bilinear(logits[row], (height, width))

@@ -1,8 +1,8 @@
 """What the TFLite and ONNX exports share: the model-frame graph, export.json, versioned dirs.
 
-    from spd_tf.portable import load_portable
-    model = load_portable("exports/spd-tflite-int8")      # newest version; or a model file
-    outputs = model(pixels)                               # [B, h, w, 3] at model.input_size
+    from spd_tf import artifacts
+    runtime = artifacts.load("exports/spd-tflite-int8").model   # newest version; or a model file
+    outputs = runtime(pixels)                                   # [B, h, w, 3] at its input_size
 
 Both formats hold one graph: pixels at the model's fixed input size (float32 0..255 or
 uint8, `input_dtype`) -> the model-frame outputs `segmentation` logits [B, h/s, w/s, C],
@@ -17,8 +17,9 @@ swaps in `BuiltinRoiCrop`, the same bilinear samples written as two small matrix
 avoids Keras's float argmax (it lowers to BitwiseAnd, also flex-only). The training graph
 is unchanged; the swap is checked against it to 1e-5.
 
-Layout: OUT/<model_name>-<format>[-<precision>]/<version>/{model.<ext>, export.json}, the
-next integer version as for SavedModels, written under a temporary name and renamed.
+Layout (spd_tf.artifacts): OUT/<model_name>-<format>[-<precision>]/<version>/{model.<ext>,
+export.json}, the next integer version as for SavedModels, written under a temporary name and
+renamed. Running a file is spd_tf.runtimes'.
 """
 
 import json
@@ -26,23 +27,18 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from spd_tf.artifacts import EXPORT_JSON, MODEL_FILES, check_model_name, model_in_precision, next_version
 from spd_tf.config import ModelConfig
-from spd_tf.export import check_model_name, existing_versions, float32_model
 from spd_tf.fileio import atomic_path
 from spd_tf.model.densepose import RoiBox, RoiCrop
+from spd_tf.inference import MODEL_FRAME_OUTPUTS
 from spd_tf.model.spd import BOX_KEY, IMAGE_KEY, select_model_inputs
+from spd_tf.runtimes import INPUT_NAME
 
-EXPORT_JSON = "export.json"
-INPUT_NAME = "images"
-SIGNATURE = "serving_default"
-MODEL_FRAME_OUTPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v",
-                       "densepose_coarse", BOX_KEY)
 INPUT_DTYPES = ("float32", "uint8")
-MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 
 
 class BuiltinRoiCrop(RoiCrop):
@@ -98,7 +94,7 @@ def model_frame_function(model: keras.Model, model_config: ModelConfig, input_dt
     """tf.function: `images` [B, h, w, 3] of `input_dtype` -> the model-frame outputs dict."""
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input dtype {input_dtype!r} is not one of {INPUT_DTYPES}")
-    portable = builtin_ops_model(float32_model(model, model_config))
+    portable = builtin_ops_model(model_in_precision(model, model_config, "float32"))
     spec = tf.TensorSpec([None, *model_config.input_size, 3], input_dtype, name=INPUT_NAME)
 
     @tf.function(input_signature=[spec])
@@ -137,7 +133,7 @@ def write_model_export(export_base, dir_name: str, version: Optional[int], fmt: 
     check_model_name(dir_name)
     model_dir = Path(export_base) / dir_name
     if version is None:
-        version = max(existing_versions(model_dir, EXPORT_JSON), default=0) + 1
+        version = next_version(model_dir, EXPORT_JSON)
     if version < 1:
         raise ValueError(f"version={version} must be >= 1")
     final = model_dir / str(version)
@@ -168,59 +164,3 @@ def export_metadata(fmt: str, precision: str, model_config: ModelConfig, input_d
         "source_run": None if source_run is None else str(source_run),
         **extra,
     }
-
-
-class PortableModel:
-    """A TFLite or ONNX export: pixels [B, h, w, 3] at `input_size` -> model-frame outputs."""
-
-    input_size: tuple
-    input_dtype: np.dtype
-
-    def __call__(self, pixels) -> dict:
-        pixels = np.asarray(pixels)
-        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (*self.input_size, 3):
-            raise ValueError(f"pixels must be [B, {self.input_size[0]}, {self.input_size[1]}, 3], got {pixels.shape}")
-        dtype = np.dtype(self.input_dtype)
-        if dtype == np.uint8 and pixels.dtype != np.uint8:
-            pixels = np.clip(np.round(pixels), 0, 255)
-        return self._run(pixels.astype(dtype))
-
-    def _run(self, pixels: np.ndarray) -> dict:
-        raise NotImplementedError
-
-
-def find_model_file(path) -> Optional[Path]:
-    """A .tflite/.onnx file, an export version dir, or a model dir (newest version); else None."""
-    path = Path(path)
-    if path.is_file():
-        return path if path.suffix in (".tflite", ".onnx") else None
-    if path.is_dir() and not (path / EXPORT_JSON).exists():
-        versions = existing_versions(path, EXPORT_JSON)
-        path = path / str(versions[-1]) if versions else path
-    if not (path / EXPORT_JSON).exists():
-        return None
-    return path / json.loads((path / EXPORT_JSON).read_text())["file"]
-
-
-def load_portable(path, num_threads: Optional[int] = None) -> PortableModel:
-    """The runtime for a TFLite (ai-edge-litert) or ONNX (onnxruntime) export at `path`."""
-    model_file = find_model_file(path)
-    if model_file is None or not model_file.exists():
-        raise FileNotFoundError(f"{path}: not a .tflite/.onnx file or a directory with {EXPORT_JSON}")
-    if model_file.suffix == ".tflite":
-        from spd_tf.export_tflite import TFLiteModel
-
-        return TFLiteModel(model_file, num_threads)
-    from spd_tf.export_onnx import OnnxModel
-
-    return OnnxModel(model_file, num_threads)
-
-
-def require(module: str, extra: str):
-    """Imports an optional dependency or fails with the pip extra that provides it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"{module} is not installed: pip install 'spd_tf[{extra}]'") from None

@@ -22,26 +22,22 @@ skipped and named; the run goes on and ends with a summary of what was written a
 failures (exit status 1 only if every image failed).
 """
 
-import json
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import cv2
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from spd_tf import cli_args, inference, portable, visualize
-from spd_tf.config import ModelConfig
-from spd_tf.errors import SettingValueError
-from spd_tf.export import NETWORK_PRECISIONS, existing_versions, load_run_model, read_label_set
+from spd_tf import artifacts, cli_args, inference, visualize
 from spd_tf import labels as lip
+from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
 from spd_tf.predictions import quantize_iuv
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-Runner = Callable[[List[bytes]], Dict[str, np.ndarray]]
 
 
 def find_images(paths: Sequence) -> List[Path]:
@@ -55,73 +51,6 @@ def find_images(paths: Sequence) -> List[Path]:
         else:
             raise FileNotFoundError(f"{path}: no such file or directory")
     return images
-
-
-def resolve_saved_model(path: Path) -> Path:
-    """A version directory as is; a TF Serving model directory -> its newest version."""
-    if (path / "saved_model.pb").exists():
-        return path
-    versions = existing_versions(path)
-    if not versions:
-        raise FileNotFoundError(f"{path}: no saved_model.pb and no numbered version directories")
-    return path / str(versions[-1])
-
-
-def load_runner(model_path, include_probabilities: bool = False, precision: Optional[str] = None) -> Runner:
-    """list of encoded images -> batched numpy results (spd_tf.inference layout).
-
-    precision: one of spd_tf.export.NETWORK_PRECISIONS for a run directory (None = float32); a
-    SavedModel keeps its export precision, so asking for one is a ValueError.
-    """
-    model_path = Path(model_path)
-    if portable.find_model_file(model_path) is not None:
-        model = portable.load_portable(model_path)
-
-        def run_portable(images: List[bytes]) -> Dict[str, np.ndarray]:
-            batch, image_size = inference.preprocess_numpy([decode_rgb(data) for data in images], model.input_size)
-            return inference.postprocess_numpy(model(batch), image_size, include_probabilities)
-
-        return run_portable
-    if (model_path / "config.json").exists():
-        model, config = load_run_model(model_path, precision=precision or "float32")
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def run(image_bytes):
-            batch, image_size = inference.decode_images(image_bytes, config.input_size)
-            outputs = inference.forward(model, batch)
-            return inference.postprocess(outputs, image_size, include_probabilities)
-
-    elif precision is not None:
-        raise SettingValueError(
-            "{load_runner.precision} {precision}: the SavedModel {path} runs in the precision it was exported "
-            "with (spd-export --precision {precision}); pass a run directory", precision=precision, path=model_path)
-    else:
-        signature = tf.saved_model.load(str(resolve_saved_model(model_path))).signatures["serving_default"]
-
-        def run(image_bytes):
-            return signature(image_bytes=image_bytes)
-
-    return lambda images: {k: v.numpy() for k, v in run(tf.constant(images, tf.string)).items()}
-
-
-def decode_rgb(data: bytes) -> np.ndarray:
-    """The pixels the model saw (TF's decoder, gray/RGBA -> RGB), for drawing on."""
-    return tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
-
-
-def model_label_set(model_path) -> lip.LabelSet:
-    """The label set of a run directory (its config), a TFLite/ONNX export (its export.json)
-    or a SavedModel (its label_set.json)."""
-    model_path = Path(model_path)
-    model_file = portable.find_model_file(model_path)
-    if model_file is not None:
-        metadata = json.loads((model_file.parent / portable.EXPORT_JSON).read_text())
-        return lip.get_label_set(metadata.get("label_set", "lip"))
-    if (model_path / "config.json").exists():
-        from spd_tf.training.run_dir import read_run_config
-
-        return ModelConfig.from_dict(read_run_config(model_path)["model"]).label_set
-    return read_label_set(resolve_saved_model(model_path))
 
 
 def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray],
@@ -164,7 +93,7 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: int = 8,
+def predict_files(files: Sequence[Path], runner: artifacts.BytesRunner, out_dir, batch_size: int = 8,
                   input_errors=(tf.errors.InvalidArgumentError, ValueError),
                   label_set: lip.LabelSet = lip.LABEL_SETS["lip"], sheet_images: int = 0) -> dict:
     """Runs every file through `runner` in batches; returns {"written": images, "files": files
@@ -188,7 +117,7 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
             except OSError as error:
                 failed[str(path)] = f"unreadable: {error.strerror or error}"
         for (path, stem, data), result in _run_batch(runner, loaded, failed, input_errors):
-            image = decode_rgb(data)
+            image = inference.decode_rgb(data)
             written_files += write_outputs(out_dir, stem, image, result, label_set)
             written += 1
             if len(sheets) < sheet_images:
@@ -202,7 +131,7 @@ def predict_files(files: Sequence[Path], runner: Runner, out_dir, batch_size: in
     return {"written": written, "files": written_files, "failed": failed}
 
 
-def _run_batch(runner: Runner, items: list, failed: dict, input_errors) -> list:
+def _run_batch(runner: artifacts.BytesRunner, items: list, failed: dict, input_errors) -> list:
     """[(item, result)] for the items that ran; a failing batch is split into single images."""
     if not items:
         return []
@@ -244,13 +173,13 @@ def main(argv=None) -> int:
         description="Parse people in images: label PNGs, overlays, keypoints, skeletons, IUV.",
     )
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (JPEG/PNG, searched recursively)")
-    cli_args.add_model(parser, required=True,
+    cli_args.add_model(parser, required=True, settings=("load.path",),
                        help="SavedModel (version or model dir), training run dir, or .tflite/.onnx export (file or dir)")
     cli_args.add_out(parser, required=True, help="output directory")
     cli_args.add_batch_size(parser, default=8)
     parser.add_argument("--contact-sheet", type=int, default=0, metavar="N",
                         help="also write OUT/contact_sheet.png with the first N images (default: none)")
-    cli_args.add(parser, "--precision", choices=NETWORK_PRECISIONS, default=None, settings=("load_runner.precision",),
+    cli_args.add(parser, "--precision", choices=NETWORK_PRECISIONS, default=None, settings=("load.precision",),
                  help="network precision for a run directory (default: float32); bfloat16 pays off "
                       "on CPUs with AVX512_BF16/AMX and GPUs. A SavedModel keeps its export precision")
     args = parser.parse_args(argv)
@@ -258,8 +187,8 @@ def main(argv=None) -> int:
         files = find_images(args.inputs)
         if not files:
             raise FileNotFoundError(f"no JPEG/PNG images in {args.inputs}")
-        runner = load_runner(args.model, precision=args.precision)
-        label_set = model_label_set(args.model)
+        loaded = artifacts.load(args.model, precision=args.precision)
+        runner, label_set = loaded.bytes_runner(), loaded.label_set
     except (FileNotFoundError, ValueError, ImportError) as error:
         print(parser.explain(error), file=sys.stderr)
         return 1

@@ -27,7 +27,6 @@ import csv
 import dataclasses
 import json
 import re
-import urllib.parse
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -237,77 +236,34 @@ def _write_png(path: Path, array: np.ndarray) -> None:
 
 
 class ModelPredictor:
-    """Runs a model on each example's image; outputs come back at the image's own size.
+    """Runs a loaded model (spd_tf.artifacts) on the examples' images, a batch at a time;
+    outputs come back at each image's own size, fused as `protocol` says."""
 
-    `run(images uint8 [1, H, W, 3]) -> dict` is a traced function (one trace for all sizes)
-    returning the keys of spd_tf.inference's results; `label_set` is what `labels` index.
-    """
+    def __init__(self, loaded, protocol=None):
+        from spd_tf import inference
 
-    def __init__(self, run, tasks, description: str, label_set=labels.LABEL_SETS["lip"]):
-        self._run = run
-        self.tasks = tuple(tasks)
-        self.description = description
-        self.label_set = label_set
+        protocol = protocol or inference.PROTOCOLS["fast"]
+        self._run = loaded.images_runner(protocol)
+        self.tasks = tuple(loaded.tasks)
+        self.label_set = loaded.label_set
+        self.description = f"{loaded.description} ({protocol})"
+
+    def predict_batch(self, examples) -> list:
+        """One Prediction per example; the images run as one batch (any mix of sizes)."""
+        for example in examples:
+            if example.image is None:
+                raise ValueError(f"{example.source_id}: no image loaded to run the model on")
+        return [Prediction(labels=outputs["labels"], keypoints=outputs.get("keypoints"),
+                           densepose_iuv=outputs.get("densepose_iuv"))
+                for outputs in self._run([example.image for example in examples])]
 
     def __call__(self, example) -> Prediction:
-        if example.image is None:
-            raise ValueError(f"{example.source_id}: no image loaded to run the model on")
-        outputs = {k: np.asarray(v)[0] for k, v in self._run(example.image[None]).items()}
-        return Prediction(
-            labels=outputs["labels"],
-            keypoints=outputs.get("keypoints"),
-            densepose_iuv=outputs.get("densepose_iuv"),
-        )
+        return self.predict_batch([example])[0]
 
 
-def _tasks_of(keys) -> tuple:
-    wanted = ((SEGMENTATION, "labels"), (POSE, "keypoints"), (DENSEPOSE, "densepose_iuv"))
-    return tuple(task for task, key in wanted if key in keys)
+def load_predictor(path, protocol=None, precision=None) -> ModelPredictor:
+    """A predictor for anything spd_tf.artifacts.load takes: a run directory (any test
+    protocol, network in `precision`) or an export (single scale, its own precision)."""
+    from spd_tf import artifacts
 
-
-def model_run(model, model_config, protocol):
-    """A traced uint8 [1, H, W, 3] -> results function around a Keras model."""
-    import tensorflow as tf
-
-    from spd_tf import inference
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-    def run(images):
-        return inference.infer(model, images, model_config.input_size, protocol=protocol,
-                               label_set=model_config.label_set)
-
-    return run
-
-
-def load_predictor(path, protocol=None) -> ModelPredictor:
-    """A train.py run directory (latest checkpoint, any test protocol) or a SavedModel (its
-    `image_tensor` signature, single scale; a TF Serving model dir means its newest version)."""
-    import tensorflow as tf
-
-    from spd_tf import inference
-
-    protocol = protocol or inference.PROTOCOLS["fast"]
-    path = Path(path)
-    if (path / "config.json").exists():
-        from spd_tf.export import load_run_model
-
-        model, config = load_run_model(path)
-        return ModelPredictor(model_run(model, config, protocol), config.tasks,
-                              f"run {path} ({protocol})", config.label_set)
-    from spd_tf.export import read_label_set
-    from spd_tf.predict import resolve_saved_model
-
-    try:
-        path = resolve_saved_model(path)
-    except FileNotFoundError as error:
-        raise SettingFileNotFoundError("{load_predictor.path} {error}; nor a run directory (config.json)",
-                                       error=error) from None
-    if protocol != inference.PROTOCOLS["fast"]:
-        raise SettingValueError(
-            "{load_predictor.path} {path}: a SavedModel serves single-scale predictions; use the training run "
-            "directory for another {load_predictor.protocol} (fast here)", path=path)
-    signature = tf.saved_model.load(str(path)).signatures["image_tensor"]
-    (input_name,) = signature.structured_input_signature[1].keys()
-    return ModelPredictor(lambda images: signature(**{input_name: tf.constant(images)}),
-                          _tasks_of(signature.structured_outputs), f"SavedModel {path}",
-                          read_label_set(path))
+    return ModelPredictor(artifacts.load(path, precision), protocol)

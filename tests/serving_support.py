@@ -18,7 +18,7 @@ from spd_tf.model.spd import build_model, select_model_inputs
 # top two tie almost everywhere, so label agreement could not be judged; the serving path
 # is the same for both head kinds.
 TINY = ModelConfig(
-    backbone_depth=18, width_multiplier=0.125, input_size=(64, 64), num_refinement_stages=1,
+    backbone="resnet18", width_multiplier=0.125, input_size=(64, 64), num_refinement_stages=1,
     head_norm="batch",
 )
 _EXPORTS = {}

@@ -12,7 +12,7 @@ from spd_tf.data import augment, schema, synthetic
 from spd_tf.data.pipeline import Parser
 
 INPUT = (96, 96)
-MODEL = ModelConfig(backbone_depth=18, input_size=INPUT, width_multiplier=0.25)
+MODEL = ModelConfig(backbone="resnet18", input_size=INPUT, width_multiplier=0.25)
 CIHP_IDS = ("0002190", "0005008", "0012008", "0026375", "0032190")
 
 
@@ -229,7 +229,7 @@ def test_real_lip_example_without_densepose(shared_data):
         (sample / "images/86_185913.jpg").read_bytes(), height=377, width=130, source_id="86_185913",
         dataset="lip", parsing_png=(sample / "parsing/86_185913.png").read_bytes(), keypoints=keypoints,
     ).SerializeToString()
-    model = ModelConfig(backbone_depth=18, input_size=(384, 384), width_multiplier=0.25)
+    model = ModelConfig(backbone="resnet18", input_size=(384, 384), width_multiplier=0.25)
     config = DataConfig(scale_range=(1.0, 1.0), flip=False, framing="keep_aspect")
     parser = Parser(model, config, training=True)
     features, out = tf.function(parser.train)(tf.constant(serialized), tf.constant([0, 0], tf.int64))

@@ -10,7 +10,7 @@ from spd_tf.model.densepose import RoiBox, RoiCrop, densepose_branch
 from spd_tf.model.pose import pose_refinement, pose_stage1
 from spd_tf.model.segmentation import segmentation_refinement, segmentation_stage1
 
-CONFIG = ModelConfig(backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+CONFIG = ModelConfig(backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
                      roi_size=7)
 DTYPE = "float32"
 

@@ -9,7 +9,7 @@ from spd_tf import config as cfg
 
 def test_defaults_are_the_paper_setup():
     model = cfg.ModelConfig()
-    assert (model.variant, model.backbone_depth, model.output_stride) == ("spd", 101, 8)
+    assert (model.variant, model.backbone, model.output_stride) == ("spd", "resnet101", 8)
     assert model.output_size == (48, 48)
     assert cfg.TrainConfig().loss_weights == (1.0, 0.8, 0.6)
 

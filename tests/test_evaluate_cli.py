@@ -147,7 +147,7 @@ def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
     from spd_tf.config import ModelConfig
     from spd_tf.model.spd import build_model
 
-    config = ModelConfig(variant="sp", backbone_depth=18, width_multiplier=0.125,
+    config = ModelConfig(variant="sp", backbone="resnet18", width_multiplier=0.125,
                          input_size=(64, 64), num_refinement_stages=1)
     run = tmp_path / "run"
     write_json_atomic(run / "config.json", {"model": config.to_dict()})
@@ -164,6 +164,9 @@ def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
     from_model = json.loads((tmp_path / "from_model" / "metrics.json").read_text())
     assert from_model == json.loads((tmp_path / "from_files" / "metrics.json").read_text())
     assert from_model["parsing"]["num_pixels"] > 0 and from_model["pose"]["num_images"] == 1
+    code, _, _ = _run_cli(["--dataset", "lip", "--data", data, "--model", str(run), "--batch-size", "3",
+                           "--out", str(tmp_path / "batched")], capsys)
+    assert code == 0 and json.loads((tmp_path / "batched" / "metrics.json").read_text()) == from_model
 
 
 def test_unsafe_source_ids_are_written_and_read_inside_the_prediction_dir(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """spd_tf.evaluation: ground-truth sources, the evaluation loop and its bad-input handling."""
 
+import json
 import math
 
 import numpy as np
@@ -172,3 +173,35 @@ def test_failed_evaluation_leaves_no_prediction_directory(tmp_path):
     with pytest.raises(ValueError, match="b: model failed"):
         evaluate(examples, Broken(), "lip", writer=PredictionWriter(tmp_path / "preds"), progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_batched_model_evaluation_scores_and_writes_as_one_at_a_time(tmp_path):
+    """Paper protocol on images of mixed sizes: batch 4 (a full batch and a remainder)
+    gives the same metrics and the same prediction files as one image at a time."""
+    import keras
+
+    from spd_tf import artifacts
+    from spd_tf.config import ModelConfig
+    from spd_tf.inference import PROTOCOLS
+    from spd_tf.model.spd import build_model
+    from spd_tf.predictions import ModelPredictor, PredictionWriter
+
+    config = ModelConfig(variant="sp", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
+                         num_refinement_stages=1, aspp_rates=(1, 2), head_norm="batch")
+    keras.utils.set_random_seed(6)
+    predictor = ModelPredictor(artifacts.from_model(build_model(config), config), PROTOCOLS["paper"])
+    rng = np.random.default_rng(7)
+    examples = []
+    for index, (height, width) in enumerate(((37, 23), (64, 48), (20, 70), (64, 64), (33, 33))):
+        keypoints = np.concatenate([rng.uniform(0, min(height, width), (16, 2)), np.ones((16, 1))], 1)
+        examples.append(Example(f"img{index}", height, width, rng.integers(0, 255, (height, width, 3), np.uint8),
+                                rng.integers(0, 20, (height, width), np.uint8), keypoints))
+    results = {size: evaluate(examples, predictor, "lip", batch_size=size, progress=False,
+                              writer=PredictionWriter(tmp_path / str(size)))
+               for size in (1, 4)}
+    assert results[1]["num_examples"] == 5 and "pose" in results[1]
+    assert json.dumps(results[4], sort_keys=True) == json.dumps(results[1], sort_keys=True)  # NaN-safe
+    for path in sorted((tmp_path / "1").rglob("*.*")):
+        assert (tmp_path / "4" / path.relative_to(tmp_path / "1")).read_bytes() == path.read_bytes(), path
+    with pytest.raises(ValueError, match="batch_size=0 must be >= 1"):
+        evaluate(examples, predictor, "lip", batch_size=0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spd_tf import export
+from spd_tf import artifacts, export
 from spd_tf.data import schema
 from spd_tf.model.spd import build_model
 from serving_support import (  # noqa: F401 (exported is a fixture)
@@ -145,15 +145,6 @@ def test_enormous_real_image_is_refused_before_decoding(exported):
 SMALL_S = TINY.replace(variant="s", num_refinement_stages=0)
 
 
-def test_load_run_model_restores_every_weight(tmp_path):
-    model = build_model(SMALL_S)
-    training_run(tmp_path, model, SMALL_S)
-    restored, config = export.load_run_model(tmp_path)
-    assert config == SMALL_S and restored.dtype_policy.name == "float32"
-    differing = [a.path for a, b in zip(model.weights, restored.weights) if not np.array_equal(a, b)]
-    assert not differing, f"weights not restored from the checkpoint: {differing}"
-
-
 def test_variants_versions_and_mixed_precision(tmp_path, capsys):
     """A CLI export of an `s` run, then an API export of a mixed-precision `sd` model into
     the same model directory: absent branches are absent outputs, versions 1 and 2 kept."""
@@ -176,13 +167,13 @@ def test_variants_versions_and_mixed_precision(tmp_path, capsys):
     out = tf.saved_model.load(str(path)).signatures["serving_default"](image_bytes=data)
     assert set(out) == {"labels", "image_size", "densepose_iuv", "densepose_box", "probabilities"}
     assert out["probabilities"].dtype == tf.float32 and out["probabilities"].shape == (1, 50, 40, 20)
-    float_model = export.float32_model(sd_model, sd_config)
-    assert float_model.dtype_policy.name == "float32"
+    float_model = artifacts.model_in_precision(sd_model, sd_config, "float32")
+    assert artifacts.compute_policy(float_model) == "float32" and float_model is not sd_model
     for weight, copy in zip(sd_model.get_weights(), float_model.get_weights()):
         np.testing.assert_array_equal(weight, copy)
     assert_same_labels(out["labels"][0].numpy(), keras_reference(float_model, sd_config, image)[0])
 
-    assert export.existing_versions(base / "variants") == [1, 2]
+    assert artifacts.existing_versions(base / "variants") == [1, 2]
     with pytest.raises(FileExistsError, match="never overwrite"):
         export.export_saved_model(sd_model, sd_config, base, "variants", version=1)
     listing = (base / "models.config").read_text()
@@ -208,7 +199,7 @@ def test_bfloat16_export_runs_bfloat16_convs_with_float32_outputs(tmp_path, caps
     assert out["probabilities"].dtype == tf.float32 and out["labels"].shape == (1, 50, 40)
     np.testing.assert_allclose(tf.reduce_sum(out["probabilities"], -1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="precision='float16' is not one of float32, bfloat16"):
-        export.model_in_precision(build_model(SMALL_S), SMALL_S, "float16")
+        artifacts.model_in_precision(build_model(SMALL_S), SMALL_S, "float16")
 
 
 def test_cli_names_missing_or_mismatched_runs(tmp_path, capsys):

@@ -9,10 +9,9 @@ pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 
 from portable_support import served, trained_export, write_photos  # noqa: E402
-from spd_tf import inference, predict  # noqa: E402
+from spd_tf import artifacts, inference, predict  # noqa: E402
 from spd_tf.export_onnx import export_onnx  # noqa: E402
 from spd_tf.model.spd import select_model_inputs  # noqa: E402
-from spd_tf.portable import load_portable  # noqa: E402
 
 
 def test_onnx_matches_the_saved_model(tmp_path_factory, tmp_path, capsys):
@@ -21,7 +20,7 @@ def test_onnx_matches_the_saved_model(tmp_path_factory, tmp_path, capsys):
     assert path == tmp_path / "spd-onnx" / "1"
     metadata = json.loads((path / "export.json").read_text())
     assert metadata["opset"] >= 17 and metadata["input"]["dtype"] == "float32"
-    portable = load_portable(path.parent)
+    portable = artifacts.load(path.parent).model
     batch, image_size = inference.preprocess_numpy(list(images), portable.input_size)
     outputs = portable(batch)
     reference = model(select_model_inputs(model, {"image": batch}), training=False)

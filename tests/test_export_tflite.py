@@ -10,10 +10,9 @@ import tensorflow as tf
 pytest.importorskip("ai_edge_litert")
 
 from portable_support import served, trained_export, write_photos  # noqa: E402
-from spd_tf import inference, predict  # noqa: E402
+from spd_tf import artifacts, inference, predict  # noqa: E402
 from spd_tf.export_tflite import convert_saved_model, export_tflite  # noqa: E402
 from spd_tf.model.spd import select_model_inputs  # noqa: E402
-from spd_tf.portable import load_portable  # noqa: E402
 
 # Measured on the trained tiny model (tests/portable_support.py), 8 images of 80x60: see
 # README "TFLite and ONNX"; the floors leave a margin under those figures.
@@ -29,7 +28,7 @@ def tflite(tmp_path_factory):
 
 
 def portable_results(path, images):
-    model = load_portable(path)
+    model = artifacts.load(path).model
     batch, image_size = inference.preprocess_numpy(list(images), model.input_size)
     return model(batch), inference.postprocess_numpy(model(batch), image_size), batch
 

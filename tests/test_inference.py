@@ -80,7 +80,7 @@ def test_banded_resize_equals_tf_image_resize(monkeypatch, grid, out):
 
 def test_forward_in_chunks_equals_one_forward():
     keras.utils.set_random_seed(3)
-    model = build_model(ModelConfig(backbone_depth=18, width_multiplier=0.125, input_size=(32, 32),
+    model = build_model(ModelConfig(backbone="resnet18", width_multiplier=0.125, input_size=(32, 32),
                                     num_refinement_stages=0))
     batch = tf.random.uniform((3, 32, 32, 3), 0, 255, seed=4)
     whole = inference.forward(model, batch)
@@ -219,7 +219,7 @@ def test_stage_mean_tta_at_the_original_size():
 def test_paper_protocol_on_a_model_equals_jppnet_steps_at_the_image_size():
     """JPPNet's evaluate_parsing: scales 1/0.75/1.25 of the input size from the original
     image, each with its mirror, parsing stages averaged, all resized to the image, fused."""
-    config = ModelConfig(variant="sp", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+    config = ModelConfig(variant="sp", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
                          num_refinement_stages=1, aspp_rates=(1, 2))
     model = build_model(config)
     image = np.random.default_rng(3).integers(0, 255, (1, 37, 23, 3), np.uint8)
@@ -254,3 +254,27 @@ def test_absent_branches_are_absent_results():
     assert set(inference.postprocess({"segmentation": segmentation}, [[8, 8]])) == {"labels", "image_size"}
     with_pose = inference.postprocess({"segmentation": segmentation, "pose": pose}, [[8, 8]])
     assert set(with_pose) == {"labels", "image_size", "keypoints"}
+
+
+def test_a_padded_batch_of_mixed_sizes_gives_each_image_its_own_results():
+    """Paper protocol (3 scales x flip, fused at each image's size) on 4 images of 4 sizes
+    in one batch = the same images one at a time, for every output."""
+    config = ModelConfig(variant="spd", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
+                         num_refinement_stages=1, aspp_rates=(1, 2), head_norm="batch")
+    keras.utils.set_random_seed(4)
+    model = build_model(config)
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 255, size, np.uint8) for size in ((37, 23, 3), (64, 48, 3), (20, 70, 3), (64, 64, 3))]
+    canvas = np.zeros((4, 64, 70, 3), np.uint8)
+    for row, image in enumerate(images):
+        canvas[row, : image.shape[0], : image.shape[1]] = image
+    sizes = [image.shape[:2] for image in images]
+    protocol = inference.PROTOCOLS["paper"]
+    batched = inference.split_batch(inference.infer(model, canvas, config.input_size, sizes, protocol=protocol))
+    for image, together in zip(images, batched):
+        alone = inference.split_batch(inference.infer(model, image[None], config.input_size, protocol=protocol))[0]
+        assert set(together) == set(alone) == {"labels", "keypoints", "densepose_iuv", "densepose_box", "image_size"}
+        for key in alone:
+            assert together[key].shape == alone[key].shape, key
+            np.testing.assert_allclose(together[key], alone[key], atol=1e-4, err_msg=key)
+        np.testing.assert_array_equal(together["labels"], alone["labels"])

@@ -12,7 +12,7 @@ from spd_tf.losses import (
 )
 
 B, S, H, h, R, P = 2, 2, 32, 8, 14, 5
-SPD = ModelConfig(backbone_depth=18, input_size=(64, 64), num_refinement_stages=1)
+SPD = ModelConfig(backbone="resnet18", input_size=(64, 64), num_refinement_stages=1)
 TRAIN = TrainConfig()
 
 

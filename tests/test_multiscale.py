@@ -9,7 +9,7 @@ from spd_tf.model.spd import build_model
 
 
 def test_three_towers_and_their_fusion_are_returned_per_stage():
-    config = ModelConfig(variant="sp", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+    config = ModelConfig(variant="sp", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
                          num_refinement_stages=1, aspp_rates=(1, 2))
     model = build_model(config)
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)), tf.float32)
@@ -28,7 +28,7 @@ def test_three_towers_and_their_fusion_are_returned_per_stage():
 
 
 def test_one_scale_is_the_plain_model():
-    config = ModelConfig(variant="s", backbone_depth=18, width_multiplier=0.125, input_size=(64, 64),
+    config = ModelConfig(variant="s", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
                          num_refinement_stages=1, aspp_rates=(1,))
     model = build_model(config)
     outputs = multiscale_outputs(model, {"image": tf.zeros((1, 64, 64, 3))}, (1.0,), training=False)

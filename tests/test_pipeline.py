@@ -1,4 +1,4 @@
-"""build_dataset / build_eval_dataset on a tiny synthetic set: interface, determinism, errors."""
+"""build_dataset on a tiny synthetic set: interface, determinism, errors."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from spd_tf import labels
 from spd_tf.config import DataConfig, ModelConfig
 from spd_tf.data import pipeline, synthetic
 
-MODEL = ModelConfig(backbone_depth=18, input_size=(64, 64), width_multiplier=0.25)
+MODEL = ModelConfig(backbone="resnet18", input_size=(64, 64), width_multiplier=0.25)
 DATA = DataConfig(seed=7, deterministic=True, max_densepose_points=64, shuffle_buffer=8)
 BATCH = 4
 
@@ -71,23 +71,22 @@ def test_validation_batches_are_one_pass_in_order(globs):
     assert [len(l["source_id"]) for _, l in batches] == [4, 1]
 
 
-def test_eval_dataset_maps_back_to_the_original(globs):
-    examples = _first_batches(pipeline.build_eval_dataset(globs[1], MODEL, DATA), 5)
-    assert [e["original"]["source_id"].decode() for e in examples] == [f"synthetic_val_{k:06d}" for k in range(5)]
-    for example in examples:
-        original = example["original"]
-        assert original["image"].shape == (80, 64, 3) and (original["height"], original["width"]) == (80, 64)
-        scale_yx = example["scale_yx"]
-        np.testing.assert_allclose(scale_yx, [64 / 80, 64 / 64])
-        model_kp, original_kp = example["labels"]["keypoints"], original["keypoints"]
+def test_validation_keypoints_map_back_to_the_original(globs):
+    """The deterministic validation resize (augment.resize_to_input): a keypoint maps back
+    as x_orig = (x_input + 0.5) / scale_x - 0.5, scale = input size / original size."""
+    from spd_tf.evaluation import tfrecord_examples
+
+    batches = _first_batches(pipeline.build_dataset(globs[1], MODEL, DATA, False, 5), 1)
+    _, originals = tfrecord_examples([globs[1]])
+    for row, original in zip(range(5), originals):
+        assert original.image.shape == (80, 64, 3) and (original.height, original.width) == (80, 64)
+        scale_yx = np.array([64 / 80, 64 / 64])
+        model_kp = batches[0][1]["keypoints"][row]
         visible = model_kp[:, 2] >= 0
         assert visible.sum() >= 12
         back = (model_kp[visible, :2] + 0.5) / scale_yx[::-1] - 0.5
-        np.testing.assert_allclose(back, original_kp[visible, :2], atol=1e-4)
-        assert example["features"]["image"].shape == (64, 64, 3)
-    batched = _first_batches(pipeline.build_eval_dataset(globs[1], MODEL, DATA, batch_size=3), 1)[0]
-    assert batched["original"]["parsing"].shape == (3, 80, 64)
-    assert batched["features"]["image"].shape == (3, 64, 64, 3)
+        np.testing.assert_allclose(back, original.keypoints[visible, :2], atol=1e-4)
+        assert batches[0][0]["image"][row].shape == (64, 64, 3)
 
 
 def test_glob_matching_nothing_is_named(tmp_path):

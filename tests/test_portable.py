@@ -8,12 +8,12 @@ import pytest
 import tensorflow as tf
 
 from serving_support import training_run
-from spd_tf import export, inference
+from spd_tf import artifacts, export, inference
 from spd_tf.config import ModelConfig
 from spd_tf.model.densepose import RoiBox, RoiCrop
 from spd_tf.model.spd import build_model
 from spd_tf.portable import (
-    BuiltinRoiBox, BuiltinRoiCrop, check_outputs, find_model_file, load_portable, write_model_export,
+    BuiltinRoiBox, BuiltinRoiCrop, check_outputs, write_model_export,
 )
 
 BOXES = np.array([[0.1, 0.2, 0.9, 0.7], [0.0, 0.0, 1.0, 1.0], [0.95, 0.9, 1.0, 1.0], [0.3, 0.4, 0.31, 0.42]],
@@ -69,11 +69,11 @@ def test_exports_are_versioned_and_found(tmp_path):
     assert json.loads((second / "export.json").read_text()) == {"format": "onnx", "file": "model.onnx"}
     with pytest.raises(FileExistsError):
         write_model_export(tmp_path, "spd-onnx", 2, "onnx", b"three", metadata)
-    assert find_model_file(tmp_path / "spd-onnx") == second / "model.onnx"
-    assert find_model_file(first) == first / "model.onnx"
-    assert find_model_file(tmp_path) is None  # not an export: predict tries a SavedModel
+    assert artifacts.portable_model_file(tmp_path / "spd-onnx") == second / "model.onnx"
+    assert artifacts.portable_model_file(first) == first / "model.onnx"
+    assert artifacts.portable_model_file(tmp_path) is None  # not an export: predict tries a SavedModel
     with pytest.raises(FileNotFoundError, match="export.json"):
-        load_portable(tmp_path)
+        artifacts.load(tmp_path)
     assert not list(tmp_path.glob("**/.tmp-*"))
 
 
@@ -103,7 +103,7 @@ def test_cli_rejects_unknown_formats(tmp_path, capsys):
 def test_cli_writes_an_onnx_export_with_its_source_run(tmp_path, capsys):
     pytest.importorskip("tf2onnx")
     pytest.importorskip("onnxruntime")
-    config = ModelConfig(variant="s", backbone_depth=18, width_multiplier=0.125, input_size=(32, 32),
+    config = ModelConfig(variant="s", backbone="resnet18", width_multiplier=0.125, input_size=(32, 32),
                          num_refinement_stages=0, aspp_rates=(1, 2))
     keras.utils.set_random_seed(0)
     model = build_model(config)
@@ -115,7 +115,7 @@ def test_cli_writes_an_onnx_export_with_its_source_run(tmp_path, capsys):
     assert f"wrote {path}" in capsys.readouterr().out
     metadata = json.loads((path / "export.json").read_text())
     assert metadata["source_run"] == str(tmp_path / "run") and metadata["outputs"] == ["segmentation"]
-    portable = load_portable(path)
+    portable = artifacts.load(path).model
     assert portable.input_size == (32, 32) and portable.input_dtype == "uint8"
     pixels = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), np.uint8)
     expected = model({"image": pixels.astype(np.float32)}, training=False)["segmentation"]

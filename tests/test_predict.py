@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from spd_tf import labels as lip
-from spd_tf import predict
+from spd_tf import artifacts, predict
 from spd_tf.data.synthetic import generate_person
 from spd_tf.losses import segmentation_loss
 from spd_tf.model.spd import build_model
@@ -73,7 +73,7 @@ def test_runner_from_a_training_run_matches_the_keras_model(exported, tmp_path):
     model, config, _, _ = exported
     training_run(tmp_path, model, config)
     image = person_image(44, 36, seed=9)
-    results = predict.load_runner(tmp_path)([encode(image, ".png")])
+    results = artifacts.load(tmp_path).bytes_runner()([encode(image, ".png")])
     assert_same_labels(results["labels"][0], keras_reference(model, TINY, image)[0])
 
 
@@ -141,7 +141,7 @@ def trained_run(tmp_path_factory):
 
 def test_bfloat16_labels_agree_with_float32_on_a_trained_model(trained_run):
     run_dir, photos = trained_run
-    labels = {precision: predict.load_runner(run_dir, precision=precision)(photos)["labels"]
+    labels = {precision: artifacts.load(run_dir, precision=precision).bytes_runner()(photos)["labels"]
               for precision in ("float32", "bfloat16")}
     assert labels["float32"].shape == (16, 64, 64)
     assert (labels["bfloat16"] == labels["float32"]).mean() >= 0.995
@@ -156,4 +156,4 @@ def test_precision_flag_runs_a_run_dir_and_refuses_a_saved_model(exported, train
     assert (tmp_path / "out" / "a.png").exists()
     assert predict.main([str(tmp_path / "in"), "--model", str(exported[2]), "--out", str(tmp_path / "o"),
                          "--precision", "bfloat16"]) == 1
-    assert "--precision bfloat16: the SavedModel" in capsys.readouterr().err
+    assert "precision='bfloat16': the saved_model export" in capsys.readouterr().err

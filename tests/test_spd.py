@@ -13,7 +13,7 @@ from spd_tf.model.spd import build_model, select_model_inputs
 
 
 def _tiny(variant="spd", **changes):
-    return ModelConfig(variant=variant, backbone_depth=18, width_multiplier=0.125,
+    return ModelConfig(variant=variant, backbone="resnet18", width_multiplier=0.125,
                        input_size=(64, 64), num_refinement_stages=1, **changes)
 
 
@@ -138,13 +138,13 @@ def test_mixed_bfloat16_forward_gives_finite_float32():
     "changes, needle",
     [
         (dict(variant="sdp"), "'sdp'"),
-        (dict(backbone_depth=152), "152"),
+        (dict(backbone="resnet152"), "resnet152"),
         (dict(output_stride=4), "output_stride=4"),
         (dict(input_size=(100, 100)), "(100, 100)"),
     ],
 )
 def test_bad_config_is_a_clear_value_error(changes, needle):
-    values = {**dict(backbone_depth=18, width_multiplier=0.125, input_size=(64, 64)), **changes}
+    values = {**dict(backbone="resnet18", width_multiplier=0.125, input_size=(64, 64)), **changes}
     with pytest.raises(ValueError) as error:
         build_model(values)
     assert needle in str(error.value)

@@ -43,7 +43,7 @@ def test_help_lists_paper_and_demo_defaults(capsys):
                  "--backbone-weights", "--loss-weights", "--run-dir", "--xla"):
         assert flag in text
     assert "default: 384; synthetic demo without --data: " in text
-    assert "default: 101;" in text
+    assert "default: resnet101; synthetic demo without --data: resnet18" in text
     assert "(default: 0.9)" in text  # momentum and poly power
     assert "(default: 1,0.8,0.6; synthetic demo without --data: 1,0.1,0.6)" in text
     assert "(default: None)" not in text
@@ -62,7 +62,7 @@ def test_paper_defaults_with_data_and_demo_defaults_without():
     assert data.train_patterns == ()  # the synthetic demo
     demo = {name: demo for name, (_, demo) in cli.PROFILES.items()}
     assert model.input_size == demo["input_size"] == (128, 128)
-    assert model.backbone_depth == 34  # an explicit flag beats the demo default
+    assert model.backbone == "resnet34"  # an explicit flag beats the demo default
     assert train.total_steps == demo["total_steps"] and train.backbone_weights == "none"
     assert train.loss_weights == demo["loss_weights"] != (1.0, 0.8, 0.6)
     assert not model.freeze_backbone_bn  # random init: frozen BN would leave the trunk unnormalised

@@ -12,7 +12,7 @@ from spd_tf.training.errors import TrainingDataError, TrainingDiverged
 from spd_tf.training.trainer import Trainer
 from train_support import write_damaged_shard, write_lip_records
 
-TINY_MODEL = dict(backbone_depth=18, input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
+TINY_MODEL = dict(backbone="resnet18", input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from spd_tf import cli_args, config, labels
-from spd_tf.data import layouts, schema
+from spd_tf.data import layouts, listers, schema
 from spd_tf.data.writer import ShardedWriter
 from spd_tf.fileio import ensure_writable_dir, write_json_atomic
 
@@ -388,7 +388,7 @@ def convert_labelled(
     out_dir = Path(out_dir)
     report = ConversionReport(dataset, root, out_dir)
     splits = [split] if split is not None or id_list is not None else [None]
-    for listing in (layouts.LISTERS[dataset](root, name, id_list) for name in splits):
+    for listing in (listers.LISTERS[dataset](root, name, id_list) for name in splits):
         convert_listing(report, listing, dataset, num_classes, out_dir, workers, examples_per_shard)
     return report.write(report_path or out_dir / f"{dataset}-report.json")
 

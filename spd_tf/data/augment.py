@@ -19,9 +19,9 @@ A flip also renames sides: classes (the label set's flip pairs), joints
 need DensePose's UV_symmetry_transforms.mat to flip exactly (`UVSymmetry`); without it the
 caller drops the DensePose points of flipped examples instead of corrupting them.
 
-Padding: the image is padded with the ImageNet mean RGB (`IMAGENET_MEAN_RGB`), which the
-model's caffe-style mean subtraction turns into zeros (JPPNet pads the mean-subtracted
-image with 0); labels are padded with 255 (ignore).
+Padding: the image is padded with the backbone's pad value (`backbones.pad_value`: the
+ImageNet mean RGB for a ResNet), which the model's input normalisation turns into zeros
+(JPPNet pads the mean-subtracted image with 0); labels are padded with 255 (ignore).
 """
 
 import math
@@ -34,7 +34,6 @@ import tensorflow as tf
 from spd_tf import labels
 from spd_tf.config import DataConfig
 
-IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 UV_GRID = 256  # DensePose's symmetry tables are 256 x 256 per patch
 
 
@@ -169,17 +168,17 @@ def _warp(images: tf.Tensor, matrix: tf.Tensor, output_size, fill: float, interp
     return warped[0]
 
 
-def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size) -> tf.Tensor:
-    """uint8/float RGB [H, W, 3] -> float32 [h, w, 3] 0..255, padded with the ImageNet mean.
+def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size, pad_value) -> tf.Tensor:
+    """uint8/float RGB [H, W, 3] -> float32 [h, w, 3] 0..255, padded with `pad_value` (RGB).
 
     As JPPNet (resize, then pad): bilinear samples clamp at the image's edge (fill_mode
     NEAREST, like tf.image.resize) and the pixels whose centre falls outside it get the
-    mean, so at scale 1 the result equals the test-time resize.
+    pad value, so at scale 1 the result equals the test-time resize.
     """
-    mean = tf.constant(IMAGENET_MEAN_RGB, tf.float32)
-    centred = tf.cast(image, tf.float32) - mean
+    pad = tf.constant(pad_value, tf.float32)
+    centred = tf.cast(image, tf.float32) - pad
     inside = _warp(tf.ones_like(centred[..., :1]), matrix, output_size, 0.0, "NEAREST")
-    return _warp(centred, matrix, output_size, 0.0, "BILINEAR", "NEAREST") * inside + mean
+    return _warp(centred, matrix, output_size, 0.0, "BILINEAR", "NEAREST") * inside + pad
 
 
 def warp_parsing(parsing: tf.Tensor, matrix: tf.Tensor, output_size, fill=labels.IGNORE_LABEL) -> tf.Tensor:

@@ -282,16 +282,6 @@ def list_cihp(root: PathLike, split: Optional[str] = None, id_list: Optional[Pat
     )
 
 
-def list_ccp(root: PathLike, split: Optional[str] = None, id_list: Optional[PathLike] = None) -> Listing:
-    """CCP: photos/ + annotations/pixel-level/*.mat + label_list.mat (spd_tf.data.ccp)."""
-    from spd_tf.data import ccp
-
-    return ccp.list_ccp(root, split, id_list)
-
-
-LISTERS = {"lip": list_lip, "atr": list_atr, "cihp": list_cihp, "ccp": list_ccp}
-
-
 # --- loading ---------------------------------------------------------------------------------------
 
 def load_image(path: PathLike) -> np.ndarray:
@@ -328,10 +318,3 @@ def load_label(path: PathLike) -> np.ndarray:
             raise ValueError(f"{path}: label values {array.min()}..{array.max()} do not fit uint8")
         array = array.astype(np.uint8)
     return array
-
-
-def keypoints_or_missing(keypoints: Optional[np.ndarray]) -> np.ndarray:
-    """[16, 3] keypoints of a record, all -1 when the record has none (for metrics)."""
-    if keypoints is None:
-        return np.full((labels.NUM_LIP_JOINTS, 3), -1.0, np.float32)
-    return np.asarray(keypoints, np.float32)

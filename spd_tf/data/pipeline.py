@@ -4,8 +4,8 @@ As in tensorflow/models, decoding (`schema.decode_example`, which knows the feat
 is kept apart from the parser (`Parser`, which knows augmentation and targets), so a new
 dataset only needs a converter to the schema. `build_dataset` gives the (features, labels)
 batches of docs/interfaces.md "Training targets" for training (random geometry) and for
-validation losses (deterministic resize, as spd_tf.inference); `build_eval_dataset` also keeps every
-original-resolution field so predictions can be mapped back to the source image.
+validation losses (deterministic resize, as spd_tf.inference). Evaluation at the original
+resolution reads records itself (spd_tf.evaluation.tfrecord_examples, one data path).
 
 Determinism: augmentation draws only from stateless ops seeded by (seed, example index),
 so with `DataConfig(seed=..., deterministic=True)` two runs give identical batches whatever
@@ -19,10 +19,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from spd_tf import labels
 from spd_tf.config import ModelConfig, DataConfig
 from spd_tf.data import augment, schema, targets
 from spd_tf.errors import SettingError
+from spd_tf.model import backbones
 
 AUTOTUNE = tf.data.AUTOTUNE
 Patterns = Union[str, Sequence[str]]
@@ -101,6 +101,7 @@ class Parser:
         self.input_size = tuple(int(s) for s in model_config.input_size)
         self.output_stride = model_config.output_stride
         self.label_set = model_config.label_set
+        self.pad_value = backbones.pad_value(model_config.backbone)
         self.densepose_size = densepose_output_size(model_config)
         self.data_config = data_config
         self.uv_symmetry = None  # only training flips
@@ -112,19 +113,16 @@ class Parser:
         matrix, flipped = augment.random_transform(
             seed, tf.shape(example["image"])[:2], self.input_size, self.data_config
         )
-        image = augment.warp_image(example["image"], matrix, self.input_size)
+        image = augment.warp_image(example["image"], matrix, self.input_size, self.pad_value)
         parsing = augment.warp_parsing(example["parsing"], matrix, self.input_size)
         return self.make_targets(example, image, parsing, matrix, flipped)
 
     def evaluate(self, serialized: tf.Tensor):
-        return self.evaluate_with_geometry(schema.decode_example(serialized))[:2]
-
-    def evaluate_with_geometry(self, example: dict):
+        example = schema.decode_example(serialized)
         image, parsing, matrix = augment.resize_to_input(
             example["image"], example["parsing"], self.input_size
         )
-        features, labels_ = self.make_targets(example, image, parsing, matrix, tf.constant(False))
-        return features, labels_, matrix
+        return self.make_targets(example, image, parsing, matrix, tf.constant(False))
 
     def make_targets(self, example, image, parsing, matrix, flipped):
         """Maps every label through `matrix`, renames sides when `flipped`, builds targets."""
@@ -253,54 +251,3 @@ def build_dataset(
         dataset = dataset.map(parser.evaluate, num_parallel_calls=calls, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     return _with_options(dataset, deterministic)
-
-
-def _padding_value(spec: tf.TensorSpec, key: str = ""):
-    if spec.dtype == tf.string:
-        return tf.constant("", tf.string)
-    fill = {"parsing": labels.IGNORE_LABEL, "keypoints": -1}.get(key, 0)
-    return tf.constant(fill, spec.dtype)
-
-
-def build_eval_dataset(
-    patterns: Patterns,
-    model_config: ModelConfig,
-    data_config: DataConfig,
-    batch_size: Optional[int] = None,
-    *,
-    num_parallel_calls: Optional[int] = None,
-) -> tf.data.Dataset:
-    """Evaluation examples with everything needed to score at the original resolution.
-
-    Each element is a dict:
-      features, labels: exactly what build_dataset(training=False) yields, at input size;
-      original: the decode_example dict (image, parsing, keypoints, DensePose, height,
-        width, source_id, presence flags) at the original resolution;
-      scale_yx float32 [2]: input size / original size per axis (`augment.resize_to_input`);
-        a keypoint maps back as x_orig = (x_input + 0.5) / scale_x - 0.5 (pixel indices).
-    With batch_size, elements are padded to the largest original size of the batch
-    (parsing with 255, keypoints with -1, DensePose patch ids with 0, strings with "").
-    """
-    files = list_files(patterns)
-    check_records(files)
-    calls = AUTOTUNE if num_parallel_calls is None else num_parallel_calls
-    parser = Parser(model_config, data_config, training=False)
-
-    def parse(serialized):
-        example = schema.decode_example(serialized)
-        features, labels_, matrix = parser.evaluate_with_geometry(example)
-        return {
-            "features": features,
-            "labels": labels_,
-            "original": example,
-            "scale_yx": tf.stack([matrix[1, 1], matrix[0, 0]]),
-        }
-
-    dataset = _records(files, data_config, False, None, calls)
-    dataset = dataset.map(parse, num_parallel_calls=calls, deterministic=True)
-    if batch_size:
-        spec = dataset.element_spec
-        padding = tf.nest.map_structure(_padding_value, spec)
-        padding["original"] = {k: _padding_value(s, k) for k, s in spec["original"].items()}
-        dataset = dataset.padded_batch(batch_size, padding_values=padding)
-    return _with_options(dataset, True)

@@ -8,22 +8,6 @@ readable, unique name and the graph stays a plain `keras.Model`.
 import keras
 from keras import ops
 
-# keras.applications ResNet / Caffe ImageNet means, BGR order.
-IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
-
-
-@keras.saving.register_keras_serializable(package="spd_tf")
-class CaffeNormalization(keras.layers.Layer):
-    """RGB 0..255 -> BGR minus ImageNet means (keras.applications.resnet.preprocess_input).
-
-    Living inside the model means callers (training, export, serving) always feed raw
-    RGB pixels and can never normalise twice or with the wrong convention.
-    """
-
-    def call(self, images):
-        bgr = ops.flip(ops.cast(images, self.compute_dtype), axis=-1)
-        return bgr - ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=self.compute_dtype)
-
 
 @keras.saving.register_keras_serializable(package="spd_tf")
 class StackStages(keras.layers.Layer):
@@ -56,6 +40,19 @@ class FrozenStatisticsBatchNorm(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         return super().call(inputs, training=False, mask=mask)
+
+
+def backbone_batch_norm(mode, **bn_config):
+    """A trunk BN layer for `ModelConfig.backbone_bn` `mode`.
+
+    frozen_statistics (JPPNet): stored statistics, trainable gamma/beta; frozen: nothing
+    trains (Keras 3 runs a non-trainable BN in inference mode); trainable: plain BN.
+    """
+    if mode == "frozen_statistics":
+        return FrozenStatisticsBatchNorm(**bn_config)
+    layer = keras.layers.BatchNormalization(**bn_config)
+    layer.trainable = mode == "trainable"
+    return layer
 
 
 def jppnet_initializer():

@@ -1,7 +1,7 @@
 """`build_model`: the SPD network for one of the variants s / sp / sd / spd.
 
 Inputs and outputs are the dicts of docs/interfaces.md. The graph is one functional
-`keras.Model`: the dilated ResNet backbone (a nested model named "backbone"), the
+`keras.Model`: the backbone of `config.backbone` (a nested model named "backbone"), the
 segmentation branch, the pose branch (sp, spd) and the DensePose ROI branch (sd, spd).
 Segmentation and pose refine each other (JPPNet); DensePose shares the trunk only.
 """
@@ -9,7 +9,7 @@ Segmentation and pose refine each other (JPPNet); DensePose shares the trunk onl
 import keras
 
 from spd_tf.config import DENSEPOSE, POSE, ModelConfig
-from spd_tf.model.backbone import build_backbone, load_backbone_weights
+from spd_tf.model import backbones
 from spd_tf.model.densepose import densepose_branch
 from spd_tf.model.layers import StackStages, policy_name
 from spd_tf.model.pose import pose_refinement, pose_stage1
@@ -23,9 +23,10 @@ def build_model(config: ModelConfig, backbone_weights=None, dtype=None) -> keras
     """Builds the SPD `keras.Model` described by `config`.
 
     Args:
-      config: a `ModelConfig` or its dict (validated: variant, depth, stride, input size).
-      backbone_weights: None / "none", "imagenet", or a local keras.applications
-        ResNet50/101 (include_top=False) .h5 path, copied into the backbone by layer name.
+      config: a `ModelConfig` or its dict (validated: variant, backbone, stride, input size).
+      backbone_weights: None / "none", "imagenet", or a local .h5 path of the
+        keras.applications model the backbone mirrors (include_top=False), copied into the
+        backbone by layer name.
       dtype: dtype policy of every layer (default: the global policy, e.g. set with
         `keras.mixed_precision.set_global_policy`). Outputs are float32 regardless.
     """
@@ -40,16 +41,16 @@ def build_model(config: ModelConfig, backbone_weights=None, dtype=None) -> keras
     if config.has(DENSEPOSE):
         inputs[BOX_KEY] = keras.Input((4,), name=BOX_KEY, optional=True)
 
-    backbone = build_backbone(config, dtype=dtype)
-    load_backbone_weights(backbone, config, backbone_weights)
+    backbone = backbones.build(config, dtype=dtype)
+    backbones.load_weights(backbone, config, backbone_weights)
     features = backbone(inputs[IMAGE_KEY])
-    res4, res5 = features["res4"], features["res5"]
+    middle, deep = features[backbones.MIDDLE], features[backbones.DEEP]
 
-    seg_logits, seg_context = segmentation_stage1(res5, config, dtype=dtype)
+    seg_logits, seg_context = segmentation_stage1(deep, config, dtype=dtype)
     seg_stages = [seg_logits]
     has_pose = config.has(POSE)
     if has_pose:
-        heatmaps, pose_context = pose_stage1(res4, config, dtype=dtype)
+        heatmaps, pose_context = pose_stage1(middle, config, dtype=dtype)
         pose_stages = [heatmaps]
     for stage in range(2, config.num_refinement_stages + 2):
         # Both branches refine from the previous stage of each other (JPPNet order).
@@ -75,7 +76,7 @@ def build_model(config: ModelConfig, backbone_weights=None, dtype=None) -> keras
         outputs["pose"] = heatmaps
         outputs["pose_stages"] = StackStages(name="pose_stages", dtype="float32")(pose_stages)
     if config.has(DENSEPOSE):
-        charts, box = densepose_branch(res4, seg_logits, inputs[BOX_KEY], config, dtype=dtype)
+        charts, box = densepose_branch(middle, seg_logits, inputs[BOX_KEY], config, dtype=dtype)
         outputs.update(charts)
         outputs[BOX_KEY] = box
     return keras.Model(inputs, outputs, name=f"spd_{config.variant}")

@@ -1,6 +1,6 @@
 """Checkpoints of model, optimizer and step with tf.train.CheckpointManager.
 
-The object graph (`model`, `optimizer`, `step`) is what `spd_tf.export.load_run_model`
+The object graph (`model`, `optimizer`, `step`) is what `spd_tf.artifacts.load`
 restores too. tf.train.Checkpoint only sees sublayers a Keras 3 layer holds as attributes,
 never in Python lists: tests/test_spd.py checks that a round trip restores every weight.
 
@@ -14,8 +14,8 @@ from typing import Optional
 
 import tensorflow as tf
 
+from spd_tf.artifacts import CHECKPOINT_DIR
 from spd_tf.training.errors import TrainingSetupError
-from spd_tf.training.run_dir import CHECKPOINT_DIR
 
 
 def checkpoint_directory(run_dir: Path, chief: bool, worker_id: int) -> Path:

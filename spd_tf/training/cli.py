@@ -1,7 +1,7 @@
 """`spd-train` / `python train.py`: flags (generated from the configs) -> configs -> run_training.
 
 With no --data the run trains on the built-in synthetic people set. Those runs only change
-the *default values* of a few flags (input size, backbone depth/width, steps, ...) so the
+the *default values* of a few flags (input size, backbone and width, steps, ...) so the
 whole demo fits a laptop CPU; everything else is the same code path a user has, and any
 flag given explicitly wins.
 """
@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 from spd_tf import cli_args
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.errors import SettingError
+from spd_tf.model import backbones
 from spd_tf.training.errors import TrainingDataError, TrainingDiverged, TrainingSetupError
 from spd_tf.training.options import RunOptions
 
@@ -38,6 +39,8 @@ resumes from the last checkpoint; a finished run is not retrained.""",
                  help="backbone BatchNorm: frozen_statistics (JPPNet: pretrained statistics kept, gamma/beta "
                       "trained), frozen, or trainable; auto = frozen_statistics with pretrained weights, "
                       "trainable from random init (frozen random statistics leave the trunk unnormalised)")
+    cli_args.add(model, "--backbone-depth", type=int, choices=backbones.RESNET_DEPTHS, default=None,
+                 help="ResNet depth: --backbone-depth N is --backbone resnetN")
     cli_args.add_config_flags(parser.add_argument_group("optimisation, devices"), TrainConfig, DEMO_LABEL)
     cli_args.add_config_flags(parser.add_argument_group("run directory and outputs"), RunOptions)
     return parser
@@ -50,10 +53,23 @@ def backbone_bn_mode(choice: str, backbone_weights: str) -> str:
     return choice
 
 
+def _backbone_flag(args: argparse.Namespace) -> Optional[str]:
+    """--backbone, or its alias --backbone-depth N (resnetN); both must agree."""
+    if args.backbone_depth is None:
+        return args.backbone
+    alias = f"resnet{args.backbone_depth}"
+    if args.backbone not in (None, alias):
+        raise TrainingSetupError(
+            f"--backbone-depth {args.backbone_depth} (= {alias}) disagrees with --backbone {args.backbone}"
+        )
+    return alias
+
+
 def resolve_configs(args: argparse.Namespace):
     """Flags -> (ModelConfig, DataConfig, TrainConfig, RunOptions); unset flags take the paper
     defaults, or the demo's when no --data is given."""
     demo = not args.train_patterns
+    args = argparse.Namespace(**{**vars(args), "backbone": _backbone_flag(args)})
     train = TrainConfig(**cli_args.config_values(TrainConfig, args, demo))
     model = ModelConfig(**cli_args.config_values(ModelConfig, args, demo),
                         backbone_bn=backbone_bn_mode(args.backbone_bn, train.backbone_weights))
@@ -65,7 +81,7 @@ def announcement(model: ModelConfig, train: TrainConfig, synthetic: bool) -> str
     """The run's first line: what trains, and on what."""
     settings = (
         f"variant={model.variant} input={model.input_size[0]}x{model.input_size[1]} "
-        f"stride={model.output_stride} resnet{model.backbone_depth} width x{model.width_multiplier} "
+        f"stride={model.output_stride} {model.backbone} width x{model.width_multiplier} "
         f"labels={model.label_set.name} aspp={model.aspp}:{cli_args.typed(model.aspp_rates)} head_norm={model.head_norm} "
         f"refinements={model.num_refinement_stages} train_scales={cli_args.typed(train.train_scales)} "
         f"batch={train.batch_size} steps={train.total_steps} "

@@ -2,7 +2,7 @@
 
 The model in memory is scored (as float32, what the export serves) with the predictor and
 metrics `python evaluate.py --model` uses, so the numbers train.py prints are the
-evaluation tool's numbers.
+evaluation tool's numbers. `batch_size` images run as one batch (any mix of sizes).
 """
 
 from pathlib import Path
@@ -10,16 +10,14 @@ from typing import Callable, Sequence
 
 import cv2
 
-from spd_tf import evaluation, inference
+from spd_tf import artifacts, evaluation, inference
+from spd_tf.artifacts import CONTACT_SHEET_NAME, METRICS_NAME
 from spd_tf.config import ModelConfig
-from spd_tf.export import float32_model
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
-from spd_tf.predictions import ModelPredictor, model_run
+from spd_tf.predictions import ModelPredictor
 from spd_tf.training.visual_summaries import contact_sheets
 from spd_tf.visualize import stack_sheets
 
-METRICS_NAME = "metrics.json"
-CONTACT_SHEET_NAME = "contact_sheet.png"
 CONTACT_SHEET_EXAMPLES = 4
 
 
@@ -42,14 +40,12 @@ def headline(result: dict) -> str:
 
 
 def evaluate_model(model, model_config: ModelConfig, val_patterns: Sequence[str], run_dir: Path,
-                   dataset: str, log: Callable[[str], None] = print) -> dict:
+                   dataset: str, log: Callable[[str], None] = print, batch_size: int = 1) -> dict:
     """Scores `model` on `val_patterns` at each image's original size; writes RUN/metrics.json."""
-    serving = float32_model(model, model_config)
-    run = model_run(serving, model_config, inference.PROTOCOLS["fast"])
-    predictor = ModelPredictor(run, model_config.tasks, f"run {run_dir}", model_config.label_set)
+    predictor = ModelPredictor(artifacts.from_model(model, model_config, "float32"), inference.PROTOCOLS["fast"])
     total, examples = evaluation.tfrecord_examples(list(val_patterns))
     result = evaluation.evaluate(examples, predictor, dataset, total=total,
-                                 ground_truth_label_set=model_config.label_set)
+                                 ground_truth_label_set=model_config.label_set, batch_size=batch_size)
     log(evaluation.format_report(result))
     log(f"final evaluation on {total} {dataset} val examples: {headline(result)}")
     write_json_atomic(Path(run_dir) / METRICS_NAME, result)

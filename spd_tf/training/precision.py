@@ -7,9 +7,8 @@ float16 kernels are slow. bfloat16 keeps float32's exponent range, so it needs n
 import keras
 import tensorflow as tf
 
+from spd_tf.dtype_policies import POLICIES
 from spd_tf.errors import SettingValueError
-
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 def resolve_policy(precision: str) -> str:

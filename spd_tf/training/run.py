@@ -8,6 +8,7 @@ produces one line, never a traceback after an hour of training.
 import contextlib
 from pathlib import Path
 
+from spd_tf.artifacts import EXPORT_DIR
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.data_checks import (
@@ -16,7 +17,7 @@ from spd_tf.training.data_checks import (
 from spd_tf.training.errors import SetupSettingError
 from spd_tf.training.options import RunOptions
 from spd_tf.training.run_dir import (
-    EXPORT_DIR, check_resumable, default_run_dir, prepare_run_dir, run_lock, write_run_config,
+    check_resumable, default_run_dir, prepare_run_dir, run_lock, write_run_config,
 )
 from spd_tf.training.strategy import is_chief, select_strategy
 

@@ -1,4 +1,5 @@
-"""The run directory: where a run's config, checkpoints, summaries and export live.
+"""The run directory: where a run's config, checkpoints, summaries and export live
+(the layout is spd_tf.artifacts').
 
 `config.json` records the resolved ModelConfig / DataConfig / TrainConfig. A re-run in the
 same directory resumes only when the model it would build is the one the checkpoints hold;
@@ -17,15 +18,12 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import spd_tf
+from spd_tf import artifacts
+from spd_tf.artifacts import CHECKPOINT_DIR, CONFIG_NAME, LOCK_NAME
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.fileio import ensure_writable_dir, pid_alive, write_json_atomic
 from spd_tf.training.errors import TrainingSetupError
 
-CONFIG_NAME = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-SUMMARY_DIR = "summaries"
-EXPORT_DIR = "export"
-LOCK_NAME = "train.lock"
 # Train settings that may change between a run and its resumption without invalidating it.
 RESUMABLE_CHANGES = ("total_steps", "checkpoint_every", "log_every", "strategy", "precision")
 
@@ -54,13 +52,10 @@ def prepare_run_dir(run_dir: Path) -> None:
 
 
 def read_run_config(run_dir: Path) -> Optional[dict]:
-    path = run_dir / CONFIG_NAME
-    if not path.exists():
-        return None
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError) as error:
-        raise TrainingSetupError(f"{path} is unreadable ({error}); move it away or use another run directory") from None
+        return artifacts.read_run_config(run_dir)
+    except ValueError as error:
+        raise TrainingSetupError(f"{error}; move it away or use another run directory") from None
 
 
 def check_resumable(run_dir: Path, model: ModelConfig, data: DataConfig, train: TrainConfig) -> list:

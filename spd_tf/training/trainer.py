@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spd_tf.artifacts import SUMMARY_DIR
 from spd_tf.config import DENSEPOSE, DataConfig, ModelConfig, TrainConfig
 from spd_tf.data.pipeline import build_dataset
 from spd_tf.losses import compute_losses
@@ -26,7 +27,6 @@ from spd_tf.training import precision as precision_lib
 from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
 from spd_tf.training.errors import SetupSettingError, TrainingDataError, TrainingDiverged
 from spd_tf.training.optimizer import build_optimizer
-from spd_tf.training.run_dir import SUMMARY_DIR
 from spd_tf.training.signals import StopRequest
 from spd_tf.training.strategy import is_chief, task_identity
 from spd_tf.training.summaries import TrainingSummaries

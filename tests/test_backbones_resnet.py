@@ -1,4 +1,4 @@
-"""Dilated ResNet trunk: feature shapes, keras.applications weight transfer, frozen BN."""
+"""Dilated ResNet trunk (spd_tf.model.backbones.resnet): feature shapes, keras.applications weight transfer, frozen BN."""
 
 import keras
 import numpy as np
@@ -6,11 +6,12 @@ import pytest
 import tensorflow as tf
 
 from spd_tf.config import ModelConfig
-from spd_tf.model.backbone import build_backbone, load_backbone_weights
+from spd_tf.model import backbones
+from spd_tf.model.backbones import DEEP, MIDDLE
 
 
 def _tiny(depth=18, **changes):
-    return ModelConfig(backbone_depth=depth, width_multiplier=0.125, input_size=(64, 64),
+    return ModelConfig(backbone=f"resnet{depth}", width_multiplier=0.125, input_size=(64, 64),
                        **changes)
 
 
@@ -18,17 +19,17 @@ def _tiny(depth=18, **changes):
     "depth, stride, res5_channels", [(18, 8, 64), (34, 16, 64), (50, 8, 256), (18, 32, 64)]
 )
 def test_feature_shapes(depth, stride, res5_channels):
-    backbone = build_backbone(_tiny(depth), output_stride=stride)
+    backbone = backbones.build(_tiny(depth), output_stride=stride)
     features = backbone(np.zeros((1, 64, 64, 3), np.float32))
-    assert set(features) == {"res4", "res5"}
+    assert set(features) == {MIDDLE, DEEP}
     res4_side = 64 // min(stride, 16)
-    assert features["res4"].shape == (1, res4_side, res4_side, res5_channels // 2)
-    assert features["res5"].shape == (1, 64 // stride, 64 // stride, res5_channels)
+    assert features[MIDDLE].shape == (1, res4_side, res4_side, res5_channels // 2)
+    assert features[DEEP].shape == (1, 64 // stride, 64 // stride, res5_channels)
 
 
 def test_stride_8_runs_native_dilated_convs():
     """No SpaceToBatchND in the forward graph: each dilated conv is one native Conv2D op."""
-    backbone = build_backbone(_tiny(50), output_stride=8)
+    backbone = backbones.build(_tiny(50), output_stride=8)
     forward = tf.function(lambda images: backbone(images, training=False))
     graph = forward.get_concrete_function(tf.TensorSpec((1, 64, 64, 3))).graph
     assert not [op.name for op in graph.get_operations() if op.type == "SpaceToBatchND"]
@@ -38,7 +39,7 @@ def test_stride_8_runs_native_dilated_convs():
 
 def test_bad_output_stride_names_the_value():
     with pytest.raises(ValueError, match="output_stride=4"):
-        build_backbone(_tiny(), output_stride=4)
+        backbones.build(_tiny(), output_stride=4)
 
 
 @pytest.fixture(scope="module")
@@ -55,53 +56,53 @@ def resnet101_h5(tmp_path_factory):
 
 def test_weights_transfer_gives_identical_outputs_at_stride_32(resnet101_h5):
     reference, path = resnet101_h5
-    config = ModelConfig(backbone_depth=101, input_size=(64, 64))
-    ours = load_backbone_weights(build_backbone(config, output_stride=32), config, path)
+    config = ModelConfig(backbone="resnet101", input_size=(64, 64))
+    ours = backbones.load_weights(backbones.build(config, output_stride=32), config, path)
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
     expected = reference(keras.applications.resnet.preprocess_input(images.copy()))
-    np.testing.assert_allclose(ours(images)["res5"], expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ours(images)[DEEP], expected, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("stride", [16, 8])
 def test_weights_transfer_into_dilated_trunk(resnet101_h5, stride):
     reference, _ = resnet101_h5
-    config = ModelConfig(backbone_depth=101, input_size=(64, 64), output_stride=stride)
-    ours = load_backbone_weights(build_backbone(config), config, reference)
+    config = ModelConfig(backbone="resnet101", input_size=(64, 64), output_stride=stride)
+    ours = backbones.load_weights(backbones.build(config), config, reference)
     weighted = [layer for layer in reference.layers if layer.weights]
     assert len(weighted) == 2 * 104  # conv + BN per conv of ResNet-101
     for layer in weighted:
         for mine, theirs in zip(ours.get_layer(layer.name).weights, layer.weights):
             np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
     # Dilation keeps res5 at stride `stride` instead of 32.
-    assert ours(np.zeros((1, 64, 64, 3), np.float32))["res5"].shape[1] == 64 // stride
+    assert ours(np.zeros((1, 64, 64, 3), np.float32))[DEEP].shape[1] == 64 // stride
 
 
 @pytest.mark.parametrize(
     "config, weights, error, needle",
     [
         (_tiny(18), "w.h5", ValueError, "no ResNet-18"),
-        (ModelConfig(backbone_depth=50, width_multiplier=0.5), "w.h5", ValueError,
+        (ModelConfig(backbone="resnet50", width_multiplier=0.5), "w.h5", ValueError,
          "width_multiplier=1.0"),
-        (ModelConfig(backbone_depth=50), "/no/such/w.h5", FileNotFoundError, "/no/such/w.h5"),
+        (ModelConfig(backbone="resnet50"), "/no/such/w.h5", FileNotFoundError, "/no/such/w.h5"),
     ],
 )
 def test_weights_errors(config, weights, error, needle):
     with pytest.raises(error, match=needle):
-        load_backbone_weights(None, config, weights)
+        backbones.load_weights(None, config, weights)
 
 
 def test_wrong_weights_file_is_reported(tmp_path):
     path = tmp_path / "not_resnet.h5"
     path.write_bytes(b"this is not hdf5")
-    config = ModelConfig(backbone_depth=50)
+    config = ModelConfig(backbone="resnet50")
     with pytest.raises(ValueError, match="not_resnet.h5"):
-        load_backbone_weights(None, config, str(path))
+        backbones.load_weights(None, config, str(path))
 
 
 def test_none_weights_leave_the_backbone_alone():
-    backbone = build_backbone(_tiny())
+    backbone = backbones.build(_tiny())
     before = [w.numpy() for w in backbone.weights]
-    assert load_backbone_weights(backbone, _tiny(), "none") is backbone
+    assert backbones.load_weights(backbone, _tiny(), "none") is backbone
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, backbone.weights))
 
 
@@ -111,7 +112,7 @@ def test_none_weights_leave_the_backbone_alone():
     ("trainable", False, True),
 ])
 def test_backbone_batch_norm_modes(mode, statistics_frozen, affine_trains):
-    backbone = build_backbone(_tiny(backbone_bn=mode))
+    backbone = backbones.build(_tiny(backbone_bn=mode))
     bns = [l for l in backbone.layers if isinstance(l, keras.layers.BatchNormalization)]
     assert bns
     trainable = {w.path for w in backbone.trainable_weights}
@@ -119,8 +120,8 @@ def test_backbone_batch_norm_modes(mode, statistics_frozen, affine_trains):
     assert not any(bn.moving_mean.path in trainable for bn in bns)
     images = np.random.default_rng(1).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
     before = [bn.moving_mean.numpy().copy() for bn in bns]
-    train = backbone(images, training=True)["res5"]
-    infer = backbone(images, training=False)["res5"]
+    train = backbone(images, training=True)[DEEP]
+    infer = backbone(images, training=False)[DEEP]
     # Frozen statistics normalise with the moving statistics even in training mode...
     assert np.allclose(train, infer, atol=1e-5) == statistics_frozen
     # ... and are never updated by a training-mode call.

@@ -1,0 +1,72 @@
+"""The one table of inference / SavedModel outputs: a new output is one row here.
+
+`spd_tf.inference` (post-processing, per-image splitting), the SavedModel signatures,
+`spd_tf.client` (which JSON arrays are integers) and docs/interfaces.md (`markdown_table`,
+checked by a test) all read it. No TensorFlow import, so a client host needs only numpy.
+
+Every output is batched: spatial outputs are [B, H, W, ...] at the largest image of the
+batch (`image_size` says which part of each row is real, the rest is `fill`); per-image
+outputs have no pixel axes.
+"""
+
+import dataclasses
+from typing import Iterable, Optional, Tuple
+
+from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.labels import IGNORE_LABEL
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    name: str
+    dtype: str  # numpy / TF dtype name: "int32" or "float32"
+    spatial: bool  # [B, H, W, ...] at the image's size, else one value per image
+    task: Optional[str]  # the task (config.TASKS) whose branch produces it; None: always present
+    shape: str  # for the docs, e.g. "[B, H, W, 3]"
+    meaning: str
+    fill: int = 0  # value outside an image's real part (spatial outputs of a padded batch)
+
+    @property
+    def integer(self) -> bool:
+        return self.dtype.startswith("int")
+
+
+OUTPUTS = (
+    Output("labels", "int32", True, SEGMENTATION, "[B, H, W]",
+           "class index of the model's label set per pixel", fill=IGNORE_LABEL),
+    Output("probabilities", "float32", True, SEGMENTATION, "[B, H, W, C]",
+           "per-class softmax; only when exported / run with include_probabilities"),
+    Output("keypoints", "float32", False, POSE, "[B, 16, 3]",
+           "LIP joints (x, y, score = heatmap peak) in image pixels"),
+    Output("densepose_iuv", "float32", True, DENSEPOSE, "[B, H, W, 3]",
+           "I as float, U, V in [0, 1]; 0 outside the person box and off the body"),
+    Output("densepose_box", "float32", False, DENSEPOSE, "[B, 4]",
+           "person box (x0, y0, x1, y1) in image pixels"),
+    Output("image_size", "int32", False, None, "[B, 2]",
+           "(height, width) of each image: the real part of its padded row"),
+)
+BY_NAME = {output.name: output for output in OUTPUTS}
+SPATIAL = tuple(output.name for output in OUTPUTS if output.spatial)
+INTEGER = tuple(output.name for output in OUTPUTS if output.integer)
+
+
+def spec(name: str) -> Output:
+    if name not in BY_NAME:
+        raise KeyError(f"output {name!r} is not in spd_tf.outputs.OUTPUTS ({', '.join(BY_NAME)})")
+    return BY_NAME[name]
+
+
+def tasks_of(names: Iterable[str]) -> Tuple[str, ...]:
+    """The tasks a model with these outputs predicts, in config.TASKS order."""
+    present = {BY_NAME[name].task for name in names if name in BY_NAME}
+    return tuple(task for task in (SEGMENTATION, POSE, DENSEPOSE) if task in present)
+
+
+def markdown_table() -> str:
+    """The table as docs/interfaces.md shows it."""
+    rows = ["| output | dtype | shape | per | task | padding | meaning |", "|---|---|---|---|---|---|---|"]
+    for output in OUTPUTS:
+        per, padding = ("pixel", str(output.fill)) if output.spatial else ("image", "-")
+        rows.append(f"| `{output.name}` | {output.dtype} | `{output.shape}` | {per} | "
+                    f"{output.task or 'all'} | {padding} | {output.meaning} |")
+    return "\n".join(rows)

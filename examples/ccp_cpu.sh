@@ -19,7 +19,7 @@ run_dir=$2
 shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-python "$here/tfrecords_tools/convert_ccp.py" --root "$ccp_root" --out-dir "$run_dir/data" --workers 2
+python "$here/tfrecords_tools/convert_ccp.py" --data "$ccp_root" --out "$run_dir/data" --workers 2
 python "$here/train.py" --variant s --label-set ccp \
   --data "$run_dir/data/train-*.tfrecord" --val-data "$run_dir/data/val-*.tfrecord" \
   --input-size 192,128 --output-stride 8 --backbone-depth 18 --width-multiplier 0.5 \
@@ -28,4 +28,4 @@ python "$here/train.py" --variant s --label-set ccp \
   --checkpoint-every 200 --log-every 50 --run-dir "$run_dir/run" "$@"
 # The paper's test protocol (scales 1/0.75/1.25 x flip, stage mean, fused at the image size).
 python "$here/evaluate.py" --dataset ccp --data "$ccp_root" --split val --model "$run_dir/run" \
-  --output "$run_dir/val" --no-progress
+  --out "$run_dir/val" --no-progress

@@ -33,6 +33,7 @@ import numpy as np
 from spd_tf import inference, labels, outputs
 from spd_tf.config import VARIANTS, ModelConfig
 from spd_tf.dtype_policies import inference_policy
+from spd_tf.errors import SettingFileNotFoundError, SettingValueError
 from spd_tf.fileio import write_json_atomic
 
 CONFIG_NAME = "config.json"
@@ -224,8 +225,9 @@ class Loaded:
         """
         protocol = protocol or inference.PROTOCOLS["fast"]
         if self.model_config is None and protocol != inference.PROTOCOLS["fast"]:
-            raise ValueError(f"{self.description}: an export serves single-scale predictions ({protocol} "
-                             "needs the training run directory)")
+            raise SettingValueError("{description}: an export serves single-scale predictions "
+                                    "({images_runner.protocol} {protocol} needs the training run directory)",
+                                    description=self.description, protocol=protocol)
         if self.kind in ("run", "keras"):
             return _keras_images_runner(self.model, self.model_config, protocol, include_probabilities)
         if self.kind == "saved_model":
@@ -270,9 +272,10 @@ def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None
     model_file = portable_model_file(path)
     kind = "saved_model" if model_file is None else model_file.suffix[1:]
     if precision is not None or checkpoint is not None:
-        chosen = f"precision={precision!r}" if precision is not None else f"checkpoint={checkpoint!r}"
-        raise ValueError(f"{chosen}: the {kind} export {path} runs as it was exported "
-                         f"(python -m spd_tf.export --precision ...); load a run directory to choose")
+        setting, value = ("load.precision", precision) if precision is not None else ("load.checkpoint", checkpoint)
+        raise SettingValueError("{" + setting + "}={value!r}: the {kind} export {path} runs as it was exported "
+                                "(spd-export --precision ...); load a run directory to choose",
+                                value=value, kind=kind, path=path)
     if model_file is not None:
         from spd_tf.runtimes import open_runtime
 
@@ -286,8 +289,9 @@ def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None
     try:
         version = saved_model_dir(path)
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error}; nor a run directory ({CONFIG_NAME}) or a TFLite/ONNX export "
-                                f"({EXPORT_JSON})") from None
+        raise SettingFileNotFoundError("{load.path} {error}; nor a run directory ({config}) or a TFLite/ONNX "
+                                       "export ({export_json})", error=error, config=CONFIG_NAME,
+                                       export_json=EXPORT_JSON) from None
     saved = tf.saved_model.load(str(version))
     tasks = outputs.tasks_of(saved.signatures["serving_default"].structured_outputs)
     return Loaded("saved_model", version, saved, read_label_set(version), tasks)

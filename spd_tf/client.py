@@ -1,6 +1,6 @@
 """A small TF Serving client: send images, get SPD outputs, write them like `predict`.
 
-    python -m spd_tf.client --server localhost:8501 --model spd photos/*.jpg --out results/
+    spd-client --server localhost:8501 --model-name spd photos/*.jpg --out results/   # or python -m spd_tf.client
 
 REST (default): `POST http://SERVER/v1/models/<model>[/versions/<v>]:predict` with
 `{"signature_name": "serving_default", "instances": [{"b64": "<base64 JPEG/PNG>"}, ...]}`;
@@ -11,19 +11,17 @@ TF Serving decodes each `{"b64": ...}` to the bytes of one `image_bytes` string 
 `tensorflow-serving-api` package (`pip install -e ".[grpc]"`) and is not required otherwise.
 """
 
-import argparse
 import base64
 import json
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from spd_tf import outputs
-from spd_tf.predict import add_batch_size, find_images, predict_files, report
+from spd_tf import cli_args, outputs
+from spd_tf.predict import find_images, predict_files, report
 
 SIGNATURE = "serving_default"
 
@@ -82,7 +80,7 @@ def predict_grpc(server: str, model: str, images: Sequence[bytes], version: Opti
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
     except ImportError:
-        raise ServingError("--grpc needs the tensorflow-serving-api package (pip install -e \".[grpc]\")") from None
+        raise ServingError("gRPC needs the tensorflow-serving-api package (pip install -e \".[grpc]\")") from None
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = SIGNATURE
@@ -98,23 +96,24 @@ def predict_grpc(server: str, model: str, images: Sequence[bytes], version: Opti
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spd_tf.client",
+    parser = cli_args.Parser(
+        prog="spd-client",
         description="Send images to a TF Serving SPD model and write outputs like spd_tf.predict.",
     )
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (JPEG/PNG)")
     parser.add_argument("--server", default="localhost:8501", help="host:port (REST 8501, gRPC 8500)")
-    parser.add_argument("--model", default="spd", help="model name on the server (default: spd)")
+    # --model is a local path in the other tools; here it only survives as an alias.
+    cli_args.add(parser, "--model-name", default="spd", deprecated=("--model",), help="model name on the server")
     parser.add_argument("--version", type=int, default=None, help="model version (default: newest)")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    add_batch_size(parser, default=4)
+    cli_args.add_out(parser, required=True, help="output directory")
+    cli_args.add_batch_size(parser, default=4)
     parser.add_argument("--grpc", action="store_true", help="use gRPC (needs tensorflow-serving-api)")
     args = parser.parse_args(argv)
     call = predict_grpc if args.grpc else predict_rest
     try:
         files = find_images(args.inputs)
         summary = predict_files(
-            files, lambda images: call(args.server, args.model, images, args.version),
+            files, lambda images: call(args.server, args.model_name, images, args.version),
             args.out, args.batch_size, input_errors=(ServingError,),
         )
     except (FileNotFoundError, urllib.error.URLError, ConnectionError) as error:

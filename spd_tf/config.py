@@ -9,6 +9,7 @@ import dataclasses
 from typing import Optional, Tuple
 
 from spd_tf import labels
+from spd_tf.errors import SettingValueError
 from spd_tf.model import backbones
 
 SEGMENTATION, POSE, DENSEPOSE = "segmentation", "pose", "densepose"
@@ -41,6 +42,15 @@ FRAMINGS = ("stretch", "keep_aspect")
 HEATMAP_SIGMA_UNITS = ("image", "input")  # sigma in original-image or in input pixels
 
 
+def option(default, help: str, **metadata):
+    """A field with a command-line flag (built by spd_tf.cli_args): its help, the paper default
+    and optionally `demo=` (the synthetic CPU demo's default), `flag` (the name without --;
+    default: the field's), `choices` (values, or a callable returning them), `metavar` and
+    `aliases` (deprecated flag names). A bool defaulting to True gets `--no-<flag>`, and its
+    help says what turning it off does."""
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
 def _tuples(value):
     """JSON lists back to (nested) tuples, as the frozen configs hold them."""
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
@@ -70,43 +80,65 @@ class _Config:
         return dataclasses.replace(self, **changes)
 
 
+def invalid(owner: str, name: str, value, problem: str) -> SettingValueError:
+    """`Owner.name=value problem`, naming the field so a CLI can call it by its flag."""
+    problem = problem.replace("{", "{{").replace("}", "}}")
+    return SettingValueError("{" + f"{owner}.{name}" + "}={value!r} " + problem, value=value)
+
+
 def _check_choice(owner: str, name: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{owner}.{name}={value!r} is not one of {tuple(choices)}")
+        raise invalid(owner, name, value, f"is not one of {tuple(choices)}")
 
 
 def _check_positive(owner: str, name: str, value) -> None:
     if not value > 0:
-        raise ValueError(f"{owner}.{name}={value!r} must be > 0")
+        raise invalid(owner, name, value, "must be > 0")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(_Config):
     """Network shape. Defaults are the paper's: SPD, ResNet-101, 384x384, output stride 8."""
 
-    variant: str = "spd"
-    backbone: str = "resnet101"  # a name of spd_tf.model.backbones.NAMES
-    output_stride: int = 8
-    input_size: Tuple[int, int] = (384, 384)  # (height, width)
+    variant: str = option("spd", "tasks learned: s=segmentation, p=pose, d=DensePose", choices=tuple(sorted(VARIANTS)))
+    backbone: str = option("resnet101", "trunk (spd_tf.model.backbones)", demo="resnet18",
+                           choices=lambda: backbones.NAMES)
+    output_stride: int = option(8, "backbone output stride", demo=8, choices=OUTPUT_STRIDES)
+    input_size: Tuple[int, int] = option((384, 384), "input N (square) or H,W in pixels", demo=(128, 128))
     # Scales every conv width (backbone and heads) so tests can build tiny models through
     # the same code path as the paper-size network.
-    width_multiplier: float = 1.0
+    width_multiplier: float = option(1.0, "scales every conv width", demo=0.25)
     # The parsing vocabulary: a registered name (lip, atr, cihp, ccp), a label-set JSON
     # path or a dict; stored resolved (a labels.LabelSet) so a run dir is self-contained.
-    label_set: labels.LabelSet = labels.LABEL_SETS["lip"]
+    label_set: labels.LabelSet = option(
+        labels.LABEL_SETS["lip"], "parsing classes: a registered set or a JSON file (name, classes, optional "
+        "palette and flip_pairs)", metavar="lip|atr|cihp|ccp|FILE.json")
     num_classes: Optional[int] = None  # None: the label set's; another value is an error
     num_joints: int = labels.NUM_LIP_JOINTS
     num_patches: int = labels.NUM_DENSEPOSE_PATCHES  # I head has num_patches + 1 logits
     num_coarse_parts: int = labels.NUM_DENSEPOSE_COARSE_PARTS  # coarse head: + background
-    num_refinement_stages: int = 2  # JPPNet refines pose and parsing twice
-    aspp: str = "deeplabv2"
-    aspp_rates: Tuple[int, ...] = (6, 12, 18, 24)
-    head_norm: str = "none"
-    refinement_context: str = "conv9x9"
-    roi_size: int = 28  # DensePose ROI; deconv x2 then bilinear x2 (detectron2: 28 -> 112)
+    # JPPNet refines pose and parsing twice.
+    num_refinement_stages: int = option(2, "JPPNet refinement stages", demo=1, flag="refinement-stages")
+    # The demo keeps the heads its 3 000-step budget was tuned and measured with (DeepLab-v3
+    # ASPP, BN heads, 1x1 context); the JPPNet heads have not been run through it yet.
+    aspp: str = option("deeplabv2", "parsing classifier: deeplabv2 = sum of atrous 3x3 classifiers (JPPNet); "
+                       "deeplabv3 = ASPP with BN branches, image pooling and a projection",
+                       demo="deeplabv3", choices=ASPP_KINDS)
+    # The paper's rates span 1/8..1/2 of its 48x48 res5 map; at 128 px (16x16) the same
+    # fractions are 2..8, and rates 18/24 would only read padding (and cost 22 % more time).
+    aspp_rates: Tuple[int, ...] = option((6, 12, 18, 24), "dilation rates of the ASPP 3x3 branches",
+                                         demo=(2, 4, 6, 8))
+    head_norm: str = option("none", "head convs: none = conv + bias + ReLU (JPPNet); batch = conv-BN-ReLU",
+                            demo="batch", choices=HEAD_NORMS)
+    refinement_context: str = option("conv9x9", "feature each refinement passes on: its 9x9 conv (JPPNet) "
+                                     "or its final 1x1", demo="conv1x1", choices=REFINEMENT_CONTEXTS)
+    # DensePose ROI; deconv x2 then bilinear x2 (detectron2: 28 -> 112). At 128 px the res4
+    # map is 16x16: a 28x28 ROI would only interpolate it, at 4x the cost.
+    roi_size: int = option(28, "DensePose ROI side on res4 (the head outputs twice that)", demo=14)
     densepose_upsample: int = 2  # bilinear factor after the deconvolution (detectron2's UP_SCALE)
+    # No flag of its own: train.py's --backbone-bn adds `auto` (chosen from the weights).
     backbone_bn: str = "frozen_statistics"
-    sync_batch_norm: bool = False  # synchronise head BN statistics across replicas
+    sync_batch_norm: bool = option(False, "synchronise head BatchNorm statistics across replicas", flag="sync-bn")
 
     @classmethod
     def _upgrade(cls, values: dict) -> dict:
@@ -130,36 +162,34 @@ class ModelConfig(_Config):
         if isinstance(self.input_size, int):
             object.__setattr__(self, "input_size", (self.input_size, self.input_size))
         if len(self.input_size) != 2:
-            raise ValueError(f"{owner}.input_size={self.input_size!r} must be (height, width)")
+            raise invalid(owner, "input_size", self.input_size, "must be (height, width)")
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         label_set = labels.get_label_set(self.label_set)
         object.__setattr__(self, "label_set", label_set)
         if self.num_classes is None:
             object.__setattr__(self, "num_classes", label_set.num_classes)
         elif self.num_classes != label_set.num_classes:
-            raise ValueError(
-                f"{owner}.num_classes={self.num_classes!r} disagrees with label_set "
+            raise invalid(owner, "num_classes", self.num_classes, "disagrees with label_set "
                 f"{label_set.name!r} ({label_set.num_classes} classes)"
             )
         for side in self.input_size:
             if side <= 0 or side % self.output_stride:
-                raise ValueError(
-                    f"{owner}.input_size={tuple(self.input_size)!r} must be positive and "
+                raise invalid(owner, "input_size", tuple(self.input_size), "must be positive and "
                     f"divisible by output_stride={self.output_stride}"
                 )
         # The trunks reduce by 8 before dilation (or resampling) starts; a side under 32
         # leaves too few pixels for the ASPP/refinement kernels to be meaningful.
         if min(self.input_size) < 32:
-            raise ValueError(f"{owner}.input_size={tuple(self.input_size)!r} must be >= 32")
+            raise invalid(owner, "input_size", tuple(self.input_size), "must be >= 32")
         _check_positive(owner, "width_multiplier", self.width_multiplier)
         if self.num_refinement_stages < 0:
-            raise ValueError(
-                f"{owner}.num_refinement_stages={self.num_refinement_stages!r} must be >= 0"
-            )
+            raise invalid(owner, "num_refinement_stages", self.num_refinement_stages, "must be >= 0")
         _check_positive(owner, "roi_size", self.roi_size)
         _check_positive(owner, "densepose_upsample", self.densepose_upsample)
         if not self.aspp_rates:
-            raise ValueError(f"{owner}.aspp_rates={self.aspp_rates!r} must not be empty")
+            raise invalid(owner, "aspp_rates", self.aspp_rates, "must not be empty")
+        if min(self.aspp_rates) < 1:
+            raise invalid(owner, "aspp_rates", self.aspp_rates, "must be >= 1")
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -191,14 +221,19 @@ class ModelConfig(_Config):
 class DataConfig(_Config):
     """Input pipeline settings (augmentation follows JPPNet)."""
 
-    train_patterns: Tuple[str, ...] = ()  # TFRecord globs; empty -> built-in synthetic set
-    val_patterns: Tuple[str, ...] = ()
-    scale_range: Tuple[float, float] = (0.75, 1.25)
-    flip: bool = True
-    rotation_degrees: float = 0.0  # optional random rotation in [-deg, deg]
-    framing: str = "stretch"
+    # TFRecord globs; empty -> built-in synthetic set.
+    train_patterns: Tuple[str, ...] = option((), "training TFRecord globs; none: the built-in synthetic set",
+                                             flag="data", metavar="GLOB")
+    val_patterns: Tuple[str, ...] = option((), "validation TFRecord globs, evaluated at the end (synthetic "
+                                           "val split without --data)", flag="val-data", metavar="GLOB")
+    scale_range: Tuple[float, float] = option((0.75, 1.25), "random scale augmentation min,max")
+    flip: bool = option(True, "disable random horizontal flips")
+    rotation_degrees: float = option(0.0, "random rotation range in degrees", flag="rotation")
+    framing: str = option("stretch", "stretch: resize to input x scale ignoring the aspect ratio (JPPNet, as "
+                          "at test time); keep_aspect: scale the image's own size and pad", choices=FRAMINGS)
     heatmap_sigma: float = 8.0  # Gaussian sigma (JPPNet: 8 px of the original image)
-    heatmap_sigma_units: str = "image"
+    heatmap_sigma_units: str = option("image", "heatmap sigma (8) in original-image pixels (JPPNet) or in "
+                                      "input pixels", choices=HEATMAP_SIGMA_UNITS)
     max_densepose_points: int = 256  # per example, padded; DensePose-COCO has <= ~200
     densepose_uv_symmetry_path: Optional[str] = None  # UV_symmetry_transforms.mat
     shuffle_buffer: int = 256
@@ -209,38 +244,48 @@ class DataConfig(_Config):
         owner = "DataConfig"
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
-            raise ValueError(f"{owner}.scale_range={self.scale_range!r} needs 0 < min <= max")
+            raise invalid(owner, "scale_range", self.scale_range, "needs 0 < min <= max")
         _check_positive(owner, "heatmap_sigma", self.heatmap_sigma)
         _check_choice(owner, "framing", self.framing, FRAMINGS)
         _check_choice(owner, "heatmap_sigma_units", self.heatmap_sigma_units, HEATMAP_SIGMA_UNITS)
         _check_positive(owner, "max_densepose_points", self.max_densepose_points)
         if self.rotation_degrees < 0:
-            raise ValueError(f"{owner}.rotation_degrees={self.rotation_degrees!r} must be >= 0")
+            raise invalid(owner, "rotation_degrees", self.rotation_degrees, "must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_Config):
     """Optimisation settings. Defaults are the paper's (SGD, momentum 0.9, poly decay)."""
 
-    batch_size: int = 8  # global; split over replicas
-    total_steps: int = 60000
-    learning_rate: float = 0.007
-    optimizer: str = "sgd"  # "sgd" (paper, with momentum) or "adam" (faster from scratch)
-    momentum: float = 0.9
-    poly_power: float = 0.9
-    weight_decay: float = 5e-4
-    loss_weights: Tuple[float, float, float] = (1.0, 0.8, 0.6)  # seg, pose, DensePose
+    # Batch 4 at twice the steps learned faster than batch 8 in the same time (more updates).
+    batch_size: int = option(8, "global batch size, split over replicas", demo=4)
+    total_steps: int = option(60000, "total training steps", demo=3000, flag="steps")
+    learning_rate: float = option(0.007, "base learning rate (poly decay)", demo=0.003)
+    optimizer: str = option("sgd", "sgd (paper, with --momentum) or adam (AdamW)", demo="adam", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "SGD momentum")
+    poly_power: float = option(0.9, "poly learning-rate decay power")
+    weight_decay: float = option(5e-4, "weight decay (not on BN/bias)")
+    # From random init under Adam the pose L2 norm (~5 per stage) swamps the shared trunk's
+    # segmentation gradient: at 0.8, 1 500 steps scored lower on all three tasks than at 0.1.
+    loss_weights: Tuple[float, float, float] = option((1.0, 0.8, 0.6), "segmentation,pose,DensePose loss weights",
+                                                      demo=(1.0, 0.1, 0.6))
     # JPPNet trains shared-weight towers at these input scales plus their fusion, and
-    # supervises every tower and the fusion at every stage; (1.0,) = one tower.
-    train_scales: Tuple[float, ...] = (1.0, 0.75, 0.5)
+    # supervises every tower and the fusion at every stage; (1.0,) = one tower. Three towers
+    # cost 1.8x a step; the 3 000-step demo would overrun its 15-minute budget.
+    train_scales: Tuple[float, ...] = option(
+        (1.0, 0.75, 0.5), "shared-weight towers at these input scales, fused; every tower and the fusion "
+        "supervised (JPPNet); 1 = one tower", demo=(1.0,))
     # detectron2's weight of the coarse-segmentation CE inside the DensePose loss.
     densepose_coarse_weight: float = 5.0
-    precision: str = "auto"  # auto: mixed_float16 on GPU, float32 on CPU
-    strategy: str = "auto"
-    checkpoint_every: int = 500
-    log_every: int = 50
-    backbone_weights: str = "imagenet"  # "imagenet", a local .h5 path, or "none"
-    seed: int = 0
+    precision: str = option("auto", "auto: mixed_float16 + loss scaling on GPU, float32 on CPU", choices=PRECISIONS)
+    strategy: str = option("auto", "auto: MultiWorkerMirrored when TF_CONFIG is set, Mirrored for several GPUs, "
+                           "else default", choices=STRATEGIES)
+    checkpoint_every: int = option(500, "steps between checkpoints")
+    log_every: int = option(50, "steps between TensorBoard scalars")
+    backbone_weights: str = option("imagenet", "backbone initialisation: ImageNet weights by layer name, a "
+                                   "local .h5 file, or none (random init, warns)", demo="none",
+                                   metavar="imagenet|PATH|none")
+    seed: int = option(0, "random seed (weights and data order)")
 
     def __post_init__(self):
         owner = "TrainConfig"
@@ -253,18 +298,13 @@ class TrainConfig(_Config):
         _check_choice(owner, "precision", self.precision, PRECISIONS)
         _check_choice(owner, "strategy", self.strategy, STRATEGIES)
         if not self.train_scales or self.train_scales[0] != 1.0 or min(self.train_scales) <= 0:
-            raise ValueError(
-                f"{owner}.train_scales={self.train_scales!r} must start with 1 (the full-size "
+            raise invalid(owner, "train_scales", self.train_scales, "must start with 1 (the full-size "
                 "tower the others are fused onto) and be positive"
             )
         if self.densepose_coarse_weight < 0:
-            raise ValueError(
-                f"{owner}.densepose_coarse_weight={self.densepose_coarse_weight!r} must be >= 0"
-            )
+            raise invalid(owner, "densepose_coarse_weight", self.densepose_coarse_weight, "must be >= 0")
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
-            raise ValueError(
-                f"{owner}.loss_weights={self.loss_weights!r} must be three non-negative numbers"
-            )
+            raise invalid(owner, "loss_weights", self.loss_weights, "must be three non-negative numbers")
 
     def loss_weight(self, task: str) -> float:
         return self.loss_weights[TASKS.index(task)]

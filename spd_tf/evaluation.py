@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.errors import SettingFileNotFoundError, SettingValueError
 from spd_tf.metrics import (
     PCKH_GROUPS, DensePoseMetric, GeodesicTables, ParsingMetric, PCKhMetric,
 )
@@ -73,10 +74,12 @@ def tfrecord_examples(patterns: Sequence[str], skip_corrupt: bool = False) -> tu
 
     files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
     if not files:
-        raise FileNotFoundError(f"--data {' '.join(patterns)}: no TFRecord file matches")
+        raise SettingFileNotFoundError("{tfrecord_examples.patterns} {patterns}: no TFRecord file matches",
+                                       patterns=" ".join(patterns))
     counts, damaged = scan_shards(files)
     if damaged and not skip_corrupt:
-        raise CorruptRecordError(f"{damaged[0]}; --skip-corrupt-records scores the records before the damage")
+        raise CorruptRecordError("{damage}; {tfrecord_examples.skip_corrupt} scores the records before the damage",
+                                 damage=damaged[0])
     if damaged:
         warnings.warn(f"{len(damaged)} damaged shard(s) read only up to the damage: {'; '.join(damaged)}")
 
@@ -126,7 +129,8 @@ def directory_examples(dataset: str, root, split: str = "val", with_images: bool
     from spd_tf.data import layouts, listers
 
     if dataset not in listers.LISTERS:
-        raise ValueError(f"--dataset {dataset} has no on-disk layout reader; use TFRecords")
+        raise SettingValueError("{directory_examples.dataset} {dataset} has no on-disk layout reader; use TFRecords",
+                                dataset=dataset)
     listing = listers.LISTERS[dataset](root, split)
     if listing.skipped:
         first = "; ".join(f"{s['item']}: {s['reason']}" for s in listing.skipped[:3])
@@ -266,7 +270,7 @@ class Evaluation:
             notes.append(f"DensePose: GPSm not computed, {len(dp.scores) - len(dp.mask_ious)} of "
                          f"{len(dp.scores)} people have no DensePose mask in the ground truth")
         if not dp.exact and dp.scores:
-            notes.append("DensePose: no --densepose-eval-data, so exact GPS is not computed; "
+            notes.append("DensePose: no DensePose eval_data tables, so exact GPS is not computed; "
                          "uv_similarity_within_part is an approximation, not GPS")
         return notes
 

@@ -2,7 +2,7 @@
 
     from spd_tf.export import export_saved_model
     path = export_saved_model(model, model_config, "exports")        # -> exports/spd/1
-    python -m spd_tf.export --run-dir runs/spd-synthetic-1a2b3c4d --out exports
+    spd-export --model runs/spd-synthetic-1a2b3c4d --out exports   # or python -m spd_tf.export
 
 Layout (what `tensorflow_model_server --model_base_path=OUT/spd` serves):
   OUT/<model_name>/<version>/   one SavedModel per export; version = next integer, an
@@ -37,7 +37,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from spd_tf import artifacts, inference
+from spd_tf import artifacts, cli_args, inference
 from spd_tf.config import ModelConfig
 from spd_tf.data import schema
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
@@ -184,14 +184,15 @@ def check_format_flags(args: argparse.Namespace) -> None:
 def main(argv=None) -> int:
     from spd_tf.export_tflite import PRECISIONS
 
-    parser = argparse.ArgumentParser(
-        prog="python -m spd_tf.export",
+    parser = cli_args.Parser(
+        prog="spd-export",
         description="Export a training run's latest checkpoint as a TF Serving SavedModel "
         "(OUT/<model-name>/<next version>/ plus OUT/models.config), TFLite "
         "(OUT/<model-name>-tflite-<precision>/<version>/) and/or ONNX (OUT/<model-name>-onnx/<version>/).",
     )
-    parser.add_argument("--run-dir", required=True, type=Path, help="training run directory (config.json + checkpoints/)")
-    parser.add_argument("--out", type=Path, default=None, help="export base directory (default: RUN/export)")
+    cli_args.add_model(parser, dest="run_dir", required=True, type=Path, metavar="RUN_DIR", deprecated=("--run-dir",),
+                       help="training run directory (config.json + checkpoints/)")
+    cli_args.add_out(parser, default=None, help="export base directory (default: RUN_DIR/export)")
     parser.add_argument("--format", type=lambda text: _names(text, FORMATS, "--format"), default=["saved_model"],
                         help=f"comma-separated formats among {','.join(FORMATS)} (default: saved_model)")
     parser.add_argument("--model-name", default="spd", help="model name in the URL /v1/models/<name> (default: spd)")
@@ -223,7 +224,7 @@ def main(argv=None) -> int:
               f"({args.precision}) ...", flush=True)
         paths = export_formats(model, model_config, out, args)
     except (FileNotFoundError, FileExistsError, ValueError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(parser.explain(error), file=sys.stderr)
         return 1
     for path in paths:
         print(f"wrote {path}")

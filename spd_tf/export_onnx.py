@@ -1,6 +1,6 @@
 """ONNX export of the model-frame graph (spd_tf.portable) with tf2onnx, run by onnxruntime.
 
-    python -m spd_tf.export --run-dir RUN --format onnx
+    spd-export --model RUN --format onnx
     # -> OUT/spd-onnx/<version>/{model.onnx, export.json}
 
 Same input and outputs as the TFLite export; float32 only, opset 17. tf2onnx converts the

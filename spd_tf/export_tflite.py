@@ -1,6 +1,6 @@
 """TFLite (LiteRT) export of the model-frame graph (spd_tf.portable), builtin ops only.
 
-    python -m spd_tf.export --run-dir RUN --format tflite --tflite-precision float32,float16,int8
+    spd-export --model RUN --format tflite --tflite-precision float32,float16,int8
     # -> OUT/spd-tflite-<precision>/<version>/{model.tflite, export.json}
 
 Precisions: float32; float16 (weights stored as float16, computed in float32); int8

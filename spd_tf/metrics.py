@@ -23,6 +23,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from spd_tf import labels
+from spd_tf.errors import SettingFileNotFoundError
 
 # LIP's PCKh table: each column averages the per-joint PCKh of a left/right pair.
 PCKH_GROUPS = (
@@ -297,10 +298,9 @@ class GeodesicTables:
             ) if path is None or not path.exists()
         ]
         if missing:
-            raise FileNotFoundError(
-                f"--densepose-eval-data {directory}: missing {', '.join(missing)} "
-                "(DensePose's eval_data; exact GPS needs all three)"
-            )
+            raise SettingFileNotFoundError(
+                "{densepose_eval_data} {directory}: missing {missing} (DensePose's eval_data; exact GPS needs "
+                "all three)", directory=directory, missing=", ".join(missing))
         subdiv = loadmat(directory / "SMPL_subdiv.mat")
         keys = ("U_subdiv", "V_subdiv", "Part_ID_subdiv")
         absent = [k for k in keys if k not in subdiv]

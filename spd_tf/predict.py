@@ -1,6 +1,6 @@
 """Run SPD on image files or folders and write pictures and LIP/DensePose-format files.
 
-    python -m spd_tf.predict photos/ extra.jpg --model exports/spd --out predictions/
+    spd-predict photos/ extra.jpg --model exports/spd --out predictions/   # or python -m spd_tf.predict
 
 --model is a SavedModel version directory, a TF Serving model directory (newest version is
 used), a training run directory (config.json + checkpoints/), or a TFLite / ONNX export
@@ -22,7 +22,6 @@ skipped and named; the run goes on and ends with a summary of what was written a
 failures (exit status 1 only if every image failed).
 """
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -32,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from spd_tf import artifacts, inference, visualize
+from spd_tf import artifacts, cli_args, inference, visualize
 from spd_tf import labels as lip
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
@@ -168,32 +167,21 @@ def _first_line(message: str) -> str:
     return (lines[0] if lines else "decoding failed")[:300]
 
 
-def add_batch_size(parser: argparse.ArgumentParser, default: int) -> None:
-    def positive(text: str) -> int:
-        value = int(text)
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-        return value
-
-    parser.add_argument("--batch-size", type=positive, default=default,
-                        help=f"images per model call (default {default})")
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spd_tf.predict",
+    parser = cli_args.Parser(
+        prog="spd-predict",
         description="Parse people in images: label PNGs, overlays, keypoints, skeletons, IUV.",
     )
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (JPEG/PNG, searched recursively)")
-    parser.add_argument("--model", required=True,
-                        help="SavedModel (version or model dir), training run dir, or .tflite/.onnx export (file or dir)")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    add_batch_size(parser, default=8)
+    cli_args.add_model(parser, required=True, settings=("load.path",),
+                       help="SavedModel (version or model dir), training run dir, or .tflite/.onnx export (file or dir)")
+    cli_args.add_out(parser, required=True, help="output directory")
+    cli_args.add_batch_size(parser, default=8)
     parser.add_argument("--contact-sheet", type=int, default=0, metavar="N",
                         help="also write OUT/contact_sheet.png with the first N images (default: none)")
-    parser.add_argument("--precision", choices=NETWORK_PRECISIONS, default=None,
-                        help="network precision for a run directory (default: float32); bfloat16 pays off "
-                        "on CPUs with AVX512_BF16/AMX and GPUs. A SavedModel keeps its export precision")
+    cli_args.add(parser, "--precision", choices=NETWORK_PRECISIONS, default=None, settings=("load.precision",),
+                 help="network precision for a run directory (default: float32); bfloat16 pays off "
+                      "on CPUs with AVX512_BF16/AMX and GPUs. A SavedModel keeps its export precision")
     args = parser.parse_args(argv)
     try:
         files = find_images(args.inputs)
@@ -202,7 +190,7 @@ def main(argv=None) -> int:
         loaded = artifacts.load(args.model, precision=args.precision)
         runner, label_set = loaded.bytes_runner(), loaded.label_set
     except (FileNotFoundError, ValueError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(parser.explain(error), file=sys.stderr)
         return 1
     summary = predict_files(files, runner, args.out, args.batch_size, label_set=label_set,
                             sheet_images=args.contact_sheet)

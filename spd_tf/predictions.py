@@ -35,6 +35,7 @@ import numpy as np
 
 from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.errors import SettingFileNotFoundError, SettingValueError
 from spd_tf.data.layouts import load_label
 from spd_tf.fileio import atomic_path
 
@@ -129,7 +130,8 @@ class PredictionFiles:
     def __init__(self, directory, label_set=None, strict: bool = False):
         self.directory = Path(directory)
         if not self.directory.is_dir():
-            raise FileNotFoundError(f"--predictions {self.directory}: not a directory")
+            raise SettingFileNotFoundError("{PredictionFiles.directory} {directory}: not a directory",
+                                           directory=self.directory)
         declared = self.directory / LABEL_SET_FILE
         if label_set is None:
             label_set = str(declared) if declared.exists() else "lip"

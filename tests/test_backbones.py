@@ -99,9 +99,9 @@ def test_old_run_config_with_backbone_depth_loads():
     (["--backbone-depth", "50", "--backbone", "resnet50"], "resnet50"),
 ])
 def test_train_flags_pick_the_backbone(flags, expected):
-    model, _, train, synthetic = cli.resolve_configs(cli.build_parser().parse_args(flags))
+    model, data, train, _ = cli.resolve_configs(cli.build_parser().parse_args(flags))
     assert model.backbone == expected
-    assert f" {expected} width" in cli.announcement(model, train, synthetic)
+    assert f" {expected} width" in cli.announcement(model, train, not data.train_patterns)
 
 
 def test_train_flags_refuse_a_disagreeing_alias_and_unknown_names(capsys):

@@ -100,7 +100,7 @@ def test_client_cli_writes_outputs_and_names_bad_files(exported, tmp_path, capsy
         expected = _FakeServing.signature(image_bytes=tf.constant([(tmp_path / "in" / "b.png").read_bytes()]))
         np.testing.assert_array_equal(labels, expected["labels"][0].numpy())
         assert (tmp_path / "out" / "keypoints" / "a.json").exists()
-        assert client.main([str(tmp_path / "in" / "a.jpg"), "--server", address, "--model", "nope",
+        assert client.main([str(tmp_path / "in" / "a.jpg"), "--server", address, "--model-name", "nope",
                             "--out", str(tmp_path / "out2")]) == 1
         assert "Servable not found" in capsys.readouterr().err
     finally:

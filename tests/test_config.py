@@ -31,6 +31,7 @@ def test_variant_tasks(variant, tasks):
         (dict(width_multiplier=0), "width_multiplier=0"),
         (dict(num_refinement_stages=-1), "-1"),
         (dict(aspp_rates=()), "aspp_rates"),
+        (dict(aspp_rates=(0, 6)), "aspp_rates=(0, 6) must be >= 1"),
     ],
 )
 def test_model_config_errors_name_the_value(changes, needle):
@@ -38,6 +39,18 @@ def test_model_config_errors_name_the_value(changes, needle):
     with pytest.raises(ValueError) as error:
         cfg.ModelConfig(**changes)
     assert needle in str(error.value)
+
+
+def test_errors_name_the_field_a_front_end_can_reword():
+    with pytest.raises(ValueError) as error:
+        cfg.ModelConfig(output_stride=12)
+    assert str(error.value) == "ModelConfig.output_stride=12 is not one of (8, 16)"
+    assert error.value.settings == ("ModelConfig.output_stride",)
+    assert error.value.worded({"ModelConfig.output_stride": "--output-stride"}) == "--output-stride=12 is not one of (8, 16)"
+
+
+def test_a_size_may_be_one_int():
+    assert cfg.ModelConfig(input_size=384).input_size == (384, 384)
 
 
 def test_train_and_data_config_errors():

@@ -28,7 +28,7 @@ def test_atr_layout_converts_with_its_own_classes(tmp_path):
         _palette_png(labels[name], root / "SegmentationClassAug" / f"{name}.png")
     (root / "list" / "val_id.txt").write_text("a\nb\nc\n")
 
-    convert_atr.main(["--root", str(root), "--split", "val", "--out-dir", str(tmp_path / "out"), "--workers", "1"])
+    convert_atr.main(["--data", str(root), "--split", "val", "--out", str(tmp_path / "out"), "--workers", "1"])
     report = json.loads((tmp_path / "out" / "atr-report.json").read_text())
     assert report["splits"]["val"]["written"] == 2
     (skipped,) = report["skipped"]

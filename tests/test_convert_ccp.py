@@ -45,7 +45,7 @@ def test_tag_table_groups_the_59_tags_into_the_15_classes(shared_data):
 
 def test_real_ccp_files_convert_per_split_list(shared_data, tmp_path, capsys):
     root = build_ccp(shared_data, tmp_path / "ccp")
-    convert_ccp.main(["--root", str(root), "--out-dir", str(tmp_path / "out"), "--workers", "2"])
+    convert_ccp.main(["--data", str(root), "--out", str(tmp_path / "out"), "--workers", "2"])
     out = capsys.readouterr().out
     assert "train: wrote 3 of 3 examples" in out and "val: wrote 1 of 1 examples" in out
     report = json.loads((tmp_path / "out/ccp-report.json").read_text())
@@ -94,7 +94,7 @@ def test_bad_inputs_are_skipped_with_their_reason(shared_data, tmp_path):
 
 def test_not_a_ccp_layout_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
-        convert_ccp.main(["--root", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+        convert_ccp.main(["--data", str(tmp_path), "--out", str(tmp_path / "out")])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "not a CCP layout; missing" in err and len(err.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ from convert_support import decode_all
 
 def test_cihp_samples_convert_and_decode_back(shared_data, tmp_path, capsys):
     root = shared_data / "cihp_sample"
-    convert_cihp.main(["--root", str(root), "--split", "val", "--out-dir", str(tmp_path), "--workers", "2"])
+    convert_cihp.main(["--data", str(root), "--split", "val", "--out", str(tmp_path), "--workers", "2"])
     assert "val: wrote 5 of 5 examples" in capsys.readouterr().out
     report = json.loads((tmp_path / "cihp-report.json").read_text())
     assert report["splits"]["val"]["tasks"] == {"segmentation": 5, "pose": 0, "densepose": 0}

@@ -104,6 +104,7 @@ def test_shards_of_an_older_run_are_reported(tmp_path):
     assert _final_shards(tmp_path) == ["s-00000-of-00001.tfrecord", "s-00000-of-00003.tfrecord"]
 
 
+@pytest.mark.slow
 def test_killed_conversion_leaves_no_final_shard(shared_data, tmp_path):
     """SIGKILL mid-conversion: only `.tmp-` names may remain, never a final shard or report."""
     sample = shared_data / "lip_sample"
@@ -115,8 +116,8 @@ def test_killed_conversion_leaves_no_final_shard(shared_data, tmp_path):
         os.symlink(sample / "parsing" / "684_2150041.png", segs / f"{i}_{i}.png")
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tfrecords_tools.convert_lip", "--lip-root", str(tmp_path / "lip"),
-         "--splits", "train", "--out-dir", str(out), "--workers", "1"],
+        [sys.executable, "-m", "tfrecords_tools.convert_lip", "--data", str(tmp_path / "lip"),
+         "--splits", "train", "--out", str(out), "--workers", "1"],
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -158,7 +159,7 @@ def _atr_layout(root: Path) -> Path:
 def test_cli_fails_when_every_input_is_bad(tmp_path, capsys):
     from tfrecords_tools import convert_atr
 
-    code = convert_atr.main(["--root", str(_atr_layout(tmp_path / "atr")), "--out-dir", str(tmp_path / "out"), "--workers", "1"])
+    code = convert_atr.main(["--data", str(_atr_layout(tmp_path / "atr")), "--out", str(tmp_path / "out"), "--workers", "1"])
     err = capsys.readouterr().err
     assert code == 1 and "nothing written, every input was skipped" in err
     assert _final_shards(tmp_path / "out") == [] and (tmp_path / "out" / "atr-report.json").exists()
@@ -169,9 +170,9 @@ def test_cli_unusable_out_dir_is_one_line(tmp_path, capsys, out):
     from tfrecords_tools import convert_atr, convert_lip
 
     (tmp_path / "file").write_text("x")
-    for main, root_flag in ((convert_atr.main, "--root"), (convert_lip.main, "--lip-root")):
+    for main in (convert_atr.main, convert_lip.main):
         with pytest.raises(SystemExit) as exit_info:
-            main([root_flag, str(tmp_path), "--out-dir", str(tmp_path / out)])
+            main(["--data", str(tmp_path), "--out", str(tmp_path / out)])
         err = capsys.readouterr().err.strip()
         assert exit_info.value.code == 2 and len(err.splitlines()) == 1
-        assert f"--out-dir {tmp_path / out} is not writable" in err
+        assert f"--out {tmp_path / out} is not writable" in err

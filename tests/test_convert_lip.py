@@ -100,6 +100,6 @@ def test_cli_help_and_layout_error(tmp_path, capsys):
     assert exit_info.value.code == 0
     assert "TrainVal_parsing_annotations" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
-        convert_lip.main(["--lip-root", str(tmp_path), "--out-dir", str(tmp_path / "o"), "--splits", "val"])
+        convert_lip.main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--splits", "val"])
     assert exit_info.value.code == 2
     assert "no LIP images for split 'val'" in capsys.readouterr().err

@@ -1,24 +1,18 @@
 """evaluate.py end to end: --save-predictions output scored with --predictions round-trips."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from spd_tf import evaluate_cli as cli
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
 from spd_tf.evaluation import directory_examples, evaluate, tfrecord_examples
 from spd_tf.fileio import write_json_atomic
 from spd_tf.predictions import PredictionFiles, PredictionWriter
 from evaluation_support import Oracle, synthetic_example, write_geodesic_tables, write_tfrecord
 
-# evaluate.py is a script at the repository root, not part of the package.
-_SCRIPT = Path(__file__).resolve().parents[1] / "evaluate.py"
-_spec = importlib.util.spec_from_file_location("evaluate", _SCRIPT)
-cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli)
 
 
 # lip_sample/lip_val_set.csv has rows for images outside the val split: warned, expected.
@@ -59,7 +53,7 @@ def test_round_trip_on_real_lip_directory(shared_data, tmp_path, capsys):
     assert 0 < direct["parsing"]["pixel_accuracy"] < 1 and direct["pose"]["med_pixels"] > 0
     assert (tmp_path / "preds" / "vis" / "86_185913.png").exists()
     code, out, _ = _run_cli(["--dataset", "lip", "--data", str(data), "--predictions",
-                             str(tmp_path / "preds"), "--output", str(tmp_path / "out")], capsys)
+                             str(tmp_path / "preds"), "--out", str(tmp_path / "out")], capsys)
     assert code == 0
     assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == _json(direct, tmp_path)
     assert "mIoU (plain mean over all 20 classes incl. background)" in out and "PCKh@0.5" in out
@@ -78,7 +72,7 @@ def test_round_trip_on_tfrecords_with_densepose(tmp_path, capsys):
     first = next(iter(tfrecord_examples([pattern])[1])).densepose
     assert iuv[int(first["y"][0]), int(first["x"][0]), 0] == first["i"][0]
     code, out, _ = _run_cli(["--dataset", "synthetic", "--data", pattern, "--predictions",
-                             str(tmp_path / "preds"), "--output", str(tmp_path / "out")], capsys)
+                             str(tmp_path / "preds"), "--out", str(tmp_path / "out")], capsys)
     assert code == 0
     assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == _json(direct, tmp_path)
     assert "within-part UV similarity (approximation, not GPS)" in out
@@ -97,7 +91,7 @@ def test_exact_gps_with_densepose_eval_data(tmp_path, capsys):
     code, _, err = _run_cli(argv, capsys)
     assert code == 2 and "missing SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat, Pdist_matrix" in err
     write_geodesic_tables(tmp_path / "eval_data")
-    code, out, _ = _run_cli(argv + ["--output", str(tmp_path / "out")], capsys)
+    code, out, _ = _run_cli(argv + ["--out", str(tmp_path / "out")], capsys)
     densepose = json.loads((tmp_path / "out" / "metrics.json").read_text())["densepose"]
     assert code == 0 and "GPS " in out and "GPSm " in out
     # The oracle's patches and UVs are the ground truth's: every scored point is at geodesic
@@ -113,7 +107,7 @@ def test_missing_prediction_file_is_reported_and_other_metrics_kept(shared_data,
     (tmp_path / "preds" / "pose.csv").write_text(
         (data / "lip_val_set.csv").read_text().splitlines()[0] + "\n")  # x, y, v rows accepted
     code, out, _ = _run_cli(["--dataset", "lip", "--data", str(data), "--predictions",
-                             str(tmp_path / "preds"), "--output", str(tmp_path / "out")], capsys)
+                             str(tmp_path / "preds"), "--out", str(tmp_path / "out")], capsys)
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["missing_predictions"] == {SEGMENTATION: ["86_185913"]}
@@ -161,17 +155,17 @@ def test_tiny_model_run_dir_with_tta_round_trips(shared_data, tmp_path, capsys):
     data = str(shared_data / "lip_sample")
     code, out, _ = _run_cli(["--dataset", "lip", "--data", data, "--model", str(run),
                              "--save-predictions", str(tmp_path / "preds"),
-                             "--output", str(tmp_path / "from_model")], capsys)
+                             "--out", str(tmp_path / "from_model")], capsys)
     assert code == 0 and "PCKh@0.5" in out
     assert not (tmp_path / "preds" / "densepose").exists()  # variant sp: no DensePose branch
     code, _, _ = _run_cli(["--dataset", "lip", "--data", data, "--predictions", str(tmp_path / "preds"),
-                           "--output", str(tmp_path / "from_files")], capsys)
+                           "--out", str(tmp_path / "from_files")], capsys)
     assert code == 0
     from_model = json.loads((tmp_path / "from_model" / "metrics.json").read_text())
     assert from_model == json.loads((tmp_path / "from_files" / "metrics.json").read_text())
     assert from_model["parsing"]["num_pixels"] > 0 and from_model["pose"]["num_images"] == 1
     code, _, _ = _run_cli(["--dataset", "lip", "--data", data, "--model", str(run), "--batch-size", "3",
-                           "--output", str(tmp_path / "batched")], capsys)
+                           "--out", str(tmp_path / "batched")], capsys)
     assert code == 0 and json.loads((tmp_path / "batched" / "metrics.json").read_text()) == from_model
 
 
@@ -188,7 +182,7 @@ def test_unsafe_source_ids_are_written_and_read_inside_the_prediction_dir(tmp_pa
     names = sorted(p.name for p in preds.glob("*.png"))
     assert len(names) == len(ids) and "%2E.%2F..%2Fevil.png" in names and "a%252Fb.png" in names
     code, _, _ = _run_cli(["--dataset", "synthetic", "--data", pattern, "--predictions", str(preds),
-                           "--output", str(tmp_path / "out")], capsys)
+                           "--out", str(tmp_path / "out")], capsys)
     assert code == 0 and json.loads((tmp_path / "out" / "metrics.json").read_text()) == _json(direct, tmp_path)
     assert "missing_predictions" in direct and not direct["missing_predictions"]
     with pytest.raises(ValueError, match="cannot be a prediction file name"):
@@ -205,7 +199,7 @@ def test_unusable_prediction_files_are_scored_wrong_unless_strict(tmp_path, caps
     cv2.imwrite(str(preds / "b.png"), np.full((24, 20), 25, np.uint8))  # class 25 does not exist
     rows = (preds / "pose.csv").read_text().splitlines()
     (preds / "pose.csv").write_text("\n".join([rows[0], "b.jpg,garbage"]) + "\n")
-    argv = ["--dataset", "synthetic", "--data", pattern, "--predictions", str(preds), "--output", str(tmp_path / "out")]
+    argv = ["--dataset", "synthetic", "--data", pattern, "--predictions", str(preds), "--out", str(tmp_path / "out")]
     code, out, _ = _run_cli(argv, capsys)
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())

@@ -77,6 +77,7 @@ def test_image_tensor_and_tf_example_signatures(exported):
     np.testing.assert_allclose(from_example["keypoints"][0], out["keypoints"][0], rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_the_three_signatures(exported):
     path = exported[2]
     shown = subprocess.run(
@@ -153,7 +154,7 @@ def test_variants_versions_and_mixed_precision(tmp_path, capsys):
 
     s_model = build_model(SMALL_S)
     training_run(tmp_path / "run", s_model, SMALL_S)
-    assert export.main(["--run-dir", str(tmp_path / "run"), "--out", str(base), "--model-name", "variants"]) == 0
+    assert export.main(["--model", str(tmp_path / "run"), "--out", str(base), "--model-name", "variants"]) == 0
     assert "tensorflow_model_server" in capsys.readouterr().out
     out = tf.saved_model.load(str(base / "variants" / "1")).signatures["serving_default"](image_bytes=data)
     assert set(out) == {"labels", "image_size"}
@@ -189,7 +190,7 @@ def _conv_dtypes(function) -> set:
 
 def test_bfloat16_export_runs_bfloat16_convs_with_float32_outputs(tmp_path, capsys):
     training_run(tmp_path / "run", build_model(SMALL_S), SMALL_S)
-    assert export.main(["--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "e"), "--precision", "bfloat16",
+    assert export.main(["--model", str(tmp_path / "run"), "--out", str(tmp_path / "e"), "--precision", "bfloat16",
                         "--include-probabilities"]) == 0
     assert "(bfloat16)" in capsys.readouterr().out
     function = tf.saved_model.load(str(tmp_path / "e" / "spd" / "1")).signatures["serving_default"]
@@ -202,11 +203,11 @@ def test_bfloat16_export_runs_bfloat16_convs_with_float32_outputs(tmp_path, caps
 
 
 def test_cli_names_missing_or_mismatched_runs(tmp_path, capsys):
-    assert export.main(["--run-dir", str(tmp_path)]) == 1
+    assert export.main(["--model", str(tmp_path)]) == 1
     assert "config.json" in capsys.readouterr().err
     wider = SMALL_S.replace(width_multiplier=0.25)
     training_run(tmp_path, build_model(wider), SMALL_S)  # checkpoint of another model
-    assert export.main(["--run-dir", str(tmp_path)]) == 1
+    assert export.main(["--model", str(tmp_path)]) == 1
     assert "does not hold this model's weights" in capsys.readouterr().err
 
 
@@ -229,6 +230,7 @@ def test_requests_over_the_pixel_budget_are_refused_before_decoding(exported):
         exported[3].signatures["serving_default"](image_bytes=tf.constant([request, request]))
 
 
+@pytest.mark.slow
 @pytest.mark.subprocess
 def test_peak_memory_of_the_largest_accepted_request_is_bounded(exported):
     """One 4096 x 4096 PNG took 11 GB before banded post-processing; now ~2x its outputs."""

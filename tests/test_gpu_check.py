@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from train_support import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "bench" / "gpu_check.py"
@@ -27,6 +29,7 @@ def test_refuses_in_one_line_when_no_gpu_is_visible(monkeypatch, capsys):
     assert line.startswith("gpu_check: no GPU visible to TensorFlow")
 
 
+@pytest.mark.slow
 def test_command_line_exit_status_without_gpu():
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO_ROOT))
     done = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)

@@ -14,6 +14,8 @@ import pytest
 from spd_tf.config import ModelConfig
 from spd_tf.model.spd import build_model
 
+pytestmark = pytest.mark.slow  # paper-size (ResNet-101, 384x384) networks
+
 
 def conv(k, cin, cout):
     return k * k * cin * cout + cout

@@ -90,13 +90,13 @@ def test_an_output_a_conversion_lost_is_refused():
     (["--format", "onnx", "--max-image-side", "99"], "--max-image-side applies to the SavedModel only"),
 ])
 def test_cli_refuses_flags_a_format_cannot_honour(tmp_path, capsys, flags, message):
-    assert export.main(["--run-dir", str(tmp_path), *flags]) == 1
+    assert export.main(["--model", str(tmp_path), *flags]) == 1
     assert message in capsys.readouterr().err
 
 
 def test_cli_rejects_unknown_formats(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        export.main(["--run-dir", str(tmp_path), "--format", "saved_model,coreml"])
+        export.main(["--model", str(tmp_path), "--format", "saved_model,coreml"])
     assert "choose from saved_model,tflite,onnx" in capsys.readouterr().err
 
 
@@ -108,7 +108,7 @@ def test_cli_writes_an_onnx_export_with_its_source_run(tmp_path, capsys):
     keras.utils.set_random_seed(0)
     model = build_model(config)
     training_run(tmp_path / "run", model, config)
-    status = export.main(["--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--format", "onnx",
+    status = export.main(["--model", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--format", "onnx",
                           "--input-dtype", "uint8"])
     assert status == 0, capsys.readouterr().err
     path = tmp_path / "out" / "spd-onnx" / "1"

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from spd_tf.config import ModelConfig, TrainConfig
 from spd_tf.training import cli
+from spd_tf.training.options import RunOptions
 from spd_tf.training.run_dir import CONFIG_NAME, default_run_dir
 from train_support import TINY_FLAGS, run_python, write_damaged_shard, write_lip_records
 
@@ -38,7 +39,7 @@ def test_help_lists_paper_and_demo_defaults(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # undo argparse's line wrapping
-    for flag in ("--variant", "--data", "--precision", "--strategy", "--sync-bn", "--export",
+    for flag in ("--variant", "--data", "--precision", "--strategy", "--sync-bn", "--out",
                  "--backbone-weights", "--loss-weights", "--run-dir", "--xla"):
         assert flag in text
     assert "default: 384; synthetic demo without --data: " in text
@@ -50,19 +51,19 @@ def test_help_lists_paper_and_demo_defaults(capsys):
 
 def test_paper_defaults_with_data_and_demo_defaults_without():
     parser = cli.build_parser()
-    model, data, train, synthetic = cli.resolve_configs(parser.parse_args(["--data", "x/*.tfrecord"]))
-    assert not synthetic
+    model, data, train, options = cli.resolve_configs(parser.parse_args(["--data", "x/*.tfrecord"]))
+    assert options == RunOptions()
     assert model == ModelConfig(variant="spd")  # the paper network, frozen backbone BN included
     assert (train.learning_rate, train.momentum, train.poly_power) == (0.007, 0.9, 0.9)
     assert train.backbone_weights == "imagenet" and train.loss_weights == (1.0, 0.8, 0.6)
     assert data.train_patterns == ("x/*.tfrecord",)
 
-    model, _, train, synthetic = cli.resolve_configs(parser.parse_args(["--backbone-depth", "34"]))
-    assert synthetic
+    model, data, train, _ = cli.resolve_configs(parser.parse_args(["--backbone-depth", "34"]))
+    assert data.train_patterns == ()  # the synthetic demo
     demo = {name: demo for name, (_, demo) in cli.PROFILES.items()}
-    assert model.input_size == (demo["input_size"],) * 2
+    assert model.input_size == demo["input_size"] == (128, 128)
     assert model.backbone == "resnet34"  # an explicit flag beats the demo default
-    assert train.total_steps == demo["steps"] and train.backbone_weights == "none"
+    assert train.total_steps == demo["total_steps"] and train.backbone_weights == "none"
     assert train.loss_weights == demo["loss_weights"] != (1.0, 0.8, 0.6)
     assert not model.freeze_backbone_bn  # random init: frozen BN would leave the trunk unnormalised
     model = cli.resolve_configs(parser.parse_args(["--backbone-bn", "frozen", "--aspp-rates", "2,4"]))[0]
@@ -84,7 +85,7 @@ def test_default_run_dir_is_stable_and_config_specific():
         (["--loss-weights", "1,2"], "expected 3 comma-separated numbers"),
         (["--variant", "xyz"], "invalid choice: 'xyz'"),
         (["--aspp-rates", "6,x"], "--aspp-rates '6,x': expected comma-separated integers"),
-        (["--aspp-rates", "0,6"], "--aspp-rates '0,6': rates must be >= 1"),
+        (["--input-size", "1,2,3"], "--input-size '1,2,3': expected N, H,W or H W"),
     ],
 )
 def test_bad_flag_values_are_argparse_errors(argv, message, capsys):
@@ -96,8 +97,10 @@ def test_bad_flag_values_are_argparse_errors(argv, message, capsys):
 
 def test_invalid_config_value_is_one_line(capsys, tmp_path):
     code, _, err = run_main(["--data", "x", "--input-size", "100", "--run-dir", str(tmp_path)], capsys)
-    assert code == 2
-    assert "input_size=(100, 100)" in error_line(err) and "divisible by output_stride=8" in err
+    assert code == 2  # the config's error, worded with the flag's name
+    assert "--input-size=(100, 100)" in error_line(err) and "divisible by output_stride=8" in err
+    code, _, err = run_main(["--aspp-rates", "0,6", "--run-dir", str(tmp_path)], capsys)
+    assert code == 2 and error_line(err) == "train.py: error: --aspp-rates=(0, 6) must be >= 1"
 
 
 # Prints a marker on stdout when TensorFlow starts importing (where its C++ start-up lines begin).
@@ -115,6 +118,7 @@ sys.exit(main({argv!r}))
 """
 
 
+@pytest.mark.slow
 def test_first_line_says_what_trains_before_tensorflow_loads(tmp_path):
     pattern = str(tmp_path / "nothing-*.tfrecord")
     done = run_python(WATCH_TF_IMPORT.format(argv=["--data", pattern, "--run-dir", str(tmp_path / "run")]))
@@ -136,6 +140,13 @@ def test_val_glob_matching_nothing(lip_records, tmp_path, capsys):
     pattern = str(tmp_path / "val-*.tfrecord")
     code, _, err = run_main(["--data", lip_records, "--val-data", pattern, "--run-dir", str(tmp_path)], capsys)
     assert code == 2 and f"--val-data {pattern!r} matches no files" in error_line(err)
+
+
+def test_synthetic_demo_refuses_val_data_and_other_label_sets(tmp_path, capsys):
+    code, _, err = run_main(["--val-data", "v-*.tfrecord", "--run-dir", str(tmp_path)], capsys)
+    assert code == 2 and error_line(err).endswith("--val-data needs --data (the synthetic set brings its own val split)")
+    code, _, err = run_main(["--label-set", "atr", "--run-dir", str(tmp_path)], capsys)
+    assert code == 2 and "--label-set atr: the synthetic people are drawn in LIP's classes" in error_line(err)
 
 
 def test_records_with_wrong_schema(tmp_path, capsys):

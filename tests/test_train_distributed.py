@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from train_support import TINY_FLAGS, run_python, start_python, write_lip_records
 
+pytestmark = pytest.mark.slow  # training in separate processes, two of them a multi-worker cluster
+
 TRAIN_CODE = "import sys; from spd_tf.training.cli import main; sys.exit(main({argv!r}))"
 NO_ONEDNN = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 TWO_LOGICAL_CPUS = (

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from spd_tf import config, labels
+from spd_tf import cli_args, config, labels
 from spd_tf.data import layouts, listers, schema
 from spd_tf.data.writer import ShardedWriter
 from spd_tf.fileio import ensure_writable_dir, write_json_atomic
@@ -320,14 +320,26 @@ def convert_split(
 
 # --- CLI helpers -----------------------------------------------------------------------------------
 
+def new_parser(description: str) -> cli_args.Parser:
+    """The shared parser of the converters (their docstring as the description)."""
+    return cli_args.Parser(description=description)
+
+
+def add_data_root(parser: argparse.ArgumentParser, dataset: str, old_flag: str = "--root") -> None:
+    """--data ROOT (the old `--root` / `--lip-root` still works, deprecated)."""
+    cli_args.add_data(parser, dest="root", required=True, type=Path, metavar="ROOT", deprecated=(old_flag,),
+                      help=f"{dataset.upper()} directory (layout above)")
+
+
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out-dir", required=True, type=Path, help="directory for the shards and the report")
+    cli_args.add_out(parser, dest="out_dir", required=True, deprecated=("--out-dir",),
+                     help="directory for the shards and the report")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1),
                         help="worker processes (1 = convert in this process); default: cores - 1")
     parser.add_argument("--examples-per-shard", type=int, default=1000,
-                        help="shards per split = ceil(examples / this); default 1000")
+                        help="shards per split = ceil(examples / this)")
     parser.add_argument("--report", type=Path, default=None,
-                        help="JSON report path; default OUT_DIR/<dataset>-report.json")
+                        help="JSON report path; default OUT/<dataset>-report.json")
 
 
 def report_path(args: argparse.Namespace, dataset: str) -> Path:
@@ -335,9 +347,9 @@ def report_path(args: argparse.Namespace, dataset: str) -> Path:
 
 
 def check_out_dir(prog: str, out_dir: Path) -> None:
-    """Exits with one line (no traceback) when --out-dir cannot be created or written."""
+    """Exits with one line (no traceback) when --out cannot be created or written."""
     try:
-        ensure_writable_dir(out_dir, "--out-dir")
+        ensure_writable_dir(out_dir, "--out")
     except NotADirectoryError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -394,8 +406,8 @@ def convert_listing(report: ConversionReport, listing: layouts.Listing, dataset:
 
 def labelled_main(dataset: str, description: str, num_classes: int, argv: Optional[Sequence[str]] = None) -> int:
     """The CLI of convert_atr.py / convert_cihp.py."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, type=Path, help=f"{dataset.upper()} directory (layout above)")
+    parser = new_parser(description)
+    add_data_root(parser, dataset)
     parser.add_argument("--split", default=None, help="split whose list ({split}_id.txt or {split}.txt) to use; default: all images")
     parser.add_argument("--id-list", type=Path, default=None, help="explicit id list file (overrides --split's list)")
     add_output_arguments(parser)

@@ -5,8 +5,8 @@ Expected layout under ROOT (the humanparsing release):
   SegmentationClassAug/*.png   8-bit (or palette) class-index labels 0..17, 255 = ignore
   optional {split}_id.txt / {split}.txt in ROOT, ROOT/list/ or ROOT/lists/ choosing the split
 Labels keep ATR's own class ids (`image/dataset` = atr); evaluate.py maps LIP predictions
-to ATR with spd_tf.labels.LIP_TO_ATR. Output: OUT_DIR/{split}-*-of-*.tfrecord (split `all`
-without a list) and OUT_DIR/atr-report.json listing every skipped input.
+to ATR with spd_tf.labels.LIP_TO_ATR. Output: OUT/{split}-*-of-*.tfrecord (split `all`
+without a list) and OUT/atr-report.json listing every skipped input.
 """
 
 import sys

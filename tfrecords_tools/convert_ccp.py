@@ -5,16 +5,15 @@ Layout under ROOT, as the CCP repository publishes it:
   annotations/pixel-level/NNNN.mat  `groundtruth`: uint8 H x W tag indices (read with scipy)
   label_list.mat                    the 59 tag names (0 = null)
   {split}_id.txt                    optional split lists (one id per line)
-Every split with a list is written as OUT_DIR/{split}-*-of-*.tfrecord; with no list, every
+Every split with a list is written as OUT/{split}-*-of-*.tfrecord; with no list, every
 labelled photo goes to split `all`. Tags are grouped into the `ccp` label set
 (spd_tf.labels.CCP_TAGS_BY_CLASS); accessories, bags, belts, jewellery... become 255
 (ignored). Bad inputs (unreadable .mat, missing photo, size mismatch, tag outside 0..58,
-corrupt image) are skipped with their reason in OUT_DIR/ccp-report.json.
+corrupt image) are skipped with their reason in OUT/ccp-report.json.
 
-  python tfrecords_tools/convert_ccp.py --root clothing-co-parsing --out-dir data/ccp
+  spd-convert ccp --data clothing-co-parsing --out data/ccp
 """
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -38,8 +37,8 @@ def convert_ccp(root, out_dir, *, workers: int = 1, examples_per_shard: int = 10
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, type=Path, help="CCP directory (layout above)")
+    parser = common.new_parser(__doc__)
+    common.add_data_root(parser, "ccp")
     common.add_output_arguments(parser)
     args = parser.parse_args(argv)
     common.check_out_dir(parser.prog, args.out_dir)

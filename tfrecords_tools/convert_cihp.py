@@ -7,7 +7,7 @@ Expected layout under ROOT (one split folder, e.g. CIHP's Validation/):
   ROOT/list/ or ROOT/lists/ choosing the images.
 Labels are 8-bit class indices in the LIP 20-class scheme (index 10 = torso skin), 255 =
 ignore. Each multi-person image becomes one example (`image/dataset` = cihp). Output:
-OUT_DIR/{split}-*-of-*.tfrecord (split `all` without a list) and OUT_DIR/cihp-report.json.
+OUT/{split}-*-of-*.tfrecord (split `all` without a list) and OUT/cihp-report.json.
 """
 
 import sys

@@ -13,7 +13,7 @@ With --densepose-json, each LIP example `{image_id}_{annotation_id}` gets the De
 points and coarse masks of that COCO annotation, mapped into LIP pixels with the
 convention of tfrecords_tools/densepose_coco.py (LIP image = person bbox). With
 --densepose-only, DensePose persons with no LIP twin are cropped from --coco-images and
-written as a separate split. Output: OUT_DIR/{split}-{i:05d}-of-{n:05d}.tfrecord and a
+written as a separate split. Output: OUT/{split}-{i:05d}-of-{n:05d}.tfrecord and a
 JSON report (examples per split and task, DensePose join counts, every skipped input).
 """
 
@@ -136,9 +136,9 @@ def _split_path(text: str) -> Tuple[str, str]:
     return split, path
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lip-root", required=True, type=Path, help="LIP directory in one of the layouts above")
+def build_parser():
+    parser = common.new_parser(__doc__)
+    common.add_data_root(parser, "lip", old_flag="--lip-root")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to convert (default: train val)")
     parser.add_argument("--pose-csv", type=_split_path, action="append", default=[], metavar="SPLIT=FILE",
                         help="pose CSV of a split when not found in the layout (repeatable)")
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"also write DensePose persons with no LIP twin as split {DENSEPOSE_ONLY_SPLIT!r}")
     parser.add_argument("--coco-images", type=Path, help="COCO image directory (needed by --densepose-only)")
     parser.add_argument("--max-aspect-mismatch", type=float, default=densepose_coco.DEFAULT_MAX_ASPECT_MISMATCH,
-                        help="drop DensePose of a LIP example whose aspect ratio differs from its COCO bbox by more (default 0.25)")
+                        help="drop DensePose of a LIP example whose aspect ratio differs from its COCO bbox by more")
     common.add_output_arguments(parser)
     return parser
 
@@ -160,7 +160,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     path = common.report_path(args, "lip")
     try:
         report = convert_lip(
-            args.lip_root,
+            args.root,
             args.out_dir,
             args.splits,
             pose_csvs=dict(args.pose_csv),

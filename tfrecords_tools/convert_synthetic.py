@@ -1,29 +1,29 @@
 """Writes the procedural synthetic people set (spd_tf/data/synthetic.py) as TFRecord shards.
 
-Output: OUT_DIR/train-*-of-*.tfrecord, OUT_DIR/val-00000-of-00001.tfrecord and
-OUT_DIR/report.json (examples per split and task, DensePose point counts, and the fraction of
+Output: OUT/train-*-of-*.tfrecord, OUT/val-00000-of-00001.tfrecord and
+OUT/report.json (examples per split and task, DensePose point counts, and the fraction of
 images in which each LIP class occurs). The same settings and seed give the same records.
 `train.py` without --data generates and caches this set by itself; use this tool to make a
 larger or differently sized copy.
 """
 
-import argparse
-from pathlib import Path
 from typing import Optional, Sequence
 
+from spd_tf import cli_args
 from spd_tf.data import synthetic
 from tfrecords_tools import common
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out-dir", required=True, type=Path, help="directory for the shards and report.json")
-    parser.add_argument("--num-train", type=int, default=2000, help="training examples (default 2000)")
-    parser.add_argument("--num-val", type=int, default=200, help="validation examples (default 200)")
-    parser.add_argument("--image-size", type=int, nargs=2, default=synthetic.DEFAULT_IMAGE_SIZE,
-                        metavar=("HEIGHT", "WIDTH"), help="image height and width in pixels (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
-    parser.add_argument("--num-shards", type=int, default=4, help="training shards (default 4; val has one)")
+    parser = common.new_parser(__doc__)
+    cli_args.add_out(parser, dest="out_dir", required=True, deprecated=("--out-dir",),
+                     help="directory for the shards and report.json")
+    parser.add_argument("--num-train", type=int, default=2000, help="training examples")
+    parser.add_argument("--num-val", type=int, default=200, help="validation examples")
+    parser.add_argument("--image-size", action=cli_args.SizeAction, default=tuple(synthetic.DEFAULT_IMAGE_SIZE),
+                        metavar="N|H,W", help="image size in pixels: N (square), H,W or H W")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed")
+    parser.add_argument("--num-shards", type=int, default=4, help="training shards (val has one)")
     args = parser.parse_args(argv)
     common.check_out_dir(parser.prog, args.out_dir)
     try:

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from spd_tf.config import ModelConfig, DataConfig
 from spd_tf.data import augment, schema, targets
+from spd_tf.errors import SettingError
 from spd_tf.model import backbones
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -41,7 +42,7 @@ def list_files(patterns: Patterns) -> list:
     return files
 
 
-class CorruptRecordError(ValueError):
+class CorruptRecordError(SettingError, ValueError):
     """A TFRecord shard is truncated or corrupted; the message names the shard and offset."""
 
 

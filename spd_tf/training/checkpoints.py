@@ -47,7 +47,7 @@ class TrainingCheckpoint:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise TrainingSetupError(
                 f"checkpoint {path} does not match this model/optimizer ({first_line[:200]}); "
-                "use another --run-dir"
+                "use another run directory"
             ) from None
         return True
 

@@ -8,24 +8,24 @@ import tensorflow as tf
 from spd_tf.config import TASKS
 from spd_tf.data.pipeline import check_records, damage_of, list_files, read_shard, scan_shards
 from spd_tf.data.schema import decode_example
-from spd_tf.training.errors import TrainingSetupError
+from spd_tf.training.errors import SetupSettingError
 
 SCAN_RECORDS_PER_FILE = 32
 MAX_FILES_SCANNED = 8
 
 
-def resolve_patterns(patterns: Sequence[str], flag: str) -> List[str]:
-    """Expands globs and decodes each file's first record; errors name the flag and file."""
+def resolve_patterns(patterns: Sequence[str], setting: str) -> List[str]:
+    """Expands globs and decodes each file's first record; errors name the setting and file."""
     files = []
     for pattern in patterns:
         try:
             files.extend(list_files(pattern))
         except FileNotFoundError:
-            raise TrainingSetupError(f"{flag} {pattern!r} matches no files") from None
+            raise SetupSettingError("{" + setting + "} {pattern!r} matches no files", pattern=pattern) from None
     try:
         check_records(files)
     except ValueError as error:
-        raise TrainingSetupError(f"{flag}: {error}") from None
+        raise SetupSettingError("{" + setting + "}: {error}", error=error) from None
     return files
 
 
@@ -48,45 +48,47 @@ def scan_task_presence(files: Sequence[str], records_per_file: int = SCAN_RECORD
                 if values.size:
                     counts["largest_class"] = max(counts["largest_class"], int(values.max()))
         except tf.errors.DataLossError as error:
-            raise TrainingSetupError(f"{damage_of(path, error)}; {SKIP_HINT}") from None
+            raise SetupSettingError("{damage}; " + SKIP_HINT, damage=damage_of(path, error)) from None
     return counts
 
 
-SKIP_HINT = "fix or remove the shard, or pass --skip-corrupt-records to read damaged shards up to the damage"
+# A SettingError template: the CLI names the option by its flag.
+SKIP_HINT = "fix or remove the shard, or set {RunOptions.skip_corrupt_records} to read damaged shards up to the damage"
 
 
 def count_damaged_shards(files: Sequence[str], log) -> int:
-    """With --skip-corrupt-records: reads every shard once and logs the damaged ones."""
+    """With RunOptions.skip_corrupt_records: reads every shard once and logs the damaged ones."""
     counts, damaged = scan_shards(files)
     for line in damaged:
-        log(f"warning: --skip-corrupt-records: {line}; the rest of that shard is skipped")
+        log(f"warning: skipping corrupt records: {line}; the rest of that shard is skipped")
     if damaged:
         log(f"warning: {len(damaged)} of {len(files)} shard(s) damaged; training reads "
             f"{sum(counts.values())} records")
     return len(damaged)
 
 
-def check_label_set(counts: Dict[str, int], label_set, flag: str) -> None:
+def check_label_set(counts: Dict[str, int], label_set, setting: str) -> None:
     """Refuses parsing labels beyond the label set (never a silent relabel)."""
     if counts["largest_class"] >= label_set.num_classes:
-        raise TrainingSetupError(
-            f"{flag} records hold parsing class {counts['largest_class']}, but label set "
-            f"{label_set.name!r} has {label_set.num_classes} classes (0..{label_set.num_classes - 1}); "
-            "pass the records' --label-set"
+        raise SetupSettingError(
+            "{" + setting + "} records hold parsing class {largest}, but label set {name!r} has {count} "
+            "classes (0..{last}); set {ModelConfig.label_set} to the records' label set",
+            largest=counts["largest_class"], name=label_set.name, count=label_set.num_classes,
+            last=label_set.num_classes - 1,
         )
 
 
-def check_variant_data(files: Sequence[str], tasks: Sequence[str], variant: str, flag: str,
+def check_variant_data(files: Sequence[str], tasks: Sequence[str], variant: str, setting: str,
                        skip_corrupt: bool = False) -> Dict[str, int]:
     """Raises when a task of the variant appears in none of the scanned records."""
     counts = scan_task_presence(files, skip_corrupt=skip_corrupt)
     if counts["records"] == 0:
-        raise TrainingSetupError(f"{flag} files {list(files)[:3]} hold no records")
+        raise SetupSettingError("{" + setting + "} files {files} hold no records", files=list(files)[:3])
     missing = [task for task in tasks if counts[task] == 0]
     if missing:
-        raise TrainingSetupError(
-            f"variant {variant!r} learns {', '.join(missing)} but none of the first {counts['records']} "
-            f"records of {flag} has {' or '.join(missing)} labels; pick a variant without it "
-            "or add data that has them"
+        raise SetupSettingError(
+            "variant {variant!r} learns {learns} but none of the first {records} records of {" + setting
+            + "} has {lacking} labels; pick a variant without it or add data that has them",
+            variant=variant, learns=", ".join(missing), records=counts["records"], lacking=" or ".join(missing),
         )
     return counts

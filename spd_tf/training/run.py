@@ -5,7 +5,6 @@ directory, resumability) runs before the model is built, so bad input costs seco
 produces one line, never a traceback after an hour of training.
 """
 
-import argparse
 import contextlib
 from pathlib import Path
 
@@ -15,12 +14,12 @@ from spd_tf.training import precision as precision_lib
 from spd_tf.training.data_checks import (
     check_label_set, check_variant_data, count_damaged_shards, resolve_patterns,
 )
-from spd_tf.training.errors import TrainingSetupError
+from spd_tf.training.errors import SetupSettingError
+from spd_tf.training.options import RunOptions
 from spd_tf.training.run_dir import (
     check_resumable, default_run_dir, prepare_run_dir, run_lock, write_run_config,
 )
 from spd_tf.training.strategy import is_chief, select_strategy
-
 
 
 def _synthetic_data(data: DataConfig, cache_dir: str, image_size) -> DataConfig:
@@ -32,30 +31,36 @@ def _synthetic_data(data: DataConfig, cache_dir: str, image_size) -> DataConfig:
     return data.replace(train_patterns=(train_glob,), val_patterns=(val_glob,))
 
 
-def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, args: argparse.Namespace,
-                 synthetic: bool, log=print) -> dict:
-    """Runs the whole job (announced by the caller); returns a summary dict (step, metrics, export path)."""
+def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, options: RunOptions = RunOptions(),
+                 log=print) -> dict:
+    """Runs the whole job (announced by the caller); returns a summary dict (step, metrics, export path).
+
+    No `data.train_patterns` trains on the built-in synthetic set (cached in
+    `options.synthetic_dir`, drawn at the model's input size)."""
+    synthetic = not data.train_patterns
     if train.backbone_weights == "none":
-        log("warning: --backbone-weights none: the backbone starts from random weights "
+        log("warning: backbone_weights none: the backbone starts from random weights "
             "(the paper initialises it from ImageNet; expect lower accuracy)")
     policy = precision_lib.resolve_policy(train.precision)
     strategy = select_strategy(train.strategy)
     chief = is_chief(strategy)
     # Named from the flags (before the synthetic set fills in its file patterns), so the
     # synthetic demo gets runs/<variant>-synthetic-<digest> wherever its cache lives.
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(model, data, train)
+    run_dir = Path(options.run_dir) if options.run_dir else default_run_dir(model, data, train)
     if synthetic:
         if model.label_set.name != "lip":
-            raise TrainingSetupError(
-                f"--label-set {model.label_set.name}: the synthetic people are drawn in LIP's "
-                "classes; give --data in that label set"
-            )
-        data = _synthetic_data(data, args.synthetic_dir, model.input_size)
-    train_files = resolve_patterns(data.train_patterns, "--data")
-    resolve_patterns(data.val_patterns, "--val-data")
-    skip_corrupt = args.skip_corrupt_records
-    counts = check_variant_data(train_files, model.tasks, model.variant, "--data", skip_corrupt)
-    check_label_set(counts, model.label_set, "--data")
+            raise SetupSettingError(
+                "{ModelConfig.label_set} {name}: the synthetic people are drawn in LIP's classes; "
+                "give {DataConfig.train_patterns} in that label set", name=model.label_set.name)
+        if data.val_patterns:
+            raise SetupSettingError("{DataConfig.val_patterns} needs {DataConfig.train_patterns} (the synthetic "
+                                    "set brings its own val split)")
+        data = _synthetic_data(data, options.synthetic_dir, model.input_size)
+    train_files = resolve_patterns(data.train_patterns, "DataConfig.train_patterns")
+    resolve_patterns(data.val_patterns, "DataConfig.val_patterns")
+    skip_corrupt = options.skip_corrupt_records
+    counts = check_variant_data(train_files, model.tasks, model.variant, "DataConfig.train_patterns", skip_corrupt)
+    check_label_set(counts, model.label_set, "DataConfig.train_patterns")
     if skip_corrupt:
         count_damaged_shards(train_files, log)
     prepare_run_dir(run_dir)
@@ -66,14 +71,14 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, args:
         log(f"run dir {run_dir} | {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) | "
             f"{policy} | {len(train_files)} train file(s), tasks in the first {counts['records']} records: "
             + ", ".join(f"{t} {counts[t]}" for t in model.tasks))
-        return _train_evaluate_export(model, data, train, args, synthetic, log, run_dir, strategy, policy, chief)
+        return _train_evaluate_export(model, data, train, options, synthetic, log, run_dir, strategy, policy, chief)
 
 
-def _train_evaluate_export(model, data, train, args, synthetic, log, run_dir, strategy, policy, chief) -> dict:
+def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir, strategy, policy, chief) -> dict:
     from spd_tf.training.trainer import Trainer  # model code is loaded only once the inputs check out
 
-    trainer = Trainer(model, data, train, run_dir, strategy, policy=policy, xla=args.xla, log=log,
-                      skip_corrupt_records=args.skip_corrupt_records)
+    trainer = Trainer(model, data, train, run_dir, strategy, policy=policy, xla=options.xla, log=log,
+                      skip_corrupt_records=options.skip_corrupt_records)
     if chief:
         write_run_config(run_dir, model, data, train, {"precision_policy": policy, "strategy": type(strategy).__name__})
     result = trainer.train()
@@ -81,17 +86,17 @@ def _train_evaluate_export(model, data, train, args, synthetic, log, run_dir, st
                "losses": result.last_losses, "signal": result.signal}
     if not result.finished or not chief:
         return summary
-    if not args.no_eval and data.val_patterns:
+    if options.evaluate and data.val_patterns:
         from spd_tf.training.final_eval import evaluate_model, write_contact_sheet
 
         dataset = "synthetic" if synthetic else model.label_set.name
         summary["metrics"] = evaluate_model(trainer.model, model, data.val_patterns, run_dir,
                                             dataset, log=log)
         log(f"contact sheet: {write_contact_sheet(trainer.model, model, data.val_patterns, run_dir)}")
-    if not args.no_export:
+    if options.export:
         from spd_tf.export import export_saved_model
 
-        export_dir = Path(args.export) if args.export else run_dir / EXPORT_DIR
+        export_dir = Path(options.export_dir) if options.export_dir else run_dir / EXPORT_DIR
         summary["export"] = str(export_saved_model(trainer.model, model, export_dir))
         log(f"exported SavedModel to {summary['export']}")
     return summary

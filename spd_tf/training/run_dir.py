@@ -55,7 +55,7 @@ def read_run_config(run_dir: Path) -> Optional[dict]:
     try:
         return artifacts.read_run_config(run_dir)
     except ValueError as error:
-        raise TrainingSetupError(f"{error}; move it away or use another --run-dir") from None
+        raise TrainingSetupError(f"{error}; move it away or use another run directory") from None
 
 
 def check_resumable(run_dir: Path, model: ModelConfig, data: DataConfig, train: TrainConfig) -> list:
@@ -66,7 +66,7 @@ def check_resumable(run_dir: Path, model: ModelConfig, data: DataConfig, train: 
         if has_checkpoint:
             raise TrainingSetupError(
                 f"{run_dir} holds checkpoints but no {CONFIG_NAME}; cannot tell which model they "
-                "belong to: use another --run-dir"
+                "belong to: use another run directory"
             )
         return []
     try:
@@ -79,7 +79,7 @@ def check_resumable(run_dir: Path, model: ModelConfig, data: DataConfig, train: 
         }
         details = ", ".join(f"{k}: {old!r} in the run dir vs {new!r} now" for k, (old, new) in diff.items())
         raise TrainingSetupError(
-            f"{run_dir} holds a checkpoint of another model ({details}); use another --run-dir "
+            f"{run_dir} holds a checkpoint of another model ({details}); use another run directory "
             "or the same settings"
         )
     saved_train = saved.get("train", {})
@@ -133,7 +133,7 @@ def _take_over_if_stale(path: Path, host: str, log: Callable[[str], None]) -> No
     if holder.get("host") != host or pid_alive(int(holder["pid"])):
         raise TrainingSetupError(
             f"{path.parent} is in use by pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
-            f"(lock {path}); wait for it, use another --run-dir, or delete the lock if that run is gone"
+            f"(lock {path}); wait for it, use another run directory, or delete the lock if that run is gone"
         )
     stale = path.with_name(f"{LOCK_NAME}.stale-{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):  # another starter may have taken it over first

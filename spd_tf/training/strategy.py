@@ -9,7 +9,7 @@ import os
 
 import tensorflow as tf
 
-from spd_tf.training.errors import TrainingSetupError
+from spd_tf.training.errors import SetupSettingError, TrainingSetupError
 
 
 def _cluster_workers() -> int:
@@ -51,13 +51,13 @@ def select_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(devices=_local_devices())
     if name == "multi_worker":
         if workers == 0:
-            raise TrainingSetupError(
-                "--strategy multi_worker needs TF_CONFIG describing the cluster "
-                '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
-                '"task": {"type": "worker", "index": 0}})'
+            raise SetupSettingError(
+                "{TrainConfig.strategy} multi_worker needs TF_CONFIG describing the cluster (e.g. {example})",
+                example='{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}',
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise TrainingSetupError(f"--strategy {name!r} is not one of auto, default, mirrored, multi_worker")
+    raise SetupSettingError("{TrainConfig.strategy} {name!r} is not one of auto, default, mirrored, multi_worker",
+                            name=name)
 
 
 def task_identity(strategy: tf.distribute.Strategy) -> tuple:

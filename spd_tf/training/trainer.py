@@ -25,7 +25,7 @@ from spd_tf.model.multiscale import multiscale_outputs
 from spd_tf.model.spd import build_model
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
-from spd_tf.training.errors import TrainingDataError, TrainingDiverged, TrainingSetupError
+from spd_tf.training.errors import SetupSettingError, TrainingDataError, TrainingDiverged
 from spd_tf.training.optimizer import build_optimizer
 from spd_tf.training.signals import StopRequest
 from spd_tf.training.strategy import is_chief, task_identity
@@ -71,10 +71,9 @@ class Trainer:
         skip_corrupt_records: bool = False,
     ):
         if xla and model_config.has(DENSEPOSE):
-            raise TrainingSetupError(
-                f"--xla cannot compile variant {model_config.variant!r}: tf.image.crop_and_resize "
-                "(DensePose ROI) has no XLA kernel; drop --xla or use variant s/sp"
-            )
+            raise SetupSettingError(
+                "{RunOptions.xla} cannot compile variant {variant!r}: tf.image.crop_and_resize (DensePose ROI) "
+                "has no XLA kernel; drop {RunOptions.xla} or use variant s/sp", variant=model_config.variant)
         self.model_config = model_config
         self.data_config = data_config
         self.train_config = train_config
@@ -87,19 +86,13 @@ class Trainer:
         self.chief = is_chief(strategy)
         self.replicas = strategy.num_replicas_in_sync
         if train_config.batch_size % self.replicas:
-            raise TrainingSetupError(
-                f"--batch-size {train_config.batch_size} (global) is not divisible by the "
-                f"{self.replicas} replicas of the {type(strategy).__name__}"
-            )
+            raise SetupSettingError(
+                "{TrainConfig.batch_size} {batch} (global) is not divisible by the {replicas} replicas of the "
+                "{strategy}", batch=train_config.batch_size, replicas=self.replicas, strategy=type(strategy).__name__)
         precision_lib.apply_policy(policy)
         keras.utils.set_random_seed(train_config.seed)
         with strategy.scope():
-            try:
-                self.model = build_model(model_config, backbone_weights_arg(train_config.backbone_weights))
-            except (ValueError, FileNotFoundError, RuntimeError) as error:
-                if "backbone_weights" not in str(error):
-                    raise
-                raise TrainingSetupError(str(error).replace("backbone_weights=", "--backbone-weights ")) from None
+            self.model = build_model(model_config, backbone_weights_arg(train_config.backbone_weights))
             self.optimizer = precision_lib.wrap_optimizer(build_optimizer(train_config), policy)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -239,7 +232,8 @@ class Trainer:
         self._check_weights(step)
         self.checkpoint.save(step)
         damage = first_damage(list_files(list(self.data_config.train_patterns)))
-        return TrainingDataError(f"{damage}; checkpoint saved at step {step} ({self.checkpoint.latest}); {SKIP_HINT}")
+        return TrainingDataError("{damage}; checkpoint saved at step {step} ({latest}); " + SKIP_HINT,
+                                 damage=damage, step=step, latest=self.checkpoint.latest)
 
     def _log_due(self, step: int) -> bool:
         return step % self.train_config.log_every == 0 or step == self.train_config.total_steps

@@ -9,6 +9,7 @@ dilate their 3x3 convs instead (stride 32 = plain ResNet, used to check weight t
 import keras
 from keras import ops
 
+from spd_tf.errors import SettingValueError
 from spd_tf.model import conv
 from spd_tf.model.backbones import DEEP, IMAGENET_MEAN_RGB, MIDDLE, weights as pretrained
 from spd_tf.model.layers import backbone_batch_norm
@@ -153,10 +154,10 @@ def load_weights(backbone, config, weights, *, depth):
     if pretrained.wanted(weights) and not isinstance(weights, keras.Model) and (
         depth not in _KERAS_APPLICATIONS
     ):
-        raise ValueError(
-            f"backbone_weights={weights!r}: keras.applications has no ResNet-{depth}, so there "
-            f"are no weights to load; use backbone resnet50 or resnet101, or "
-            f"backbone_weights=None"
+        raise SettingValueError(
+            "{backbone_weights}={weights!r}: keras.applications has no ResNet-{depth}, so there are no "
+            "weights to load; use {ModelConfig.backbone} resnet50 or resnet101, or {backbone_weights}=None",
+            weights=weights, depth=depth,
         )
     return pretrained.load(
         backbone, config, weights, _KERAS_APPLICATIONS.get(depth),

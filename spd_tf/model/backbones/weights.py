@@ -9,6 +9,8 @@ import os
 
 import keras
 
+from spd_tf.errors import SettingFileNotFoundError, SettingValueError
+
 
 def wanted(weights) -> bool:
     """False for None / "none": the backbone keeps its initialisation."""
@@ -29,14 +31,14 @@ def load(backbone, config, weights, application: str, imagenet_file: str):
 def _check_request(config, weights, application: str) -> None:
     """Errors, naming the field and value, for weights that cannot fit `config`."""
     if config.width_multiplier != 1.0:
-        raise ValueError(
-            f"backbone_weights={weights!r} needs width_multiplier=1.0 "
-            f"(got {config.width_multiplier!r}): the pretrained layers have full widths"
+        raise SettingValueError(
+            "{backbone_weights}={weights!r} needs {ModelConfig.width_multiplier}=1.0 (got {width!r}): the "
+            "pretrained layers have full widths", weights=weights, width=config.width_multiplier,
         )
     if weights != "imagenet" and not os.path.isfile(weights):
-        raise FileNotFoundError(
-            f"backbone_weights={weights!r}: no such file (expected 'imagenet', a local "
-            f"keras.applications {application} .h5 file, or None)"
+        raise SettingFileNotFoundError(
+            "{backbone_weights}={weights!r}: no such file (expected 'imagenet', a local keras.applications "
+            "{application} .h5 file, or None)", weights=weights, application=application,
         )
 
 
@@ -48,15 +50,15 @@ def reference_model(application: str, weights, imagenet_file: str, **kwargs) -> 
         )
     except Exception as error:  # download / h5 errors come in many types
         if weights == "imagenet":
-            raise RuntimeError(
-                f"backbone_weights='imagenet': could not fetch the keras.applications "
-                f"{application} ImageNet weights ({error}). Without internet, copy "
-                f"{imagenet_file} into ~/.keras/models/ or pass its local path as the backbone "
-                f"weights."
+            raise SettingValueError(
+                "{backbone_weights}='imagenet': could not fetch the keras.applications {application} ImageNet "
+                "weights ({error}). Without internet, copy {imagenet_file} into ~/.keras/models/ or pass its "
+                "local path as the backbone weights.",
+                application=application, error=error, imagenet_file=imagenet_file,
             ) from error
-        raise ValueError(
-            f"backbone_weights={weights!r} is not a keras.applications "
-            f"{application} (include_top=False) weights file: {error}"
+        raise SettingValueError(
+            "{backbone_weights}={weights!r} is not a keras.applications {application} (include_top=False) "
+            "weights file: {error}", weights=weights, application=application, error=error,
         ) from error
 
 

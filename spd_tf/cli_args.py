@@ -1,0 +1,208 @@
+"""The command-line vocabulary every spd_tf tool shares, and the flags generated from configs.
+
+Same names everywhere: `--data` for inputs, `--out` for outputs, `--model` for a local
+model path (the client's server-side name is `--model-name`); sizes are `N`, `H,W`, `HxW`
+or `H W`. Older names (`--root`, `--lip-root`, `--out-dir`, `--output`, `--export`) still
+work as deprecated aliases, with a warning.
+
+A config field declared with `spd_tf.config.option` gets its flag here (type from the
+annotation, help and defaults from the metadata), so a new field is one edit. Library errors
+name settings (`ModelConfig.output_stride`); `Parser.explain` words them with the flags
+that set them, from the same field -> flag table.
+"""
+
+import argparse
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Sequence
+
+from spd_tf.errors import SettingError
+
+
+def typed(value) -> str:
+    """A value as it is typed on the command line (tuples as `a,b,c`, label sets by name)."""
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in value)
+    if isinstance(value, (str, int, float, Path)):
+        return str(value)
+    return str(getattr(value, "name", value))  # a labels.LabelSet
+
+
+def numbers(text: str, flag: str, count: Optional[int] = None, cast=float) -> tuple:
+    """`a,b,c` -> a tuple of `count` (any number when None) values of `cast`."""
+    kind = "integers" if cast is int else "numbers"
+    expected = f"expected {count} comma-separated {kind}" if count else f"expected comma-separated {kind}"
+    try:
+        values = tuple(cast(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: {expected}") from None
+    if count is not None and len(values) != count:
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: {expected}")
+    return values
+
+
+class SizeAction(argparse.Action):
+    """`N` (square), `H,W`, `HxW` or `H W` -> (height, width) of positive integers."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs="+", **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        text = ",".join(values)
+        try:
+            size = tuple(int(v) for v in text.replace("x", ",").split(","))
+        except ValueError:
+            size = ()
+        if len(size) not in (1, 2) or min(size) < 1:
+            parser.error(f"{option_string} {' '.join(values)!r}: expected N, H,W or H W (positive integers)")
+        setattr(namespace, self.dest, size * 2 if len(size) == 1 else size)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and appends each flag's default as it is typed."""
+
+    def _get_help_string(self, action):
+        default = action.default
+        if "default:" in (action.help or "") or default in (None, False, [], argparse.SUPPRESS):
+            return action.help
+        return f"{action.help} (default: {typed(default)})"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that knows which flag sets which library setting, and warns on aliases."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        for action in self._actions:
+            for alias in getattr(action, "deprecated", ()):
+                if any(arg == alias or arg.startswith(alias + "=") for arg in args):
+                    print(f"{self.prog}: warning: {alias} is deprecated; use {action.option_strings[0]}",
+                          file=sys.stderr)
+        return super().parse_known_args(args, namespace)
+
+    def flag_names(self) -> Dict[str, str]:
+        """Setting name (`ModelConfig.output_stride`, `backbone_weights`, ...) -> its flag."""
+        return {setting: action.option_strings[0] for action in self._actions
+                for setting in getattr(action, "settings", ())}
+
+    def explain(self, error: BaseException) -> str:
+        """An error as one line in this tool's terms: settings called by their flags."""
+        text = error.worded(self.flag_names()) if isinstance(error, SettingError) else str(error)
+        return f"{self.prog}: error: {text}"
+
+
+def add(container, *names: str, settings: Iterable[str] = (), deprecated: Sequence[str] = (), **kwargs):
+    """`add_argument` plus the settings the flag sets (for `Parser.explain`) and deprecated aliases."""
+    action = container.add_argument(*names, *deprecated, **kwargs)
+    action.settings = tuple(settings)
+    action.deprecated = tuple(deprecated)
+    return action
+
+
+def add_data(container, help: str, **kwargs):
+    """--data: what a tool reads (TFRecord globs, a dataset directory)."""
+    return add(container, "--data", **{"dest": "data", "help": help, **kwargs})
+
+
+def add_out(container, help: str, **kwargs):
+    """--out: the directory a tool writes."""
+    return add(container, "--out", **{"dest": "out", "type": Path, "metavar": "DIR", "help": help, **kwargs})
+
+
+def add_model(container, help: str, **kwargs):
+    """--model: a local model (run directory, SavedModel, TFLite/ONNX export)."""
+    return add(container, "--model", **{"dest": "model", "help": help, **kwargs})
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def add_batch_size(container, default: int, **kwargs):
+    return add(container, "--batch-size", **{"type": positive_int, "default": default, "help": "images per model call",
+                                             **kwargs})
+
+
+# --- flags generated from config dataclasses ------------------------------------------------------
+
+def flag_fields(config_cls) -> list:
+    """The fields of `config_cls` declared with `option` (those that have a flag)."""
+    return [field for field in dataclasses.fields(config_cls) if "help" in field.metadata]
+
+
+def _unoptional(annotation):
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if typing.get_origin(annotation) is typing.Union and len(args) == 1 else annotation
+
+
+def _is_size(annotation) -> bool:
+    return typing.get_origin(annotation) is tuple and typing.get_args(annotation) == (int, int)
+
+
+def _parsing(field: dataclasses.Field, flag: str) -> dict:
+    """add_argument keywords that parse `field`'s annotation: bools, sizes, lists, scalars."""
+    annotation = _unoptional(field.type)
+    if annotation is bool:
+        return {"action": "store_false" if field.default else "store_true"}
+    metavar = field.metadata.get("metavar", flag.lstrip("-").upper().replace("-", "_"))
+    if _is_size(annotation):
+        return {"action": SizeAction, "metavar": field.metadata.get("metavar", "N|H,W")}
+    if typing.get_origin(annotation) is tuple:
+        items = typing.get_args(annotation)
+        if items[0] is str:
+            return {"nargs": "+", "metavar": metavar}
+        count = None if items[-1] is Ellipsis else len(items)
+        return {"type": lambda text: numbers(text, flag, count, cast=items[0]), "metavar": metavar}
+    return {"type": annotation if annotation in (int, float, str, Path) else str, "metavar": metavar}
+
+
+def add_config_flags(container, config_cls, demo_label: Optional[str] = None) -> None:
+    """One flag per `option` field of `config_cls`; unset flags parse to None (see config_values)."""
+    for field in flag_fields(config_cls):
+        meta = field.metadata
+        name = meta.get("flag", field.name.replace("_", "-"))
+        flag = f"--no-{name}" if field.type is bool and field.default else f"--{name}"
+        choices = meta.get("choices")
+        shown = (lambda v: typed(v[:1] if v[0] == v[1] else v)) if _is_size(field.type) else typed
+        help_text = meta["help"]
+        if field.type is not bool and field.default not in (None, ()):
+            defaults = [f"default: {shown(field.default)}"]
+            if "demo" in meta and demo_label:
+                defaults.append(f"{demo_label}: {shown(meta['demo'])}")
+            help_text = f"{help_text} ({'; '.join(defaults)})"
+        parsing = _parsing(field, flag)
+        if choices:
+            parsing["choices"] = choices() if callable(choices) else choices
+            if "metavar" not in meta:
+                parsing.pop("metavar")  # argparse shows {a,b,c}
+        add(container, flag, dest=field.name, default=None, help=help_text,
+            settings=(f"{config_cls.__name__}.{field.name}", field.name), deprecated=meta.get("aliases", ()),
+            **parsing)
+
+
+def config_values(config_cls, args: argparse.Namespace, demo: bool = False) -> dict:
+    """The flags given for `config_cls` (else, with `demo`, the demo defaults) as field values."""
+    values = {}
+    for field in flag_fields(config_cls):
+        value = getattr(args, field.name)
+        if value is None and demo:
+            value = field.metadata.get("demo")
+        if value is not None:
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    return values
+
+
+def demo_defaults(config_classes: Iterable) -> Dict[str, tuple]:
+    """Field -> (paper default, demo default) of every field that has a demo default."""
+    return {field.name: (field.default, field.metadata["demo"])
+            for cls in config_classes for field in flag_fields(cls) if "demo" in field.metadata}
+

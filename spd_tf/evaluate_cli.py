@@ -1,0 +1,149 @@
+"""Scores a trained SPD model, or prediction files from any model, with DESIGN §6 metrics.
+
+Examples (`spd-evaluate` or `python evaluate.py`; --output is a deprecated alias of --out):
+  spd-evaluate --dataset lip --data LIP_ROOT --predictions preds/ --out out/
+  spd-evaluate --dataset lip --data 'val-*.tfrecord' --model runs/spd-data-1a2b3c4d \\
+      --save-predictions preds/ --out out/          # JPPNet's test protocol (paper)
+  spd-evaluate --dataset ccp --data CCP_ROOT --split val --model runs/ccp --out out/
+  spd-evaluate --dataset atr --data ATR_ROOT --model export/spd/1   # SavedModel: fast
+
+Test protocols (--protocol): paper = JPPNet's evaluate_*_JPPNet-s2.py: scales 1, 0.75, 1.25
+of the input size, each with its mirror (left/right swapped back), the parsing stages
+averaged, everything resized to the image's original size and fused there; pose from the
+last stage. fast = one scale, last stage, no flip. Default: paper for real datasets with a
+run directory, fast for the synthetic set and for SavedModels (which serve one scale).
+"""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from spd_tf import cli_args, evaluation
+from spd_tf.dtype_policies import NETWORK_PRECISIONS
+from spd_tf.fileio import write_json_atomic
+from spd_tf.inference import PROTOCOLS
+
+
+def build_parser() -> cli_args.Parser:
+    parser = cli_args.Parser(prog="evaluate.py", description=__doc__)
+    cli_args.add(parser, "--dataset", required=True, choices=evaluation.DATASETS,
+                 settings=("directory_examples.dataset",),
+                 help="ground-truth classes and conventions; a model of another label set is scored through "
+                      "the declared mapping (LIP->ATR: 18 classes, Belt/Bag ignored; LIP->CCP: 15 classes)")
+    cli_args.add_data(parser, required=True, nargs="+", settings=("tfrecord_examples.patterns", "directory_examples.root"),
+                      help="TFRecord glob(s), or ONE dataset directory in its own layout "
+                           "(LIP: val_images/ val_segmentations/ val_id.txt [lip_val_set.csv]; "
+                           "ATR: JPEGImages/ SegmentationClassAug/; CIHP: images/ labels/; "
+                           "CCP: photos/ annotations/pixel-level/ label_list.mat {split}_id.txt)")
+    parser.add_argument("--split", default="val", help="split read from a dataset directory")
+    source = parser.add_mutually_exclusive_group(required=True)
+    cli_args.add_model(source, settings=("load.path",),
+                       help="SavedModel directory (serving signature) or a train.py run directory (latest checkpoint)")
+    cli_args.add(source, "--predictions", settings=("PredictionFiles.directory",),
+                 help="directory in LIP submission format: <id>.png class-index maps, "
+                      "pose.csv rows 'name.jpg,x1,y1,...,x16,y16' (and densepose/<id>.png)")
+    cli_args.add_out(parser, deprecated=("--output",), help="directory that receives metrics.json")
+    parser.add_argument("--save-predictions", metavar="DIR",
+                        help="write index PNGs, palette PNGs (vis/), pose.csv and DensePose IUV "
+                             "PNGs in the --predictions format (ids made safe file names inside DIR)")
+    cli_args.add(parser, "--protocol", choices=sorted(PROTOCOLS), default=None, settings=("images_runner.protocol",),
+                 help="test-time protocol for --model (see above; default: paper for real "
+                      "datasets with a run directory, else fast)")
+    parser.add_argument("--scales", default=None,
+                        help="override the protocol's test-time scales, e.g. 0.75,1,1.25")
+    parser.add_argument("--flip", action="store_true",
+                        help="also average horizontally flipped predictions (L/R classes and "
+                             "joints swapped back); the paper protocol always does")
+    parser.add_argument("--label-set", default=None, metavar="NAME|FILE.json",
+                        help="label set of --predictions PNGs (default: the directory's "
+                             "label_set.json, else lip)")
+    cli_args.add(parser, "--densepose-eval-data", metavar="DIR", settings=("densepose_eval_data",),
+                 help="DensePose eval_data with SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat and "
+                      "Pdist_matrix.(pkl|mat) for exact GPS/GPSm; without it a labelled "
+                      "within-part UV approximation is reported instead")
+    parser.add_argument("--strict", action="store_true",
+                        help="abort on an unusable prediction file or pose.csv row instead of "
+                             "reporting it and scoring that prediction as wrong")
+    cli_args.add(parser, "--skip-corrupt-records", action="store_true", settings=("tfrecord_examples.skip_corrupt",),
+                 help="score the records before the damage of a truncated/corrupted TFRecord "
+                      "shard (warned, with a count) instead of stopping")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cli_args.add_batch_size(parser, default=1,
+                            help="--model: images per network batch, any mix of sizes; every prediction is "
+                                 "still fused at its own image's size")
+    cli_args.add(parser, "--precision", choices=NETWORK_PRECISIONS, default=None, settings=("load.precision",),
+                 help="--model run directory: network precision (default: float32); bfloat16 pays off on CPUs "
+                      "with AVX512_BF16/AMX and GPUs. An export keeps its own precision")
+    return parser
+
+
+def resolve_protocol(args, saved_model: bool):
+    """--protocol/--scales/--flip -> an inference.TestProtocol."""
+    name = args.protocol or ("fast" if saved_model or args.dataset == "synthetic" else "paper")
+    protocol = PROTOCOLS[name]
+    changes = {}
+    if args.scales is not None:
+        changes["scales"] = parse_scales(args.scales)
+    if args.flip:
+        changes["flip"] = True
+    return dataclasses.replace(protocol, **changes) if changes else protocol
+
+
+def parse_scales(text: str) -> tuple:
+    try:
+        scales = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise SystemExit(f"--scales {text!r}: expected comma-separated numbers like 0.75,1,1.25")
+    if not scales or min(scales) <= 0:
+        raise SystemExit(f"--scales {text!r}: scales must be positive")
+    return scales
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.scales is not None:
+        parse_scales(args.scales)
+    try:
+        tables = evaluation.load_densepose_tables(args.densepose_eval_data)
+        data_dir = Path(args.data[0])
+        needs_images = args.model is not None
+        if len(args.data) == 1 and data_dir.is_dir():
+            total, examples = evaluation.directory_examples(
+                args.dataset, data_dir, args.split, with_images=needs_images)
+        else:
+            total, examples = evaluation.tfrecord_examples(args.data, args.skip_corrupt_records)
+        if args.model:
+            from spd_tf.artifacts import is_run_dir
+            from spd_tf.predictions import load_predictor
+
+            protocol = resolve_protocol(args, saved_model=not is_run_dir(args.model))
+            print(f"test protocol: {protocol}", file=sys.stderr)
+            predictor = load_predictor(args.model, protocol, args.precision)
+        else:
+            if args.protocol or args.scales or args.flip:
+                raise ValueError("--protocol/--scales/--flip apply to --model, not to --predictions files")
+            from spd_tf.predictions import PredictionFiles
+
+            predictor = PredictionFiles(args.predictions, args.label_set, strict=args.strict)
+        writer = None
+        if args.save_predictions:
+            from spd_tf.predictions import PredictionWriter
+
+            writer = PredictionWriter(args.save_predictions, predictor.label_set)
+        result = evaluation.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
+                                     densepose_tables=tables, progress=not args.no_progress,
+                                     strict=args.strict, batch_size=args.batch_size)
+    except (FileNotFoundError, ValueError) as error:
+        print(parser.explain(error), file=sys.stderr)
+        return 2
+    print(evaluation.format_report(result))
+    if args.out:
+        path = Path(args.out) / "metrics.json"
+        write_json_atomic(path, result)
+        print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -50,10 +50,9 @@ class SizeAction(argparse.Action):
         super().__init__(option_strings, dest, nargs="+", **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        text = ",".join(values)
         try:
-            size = tuple(int(v) for v in text.replace("x", ",").split(","))
-        except ValueError:
+            size = numbers(",".join(values), option_string, cast=int)
+        except argparse.ArgumentTypeError:
             size = ()
         if len(size) not in (1, 2) or min(size) < 1:
             parser.error(f"{option_string} {' '.join(values)!r}: expected N, H,W or H W (positive integers)")

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from spd_tf import cli_args, evaluation
+from spd_tf.artifacts import METRICS_NAME
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_json_atomic
 from spd_tf.inference import PROTOCOLS
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
         return 2
     print(evaluation.format_report(result))
     if args.out:
-        path = Path(args.out) / "metrics.json"
+        path = Path(args.out) / METRICS_NAME
         write_json_atomic(path, result)
         print(f"\nwrote {path}")
     return 0

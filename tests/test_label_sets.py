@@ -52,7 +52,7 @@ def _palette_of(png_path):
     return np.frombuffer(data[start + 4:start + 4 + length], np.uint8).reshape(-1, 3)
 
 
-def _check_run(run_dir, tmp_path, expected, image_path):
+def assert_run_uses_label_set(run_dir, tmp_path, expected, image_path):
     from spd_tf import predict
 
     config = json.loads((run_dir / "config.json").read_text())
@@ -75,7 +75,7 @@ def test_a_users_json_label_set_trains_exports_predicts_and_evaluates(shared_dat
     path.write_text(json.dumps(MINE))
     records = _lip_records_in_my_classes(shared_data, tmp_path / "mine.tfrecord")
     run_dir = _train(tmp_path, capsys, records, str(path))
-    _check_run(run_dir, tmp_path, labels.get_label_set(MINE), shared_data / "lip_sample/images/86_185913.jpg")
+    assert_run_uses_label_set(run_dir, tmp_path, labels.get_label_set(MINE), shared_data / "lip_sample/images/86_185913.jpg")
 
 
 def test_a_ccp_run_exports_ccp_labels_and_palette(shared_data, tmp_path, capsys):
@@ -84,7 +84,7 @@ def test_a_ccp_run_exports_ccp_labels_and_palette(shared_data, tmp_path, capsys)
     root = build_ccp(shared_data, tmp_path / "ccp", ids=("0001", "0002"), lists=False)
     convert_ccp.convert_ccp(root, tmp_path / "data")
     run_dir = _train(tmp_path, capsys, str(tmp_path / "data" / "all-*.tfrecord"), "ccp")
-    _check_run(run_dir, tmp_path, labels.LABEL_SETS["ccp"], root / "photos" / "0001.jpg")
+    assert_run_uses_label_set(run_dir, tmp_path, labels.LABEL_SETS["ccp"], root / "photos" / "0001.jpg")
 
 
 def test_records_beyond_the_label_set_are_refused(shared_data, tmp_path, capsys):

@@ -25,15 +25,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spd_tf import artifacts  # noqa: E402
-from spd_tf.config import ModelConfig  # noqa: E402
+from spd_tf.config import ModelConfig, demo_values  # noqa: E402
 from spd_tf.data.synthetic import generate_person  # noqa: E402
 from spd_tf.evaluation import Example, evaluate  # noqa: E402
 from spd_tf.inference import PROTOCOLS  # noqa: E402
 from spd_tf.model.spd import build_model  # noqa: E402
 from spd_tf.predictions import ModelPredictor  # noqa: E402
 
-DEMO = ModelConfig(backbone="resnet18", width_multiplier=0.25, input_size=(128, 128), num_refinement_stages=1,
-                   roi_size=14, aspp_rates=(2, 4, 6, 8))  # train.py's synthetic demo (training.cli.PROFILES)
+DEMO = ModelConfig(**demo_values(ModelConfig))  # train.py's synthetic demo network
 LIP_VAL_IMAGES = 10_000
 
 

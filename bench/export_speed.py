@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from serving import measure  # noqa: E402  (bench/serving.py)
 from spd_tf import inference  # noqa: E402
-from spd_tf.config import ModelConfig  # noqa: E402
+from spd_tf.config import ModelConfig, demo_values  # noqa: E402
 from spd_tf.export import export_saved_model  # noqa: E402
 from spd_tf.export_onnx import export_onnx  # noqa: E402
 from spd_tf.export_tflite import PRECISIONS, export_tflite  # noqa: E402
@@ -34,9 +34,8 @@ from spd_tf.model.spd import build_model  # noqa: E402
 from spd_tf.runtimes import OnnxModel, TFLiteModel  # noqa: E402
 
 MODELS = {
-    # train.py's synthetic demo (spd_tf.training.cli.PROFILES) and the paper's network at stride 16.
-    "demo": ModelConfig(backbone="resnet18", width_multiplier=0.25, input_size=(128, 128), num_refinement_stages=1,
-                        roi_size=14, aspp_rates=(2, 4, 6, 8)),
+    # train.py's synthetic demo and the paper's network at stride 16.
+    "demo": ModelConfig(**demo_values(ModelConfig)),
     "paper_stride16": ModelConfig(output_stride=16),
 }
 

@@ -51,6 +51,12 @@ def option(default, help: str, **metadata):
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
+def demo_values(config_cls) -> dict:
+    """The synthetic demo's value of every field of `config_cls` declared with `demo=`: what
+    train.py uses when no --data is given (benchmarks build "the demo model" from it)."""
+    return {field.name: field.metadata["demo"] for field in dataclasses.fields(config_cls) if "demo" in field.metadata}
+
+
 def _tuples(value):
     """JSON lists back to (nested) tuples, as the frozen configs hold them."""
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

@@ -79,3 +79,16 @@ def test_width_scales_and_keeps_a_floor():
 def test_loss_weight_lookup():
     train = cfg.TrainConfig(loss_weights=(1.0, 0.5, 0.25))
     assert [train.loss_weight(t) for t in cfg.TASKS] == [1.0, 0.5, 0.25]
+
+
+def test_demo_values_build_the_model_train_py_builds_without_data():
+    """Benchmarks build "the demo model" from demo_values; it must be train.py's demo network."""
+    import dataclasses
+
+    from spd_tf.config import demo_values
+    from spd_tf.training import cli
+
+    trained = cli.resolve_configs(cli.build_parser().parse_args([]))[0]
+    built = cfg.ModelConfig(**demo_values(cfg.ModelConfig))
+    assert dataclasses.replace(built, backbone_bn=trained.backbone_bn) == trained
+    assert built.aspp == "deeplabv3" and built.width_multiplier == 0.25

@@ -17,12 +17,14 @@ One JSON line per measurement.
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "bench")]  # this checkout's spd_tf, model_speed
+
+from model_speed import timed_pass  # noqa: E402
 
 from spd_tf import artifacts  # noqa: E402
 from spd_tf.config import ModelConfig, demo_values  # noqa: E402
@@ -46,13 +48,6 @@ def examples(count: int, input_size, seed: int = 0) -> list:
     return people
 
 
-def timed(function) -> tuple:
-    """(wall seconds, CPU seconds of this process) of one call."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    function()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
 def demo_rows(count: int, batch_sizes, precision: str, rounds: int) -> None:
     """Batch sizes interleaved round after round; the best round of each is kept (on a
     shared machine the slow rounds measure the other jobs)."""
@@ -65,7 +60,7 @@ def demo_rows(count: int, batch_sizes, precision: str, rounds: int) -> None:
             evaluate(people[:batch_size], predictor, "synthetic", batch_size=batch_size, progress=False)
         for _ in range(rounds):
             for batch_size in batch_sizes:
-                wall, cpu = timed(lambda: evaluate(people, predictor, "synthetic", batch_size=batch_size,
+                wall, cpu = timed_pass(lambda: evaluate(people, predictor, "synthetic", batch_size=batch_size,
                                                    progress=False))
                 old = best.get(batch_size, (float("inf"), float("inf")))
                 best[batch_size] = (min(old[0], wall), min(old[1], cpu))
@@ -84,7 +79,7 @@ def paper_rows(batches: int, batch_size: int, precision: str) -> None:
     for protocol in ("fast", "paper"):
         run = loaded.images_runner(PROTOCOLS[protocol])
         run([person.image for person in people[:batch_size]])  # trace
-        wall, cpu = timed(lambda: [run([person.image for person in people[index * batch_size:(index + 1) * batch_size]])
+        wall, cpu = timed_pass(lambda: [run([person.image for person in people[index * batch_size:(index + 1) * batch_size]])
                                    for index in range(1, batches + 1)])
         per_image, cpu_per_image = wall / (batches * batch_size), cpu / (batches * batch_size)
         print(json.dumps({"bench": "eval_speed", "model": "paper_384_stride8", "protocol": protocol,

@@ -108,7 +108,7 @@ def _run(forward, inputs):
     tf.nest.map_structure(lambda t: t.numpy(), forward(inputs))
 
 
-def _timed_pass(run_pass):
+def timed_pass(run_pass):
     """(wall, process CPU) seconds of one pass; CPU time stays fair when the machine is shared."""
     wall, cpu = time.perf_counter(), time.process_time()
     run_pass()
@@ -144,7 +144,7 @@ def interleaved_pass_speeds(passes, args):
     totals = [np.zeros(2) for _ in passes]
     for _ in range(args.iterations):
         for index, run_pass in enumerate(passes):
-            totals[index] += _timed_pass(run_pass)
+            totals[index] += timed_pass(run_pass)
     images = args.batch_size * args.iterations
     return [{"images_per_s": images / wall, "cpu_s_per_image": cpu / images} for wall, cpu in totals]
 

@@ -2,18 +2,21 @@
 
     python bench/export_speed.py                    # the demo model and the paper model at stride 16
     python bench/export_speed.py --models demo      # just the demo model (~1 min)
+    python bench/export_speed.py --models paper_stride16 --formats onnx   # one format
 
 One JSON line per format and model: images/s and p50 latency for batch-1 pixels at the
 input size -> labels, keypoints and IUV at that size (SavedModel: its `image_tensor`
 signature; TFLite / onnxruntime: the export plus spd_tf.inference's numpy pre/post-processing),
 the model call alone for TFLite / ONNX, the file size and the export time. Random weights:
 speed and size do not depend on them (label agreement is measured by the tests on a trained
-model). Every runtime gets --threads threads.
+model). Every runtime gets --threads threads. Peak RSS so far of this process and of the
+largest child (the ONNX converter runs in one) is in each line.
 """
 
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -39,9 +42,15 @@ MODELS = {
     "paper_stride16": ModelConfig(output_stride=16),
 }
 
+FORMATS = ("saved_model", *(f"tflite_{precision}" for precision in PRECISIONS), "onnx")
+
 
 def size_of(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def peak_rss_gb(who) -> float:
+    return round(resource.getrusage(who).ru_maxrss / 1e6, 2)  # Linux reports KiB
 
 
 def timed(function):
@@ -59,26 +68,30 @@ def row(name: str, fmt: str, config: ModelConfig, latencies, model_latencies, si
         "model_call_ms_p50": round(1000 * float(np.median(model_latencies)), 2) if model_latencies else None,
         "size_mb": round(size / 1e6, 2), "export_s": export_s, "iterations": len(latencies),
         "input_size": list(config.input_size), "output_stride": config.output_stride,
+        "peak_rss_gb": peak_rss_gb(resource.RUSAGE_SELF), "child_peak_rss_gb": peak_rss_gb(resource.RUSAGE_CHILDREN),
     }
     print(json.dumps(result), flush=True)
     return result
 
 
-def bench_model(name: str, config: ModelConfig, iterations: int, threads: int) -> None:
+def bench_model(name: str, config: ModelConfig, formats, iterations: int, threads: int) -> None:
     """Exports and times one format at a time, freeing each before the next (the paper model's
-    tf2onnx conversion alone took over 16 GB)."""
+    freezing for ONNX alone peaks at 13 GB)."""
     model = build_model(config)
     pixels = np.random.default_rng(0).integers(0, 255, (1, *config.input_size, 3), np.uint8)
     with tempfile.TemporaryDirectory() as base:
-        path, export_s = timed(lambda: export_saved_model(model, config, base))
-        signature = tf.saved_model.load(str(path)).signatures["image_tensor"]
-        latencies = measure(lambda: signature(images=tf.constant(pixels))["labels"].numpy(), iterations, 1)
-        row(name, "saved_model", config, latencies, None, size_of(path), export_s)
-        del signature
+        if "saved_model" in formats:
+            path, export_s = timed(lambda: export_saved_model(model, config, base))
+            signature = tf.saved_model.load(str(path)).signatures["image_tensor"]
+            latencies = measure(lambda: signature(images=tf.constant(pixels))["labels"].numpy(), iterations, 1)
+            row(name, "saved_model", config, latencies, None, size_of(path), export_s)
+            del signature
         exports = {f"tflite_{precision}": (lambda p=precision: export_tflite(model, config, base, [p])[0], TFLiteModel)
                    for precision in PRECISIONS}
         exports["onnx"] = (lambda: export_onnx(model, config, base), OnnxModel)
         for fmt, (export, runtime_class) in exports.items():
+            if fmt not in formats:
+                continue
             path, export_s = timed(export)
             runtime = runtime_class(next(path.glob("model.*")), threads)
 
@@ -95,12 +108,17 @@ def bench_model(name: str, config: ModelConfig, iterations: int, threads: int) -
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="demo,paper_stride16", help=f"comma-separated among {','.join(MODELS)}")
+    parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated among {','.join(FORMATS)}")
     parser.add_argument("--iterations", type=int, default=None, help="timed runs per format (default: demo 30, paper 4)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="TFLite / onnxruntime threads")
     args = parser.parse_args(argv)
+    formats = args.formats.split(",")
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        parser.error(f"--formats {unknown}: choose among {','.join(FORMATS)}")
     for name in args.models.split(","):
         iterations = args.iterations or (30 if name == "demo" else 4)
-        bench_model(name, MODELS[name], iterations, args.threads)
+        bench_model(name, MODELS[name], formats, iterations, args.threads)
     return 0
 
 

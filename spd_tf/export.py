@@ -226,8 +226,6 @@ def main(argv=None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError, ImportError) as error:
         print(parser.explain(error), file=sys.stderr)
         return 1
-    for path in paths:
-        print(f"wrote {path}")
     if "saved_model" in args.format:
         print(f"serve with: tensorflow_model_server --rest_api_port=8501 "
               f"--model_name={args.model_name} --model_base_path={paths[0].parent.resolve()}")
@@ -235,17 +233,24 @@ def main(argv=None) -> int:
 
 
 def export_formats(model: keras.Model, model_config: ModelConfig, out: Path, args: argparse.Namespace) -> list:
-    """The CLI's exports, SavedModel first; returns the version directories written."""
+    """The CLI's exports, SavedModel first, each announced as it lands (the paper model's take
+    minutes each); returns the version directories written."""
     from spd_tf.runtimes import require
 
     for fmt, modules in (("tflite", ["ai_edge_litert.interpreter"]), ("onnx", ["tf2onnx", "onnxruntime"])):
         for module in modules if fmt in args.format else []:
             require(module, fmt)  # before anything is written
     paths = []
+
+    def wrote(*new_paths):
+        for path in new_paths:
+            print(f"wrote {path}", flush=True)
+            paths.append(path)
+
     portable = dict(model_name=args.model_name, version=args.version,
                     input_dtype=args.input_dtype or "float32", source_run=args.run_dir)
     if "saved_model" in args.format:
-        paths.append(export_saved_model(
+        wrote(export_saved_model(
             model, model_config, out, args.model_name, args.version, args.include_probabilities,
             inference.MAX_IMAGE_SIDE if args.max_image_side is None else args.max_image_side,
             args.max_request_pixels, args.forward_batch, args.precision,
@@ -253,11 +258,11 @@ def export_formats(model: keras.Model, model_config: ModelConfig, out: Path, arg
     if "tflite" in args.format:
         from spd_tf.export_tflite import export_tflite
 
-        paths += export_tflite(model, model_config, out, args.tflite_precision or ["float32"], **portable)
+        wrote(*export_tflite(model, model_config, out, args.tflite_precision or ["float32"], **portable))
     if "onnx" in args.format:
         from spd_tf.export_onnx import export_onnx
 
-        paths.append(export_onnx(model, model_config, out, **portable))
+        wrote(export_onnx(model, model_config, out, **portable))
     return paths
 
 

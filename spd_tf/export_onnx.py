@@ -7,32 +7,124 @@ Same input and outputs as the TFLite export; float32 only, opset 17. tf2onnx con
 traced tf.function (its Keras path does not handle Keras 3), so it works with TF 2.21.
 Needs `pip install 'spd_tf[onnx]'` (tf2onnx, onnxruntime). An op tf2onnx cannot map, or a
 model onnxruntime will not load, is refused with the converter's first line.
+
+The graph is frozen here and converted in a child process (`python -m spd_tf.export_onnx`)
+that uses protobuf's pure-Python backend: with the default upb backend every one of
+tf2onnx's ~36 optimizer passes leaves a copy of all weights in the node protos' arenas
+(+0.58 GB a pass for the 144 M paper model, past 19 GB), while the Python backend frees
+them (2.7 GB flat). The backend is chosen when protobuf is first imported, hence the process.
 """
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 import keras
+import tensorflow as tf
 
 from spd_tf.config import ModelConfig
+from spd_tf.fileio import TEMP_PREFIX
 from spd_tf.portable import check_outputs, export_metadata, model_frame_function, write_model_export
 from spd_tf.runtimes import onnx_session, require
 
 OPSET = 17
+CONVERTER_ENV = {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python", "TF_CPP_MIN_LOG_LEVEL": "2"}
+FAILURE_MARK = "ONNX conversion failed: "
 
 
 def export_onnx(model: keras.Model, model_config: ModelConfig, export_base, model_name: str = "spd",
                 version: Optional[int] = None, input_dtype: str = "float32", source_run=None) -> Path:
     """OUT/<model_name>-onnx/<version>/; returns the dir."""
-    tf2onnx = require("tf2onnx", "onnx")
+    require("tf2onnx", "onnx")
     run = model_frame_function(model, model_config, input_dtype)
-    try:
-        proto, _ = tf2onnx.convert.from_function(run, input_signature=run.input_signature, opset=OPSET)
-        data = proto.SerializeToString()
-        onnx_session(data)  # refuse what onnxruntime cannot load
-    except Exception as error:  # tf2onnx and onnxruntime raise their own types
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise ValueError(f"ONNX conversion failed: {first_line}") from None
-    check_outputs("onnx", model_config, [output.name for output in proto.graph.output])
+    data, output_names = convert(run, Path(export_base))
+    check_outputs("onnx", model_config, output_names)
     metadata = export_metadata("onnx", "float32", model_config, input_dtype, source_run, opset=OPSET)
     return write_model_export(export_base, f"{model_name}-onnx", version, "onnx", data, metadata)
+
+
+def convert(run, scratch_parent: Path):
+    """(ONNX bytes, output names) of tf.function `run`: frozen here, converted by the child
+    process, refused unless onnxruntime loads it.
+
+    Scratch files (frozen graph, model, converter log) live in a temporary directory inside
+    `scratch_parent`, the export's own folder, and are removed whatever happens.
+    """
+    tf2onnx = require("tf2onnx", "onnx")
+    concrete = run.get_concrete_function()
+    inputs = [tensor.name for tensor in concrete.inputs if tensor.dtype != tf.dtypes.resource]
+    outputs = [tensor.name for tensor in concrete.outputs if tensor.dtype != tf.dtypes.resource]
+    renames = tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs)
+    try:
+        frozen = tf2onnx.tf_loader.from_function(concrete, inputs, outputs).SerializeToString()
+    except Exception as error:  # TF's freezing raises its own types
+        raise ValueError(FAILURE_MARK + _first_line(error)) from None
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX + "onnx.", dir=scratch_parent) as scratch:
+        scratch = Path(scratch)
+        spec = {"graph": str(scratch / "frozen.pb"), "output": str(scratch / "model.onnx"),
+                "inputs": inputs, "outputs": outputs, "renames": renames, "opset": OPSET}
+        Path(spec["graph"]).write_bytes(frozen)
+        del frozen
+        (scratch / "spec.json").write_text(json.dumps(spec))
+        log_path = scratch / "converter.log"
+        with open(log_path, "wb") as log:
+            status = subprocess.run([sys.executable, "-m", "spd_tf.export_onnx", str(scratch / "spec.json")],
+                                    env=_child_environment(), stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT).returncode
+        if status != 0:
+            raise ValueError(_child_failure(status, log_path))
+        data = Path(spec["output"]).read_bytes()
+    try:
+        session = onnx_session(data)
+    except Exception as error:  # onnxruntime raises its own types
+        raise ValueError(FAILURE_MARK + _first_line(error)) from None
+    return data, [output.name for output in session.get_outputs()]
+
+
+def _child_environment() -> dict:
+    """This environment, the protobuf backend, and this spd_tf first on the path (it may be a
+    source checkout that is not installed)."""
+    package_root = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, **CONVERTER_ENV, "PYTHONPATH": path}
+
+
+def _child_failure(status: int, log_path: Path) -> str:
+    """One line: the child's own failure line, else its signal (e.g. out of memory), else its last line."""
+    lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    marked = [line for line in lines if line.startswith(FAILURE_MARK)]
+    if marked:
+        return marked[-1]
+    if status < 0:
+        return f"{FAILURE_MARK}the converter process was killed by signal {-status} (out of memory?)"
+    return FAILURE_MARK + (lines[-1][:300] if lines else f"the converter process exited with {status}")
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def _convert_in_child(spec_path: str) -> int:
+    """The child's work: frozen graph file -> ONNX file, as spec.json says."""
+    import tf2onnx
+
+    spec = json.loads(Path(spec_path).read_text())
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(Path(spec["graph"]).read_bytes())
+    try:
+        proto, _ = tf2onnx.convert.from_graph_def(graph, input_names=spec["inputs"], output_names=spec["outputs"],
+                                                  opset=spec["opset"], tensors_to_rename=spec["renames"])
+        Path(spec["output"]).write_bytes(proto.SerializeToString())
+    except Exception as error:  # tf2onnx raises its own types
+        print(FAILURE_MARK + _first_line(error), file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_convert_in_child(sys.argv[1]))

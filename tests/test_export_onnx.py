@@ -1,23 +1,27 @@
 """ONNX export: matches the SavedModel on the same pixels, and predict runs on it (uint8 input: test_portable)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 
 from portable_support import served, trained_export, write_photos  # noqa: E402
 from spd_tf import artifacts, inference, predict  # noqa: E402
-from spd_tf.export_onnx import export_onnx  # noqa: E402
+from spd_tf.export_onnx import CONVERTER_ENV, FAILURE_MARK, _child_failure, convert, export_onnx  # noqa: E402
 from spd_tf.model.spd import select_model_inputs  # noqa: E402
 
 
 def test_onnx_matches_the_saved_model(tmp_path_factory, tmp_path, capsys):
     model, config, signatures, images = trained_export(tmp_path_factory)
     path = export_onnx(model, config, tmp_path)
-    assert path == tmp_path / "spd-onnx" / "1"
+    assert path == tmp_path / "spd-onnx" / "1" and [p.name for p in tmp_path.iterdir()] == ["spd-onnx"]
     metadata = json.loads((path / "export.json").read_text())
     assert metadata["opset"] >= 17 and metadata["input"]["dtype"] == "float32"
     portable = artifacts.load(path.parent).model
@@ -34,3 +38,34 @@ def test_onnx_matches_the_saved_model(tmp_path_factory, tmp_path, capsys):
     assert predict.main([str(tmp_path / "in"), "--model", str(path / "model.onnx"), "--out", str(tmp_path / "out")]) == 0
     assert "corrupt.jpg" in capsys.readouterr().err
     assert (tmp_path / "out" / "p1.png").exists() and (tmp_path / "out" / "densepose" / "p0.png").exists()
+
+
+def test_the_converter_process_uses_pure_python_protobuf():
+    # The fix for tf2onnx's per-pass weight copies under upb (export_onnx's docstring) holds
+    # only while this protobuf still honours the backend choice.
+    probe = "from google.protobuf.internal import api_implementation; print(api_implementation.Type())"
+    result = subprocess.run([sys.executable, "-c", probe], env={**os.environ, **CONVERTER_ENV},
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "python"
+
+
+def test_an_op_onnxruntime_lacks_is_refused_in_one_line(tmp_path):
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    def run(x):
+        return {"y": tf.math.bessel_i1e(x)}  # converted as a TF op no ONNX runtime has
+
+    with pytest.raises(ValueError) as error:
+        convert(run, tmp_path)
+    message = str(error.value)
+    assert message.startswith(FAILURE_MARK) and "BesselI1e" in message and "\n" not in message
+    assert list(tmp_path.iterdir()) == []  # the scratch directory is gone
+
+
+@pytest.mark.parametrize("status, log, expected", [
+    (1, "noise\nONNX conversion failed: no mapping for Foo\n", "ONNX conversion failed: no mapping for Foo"),
+    (-9, "Starting conversion\n", "killed by signal 9 (out of memory?)"),
+    (2, "Traceback\nImportError: no tf2onnx\n", "ONNX conversion failed: ImportError: no tf2onnx"),
+])
+def test_a_failed_converter_process_is_reported_in_one_line(tmp_path, status, log, expected):
+    (tmp_path / "log").write_text(log)
+    assert expected in _child_failure(status, tmp_path / "log")

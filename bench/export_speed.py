@@ -9,8 +9,8 @@ input size -> labels, keypoints and IUV at that size (SavedModel: its `image_ten
 signature; TFLite / onnxruntime: the export plus spd_tf.inference's numpy pre/post-processing),
 the model call alone for TFLite / ONNX, the file size and the export time. Random weights:
 speed and size do not depend on them (label agreement is measured by the tests on a trained
-model). Every runtime gets --threads threads. Peak RSS so far of this process and of the
-largest child (the ONNX converter runs in one) is in each line.
+model). Every runtime gets --threads threads. Peak RSS so far of this process is in each line
+(the ONNX converter's child process is not in it: measure it alone, see the README).
 """
 
 import argparse
@@ -49,8 +49,8 @@ def size_of(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def peak_rss_gb(who) -> float:
-    return round(resource.getrusage(who).ru_maxrss / 1e6, 2)  # Linux reports KiB
+def peak_rss_gb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)  # Linux reports KiB
 
 
 def timed(function):
@@ -68,7 +68,7 @@ def row(name: str, fmt: str, config: ModelConfig, latencies, model_latencies, si
         "model_call_ms_p50": round(1000 * float(np.median(model_latencies)), 2) if model_latencies else None,
         "size_mb": round(size / 1e6, 2), "export_s": export_s, "iterations": len(latencies),
         "input_size": list(config.input_size), "output_stride": config.output_stride,
-        "peak_rss_gb": peak_rss_gb(resource.RUSAGE_SELF), "child_peak_rss_gb": peak_rss_gb(resource.RUSAGE_CHILDREN),
+        "peak_rss_gb": peak_rss_gb(),
     }
     print(json.dumps(result), flush=True)
     return result

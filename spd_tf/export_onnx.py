@@ -45,7 +45,6 @@ FAILURE_MARK = "ONNX conversion failed: "
 def export_onnx(model: keras.Model, model_config: ModelConfig, export_base, model_name: str = "spd",
                 version: Optional[int] = None, input_dtype: str = "float32", source_run=None) -> Path:
     """OUT/<model_name>-onnx/<version>/; returns the dir."""
-    require("tf2onnx", "onnx")
     run = model_frame_function(model, model_config, input_dtype)
     data, output_names = convert(run, Path(export_base))
     check_outputs("onnx", model_config, output_names)
@@ -78,8 +77,7 @@ def convert(run, scratch_parent: Path):
         spec = {"graph": str(scratch / "frozen.pb"), "output": str(scratch / "model.onnx"),
                 "inputs": inputs, "outputs": outputs, "renames": renames, "opset": OPSET}
         Path(spec["graph"]).write_bytes(frozen)
-        del frozen
-        _release_freed_memory()
+        del frozen  # one large mmap'd block: returned to the OS on release, no trim needed
         (scratch / "spec.json").write_text(json.dumps(spec))
         log_path = scratch / "converter.log"
         with open(log_path, "wb") as log:

@@ -14,8 +14,8 @@ def layout_block() -> str:
 
 
 def test_every_library_module_and_package_is_in_the_layout():
-    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", layout_block()))
     block = layout_block()
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", block))
     missing = []
     for path in sorted((REPO / "spd_tf").rglob("*.py")):
         if path.stem != "__init__" and path.stem not in words:

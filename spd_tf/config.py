@@ -25,6 +25,7 @@ VARIANTS = {
 }
 OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("poly", "cosine")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 # Parsing classifier: DeepLab-v2's sum of atrous 3x3 classifiers (JPPNet, the paper) or
@@ -265,12 +266,24 @@ class TrainConfig(_Config):
 
     # Batch 4 at twice the steps learned faster than batch 8 in the same time (more updates).
     batch_size: int = option(8, "global batch size, split over replicas", demo=4)
-    total_steps: int = option(60000, "total training steps", demo=3000, flag="steps")
+    total_steps: int = option(60000, "total training steps (with --max-minutes: the upper bound)", demo=3000,
+                              flag="steps")
+    # A step count suits one CPU: the machines differ 3x. The schedule follows the budget.
+    max_minutes: Optional[float] = option(None, "train for M minutes of wall time (then evaluate and export as "
+                                          "usual); the learning-rate schedule is laid over the step count "
+                                          "estimated from the steps' speed, re-estimated as it goes",
+                                          metavar="M")
     learning_rate: float = option(0.007, "base learning rate (poly decay)", demo=0.003)
     optimizer: str = option("sgd", "sgd (paper, with --momentum) or adam (AdamW)", demo="adam", choices=OPTIMIZERS)
     momentum: float = option(0.9, "SGD momentum")
+    lr_schedule: str = option("poly", "learning-rate decay: poly (DeepLab/JPPNet, --poly-power) or cosine",
+                              choices=LR_SCHEDULES)
     poly_power: float = option(0.9, "poly learning-rate decay power")
     weight_decay: float = option(5e-4, "weight decay (not on BN/bias)")
+    # From random weights a short run's last weights are noisy; their running average is the
+    # better model (what SCHP's self-correction averages over cycles, here every step).
+    ema_decay: float = option(0.0, "evaluate and export an exponential moving average of the weights with this "
+                              "decay (then BN statistics are re-estimated for it); 0 = off (the paper)")
     # From random init under Adam the pose L2 norm (~5 per stage) swamps the shared trunk's
     # segmentation gradient: at 0.8, 1 500 steps scored lower on all three tasks than at 0.1.
     loss_weights: Tuple[float, float, float] = option((1.0, 0.8, 0.6), "segmentation,pose,DensePose loss weights",
@@ -283,7 +296,8 @@ class TrainConfig(_Config):
         "supervised (JPPNet); 1 = one tower", demo=(1.0,))
     # detectron2's weight of the coarse-segmentation CE inside the DensePose loss.
     densepose_coarse_weight: float = 5.0
-    precision: str = option("auto", "auto: mixed_float16 + loss scaling on GPU, float32 on CPU", choices=PRECISIONS)
+    precision: str = option("auto", "auto: mixed_float16 + loss scaling on GPU; on CPU bfloat16 where it has native "
+                            "bf16 (avx512_bf16/amx_bf16), else float32", choices=PRECISIONS)
     strategy: str = option("auto", "auto: MultiWorkerMirrored when TF_CONFIG is set, Mirrored for several GPUs, "
                            "else default", choices=STRATEGIES)
     checkpoint_every: int = option(500, "steps between checkpoints")
@@ -297,6 +311,11 @@ class TrainConfig(_Config):
         owner = "TrainConfig"
         _check_positive(owner, "batch_size", self.batch_size)
         _check_positive(owner, "total_steps", self.total_steps)
+        if self.max_minutes is not None:
+            _check_positive(owner, "max_minutes", self.max_minutes)
+        _check_choice(owner, "lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if not 0 <= self.ema_decay < 1:
+            raise invalid(owner, "ema_decay", self.ema_decay, "must be in [0, 1)")
         _check_positive(owner, "learning_rate", self.learning_rate)
         _check_positive(owner, "checkpoint_every", self.checkpoint_every)
         _check_positive(owner, "log_every", self.log_every)

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.training.errors import TrainingDataError, TrainingDiverged
+from spd_tf.training import budget as budget_module
 from spd_tf.training.trainer import Trainer
 from train_support import write_damaged_shard, write_lip_records
 
@@ -127,3 +128,50 @@ def test_damaged_shard_mid_run_is_named_after_a_checkpoint(lip_records, tmp_path
     latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert latest is not None and int(latest.rsplit("-", 1)[1]) >= 1
     # --skip-corrupt-records training on such a shard: tests/test_train_cli.py.
+
+
+class StepClock:
+    """Wall time that advances one second per training step (so the test does not depend on the CPU)."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+
+def test_time_budget_ends_the_run_with_the_learning_rate_near_zero(lip_records, tmp_path, monkeypatch):
+    clock = StepClock()
+    monkeypatch.setattr(budget_module, "time", clock)
+    trainer = make_trainer(lip_records, tmp_path, "s", 10**6, max_minutes=0.2)  # 12 "seconds" = 12 steps
+    rates = []
+
+    def on_step(step, losses):
+        rates.append(trainer.learning_rate)
+        clock.now += 1.0
+
+    result = trainer.train(on_step=on_step)
+    assert result.finished and result.budget_reached and result.step == 12
+    assert float(trainer.train_seconds.numpy()) == pytest.approx(12.0)
+    # Laid over the estimated steps: full rate early, decayed to ~0 when the time is up.
+    assert rates[0] == pytest.approx(1e-3, rel=0.01)
+    assert rates[-1] < 0.15 * rates[0] < rates[len(rates) // 2]
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    assert reader.get_tensor("train_seconds/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(12.0)
+    again = make_trainer(lip_records, tmp_path, "s", 10**6, max_minutes=0.2).train()
+    assert again.already_finished and again.step == result.step
+
+
+def test_weight_average_is_what_the_run_keeps(lip_records, tmp_path):
+    decay, steps = 0.5, 5
+    trainer = make_trainer(lip_records, tmp_path, "s", steps, ema_decay=decay)
+    kernel = next(v for v in trainer.model.trainable_variables if "kernel" in v.path)
+    seen = []
+    trainer.train(on_step=lambda step, losses: seen.append(np.array(kernel.numpy())))
+    average = seen[0]
+    for value in seen[1:]:
+        average = decay * average + (1 - decay) * value
+    np.testing.assert_allclose(kernel.numpy(), average, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(kernel.numpy(), seen[-1])
+    norms = [w for w in trainer.model.weights if "moving_variance" in w.path]
+    assert norms and all(np.isfinite(w.numpy()).all() for w in norms)

@@ -27,9 +27,11 @@ def checkpoint_directory(run_dir: Path, chief: bool, worker_id: int) -> Path:
 class TrainingCheckpoint:
     """Owns the tf.train.Checkpoint and its manager for one run directory."""
 
-    def __init__(self, directory: Path, model, optimizer, step: tf.Variable, max_to_keep: int = 3):
+    def __init__(self, directory: Path, model, optimizer, step: tf.Variable, max_to_keep: int = 3,
+                 schedule: Optional[dict] = None):
+        """`schedule`: the time-budget variables (planned steps, seconds trained) a resume continues."""
         self.directory = Path(directory)
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, **(schedule or {}))
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
 
     @property

@@ -6,7 +6,7 @@ evaluation tool's numbers. `batch_size` images run as one batch (any mix of size
 """
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 
@@ -40,14 +40,18 @@ def headline(result: dict) -> str:
 
 
 def evaluate_model(model, model_config: ModelConfig, val_patterns: Sequence[str], run_dir: Path,
-                   dataset: str, log: Callable[[str], None] = print, batch_size: int = 1) -> dict:
-    """Scores `model` on `val_patterns` at each image's original size; writes RUN/metrics.json."""
+                   dataset: str, log: Callable[[str], None] = print, batch_size: int = 1,
+                   training: Optional[dict] = None) -> dict:
+    """Scores `model` on `val_patterns` at each image's original size; writes RUN/metrics.json
+    (with `training`: steps, seconds, precision and CPU of the run, under "training")."""
     predictor = ModelPredictor(artifacts.from_model(model, model_config, "float32"), inference.PROTOCOLS["fast"])
     total, examples = evaluation.tfrecord_examples(list(val_patterns))
     result = evaluation.evaluate(examples, predictor, dataset, total=total,
                                  ground_truth_label_set=model_config.label_set, batch_size=batch_size)
     log(evaluation.format_report(result))
     log(f"final evaluation on {total} {dataset} val examples: {headline(result)}")
+    if training is not None:
+        result = {**result, "training": training}
     write_json_atomic(Path(run_dir) / METRICS_NAME, result)
     return result
 

@@ -8,6 +8,7 @@ produces one line, never a traceback after an hour of training.
 import contextlib
 from pathlib import Path
 
+from spd_tf import cpu
 from spd_tf.artifacts import EXPORT_DIR
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.training import precision as precision_lib
@@ -69,7 +70,7 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, optio
         for change in check_resumable(run_dir, model, data, train):
             log(f"note: setting changed since this run started: {change}")
         log(f"run dir {run_dir} | {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) | "
-            f"{policy} | {len(train_files)} train file(s), tasks in the first {counts['records']} records: "
+            f"{policy} on {cpu.summary()} | {len(train_files)} train file(s), tasks in the first {counts['records']} records: "
             + ", ".join(f"{t} {counts[t]}" for t in model.tasks))
         return _train_evaluate_export(model, data, train, options, synthetic, log, run_dir, strategy, policy, chief)
 
@@ -80,10 +81,16 @@ def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir,
     trainer = Trainer(model, data, train, run_dir, strategy, policy=policy, xla=options.xla, log=log,
                       skip_corrupt_records=options.skip_corrupt_records)
     if chief:
-        write_run_config(run_dir, model, data, train, {"precision_policy": policy, "strategy": type(strategy).__name__})
+        write_run_config(run_dir, model, data, train, {"precision_policy": policy, "strategy": type(strategy).__name__,
+                                                       "cpu": cpu.describe()})
     result = trainer.train()
     summary = {"run_dir": str(run_dir), "step": result.step, "finished": result.finished,
                "losses": result.last_losses, "signal": result.signal}
+    # What the figures in metrics.json cost, on which machine (budgets are wall time on it).
+    training = {"steps": result.step, "train_seconds": round(float(trainer.train_seconds.numpy()), 1),
+                "max_minutes": train.max_minutes, "budget_reached": result.budget_reached,
+                "precision_policy": policy, "cpu": cpu.describe()}
+    summary["training"] = training
     if not result.finished or not chief:
         return summary
     if options.evaluate and data.val_patterns:
@@ -91,7 +98,7 @@ def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir,
 
         dataset = "synthetic" if synthetic else model.label_set.name
         summary["metrics"] = evaluate_model(trainer.model, model, data.val_patterns, run_dir,
-                                            dataset, log=log)
+                                            dataset, log=log, training=training)
         log(f"contact sheet: {write_contact_sheet(trainer.model, model, data.val_patterns, run_dir)}")
     if options.export:
         from spd_tf.export import export_saved_model

@@ -26,6 +26,7 @@ from spd_tf.model.spd import build_model
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
 from spd_tf.training.errors import SetupSettingError, TrainingDataError, TrainingDiverged
+from spd_tf.training.budget import TimeBudget
 from spd_tf.training.optimizer import build_optimizer
 from spd_tf.training.signals import StopRequest
 from spd_tf.training.strategy import is_chief, task_identity
@@ -43,11 +44,12 @@ def _all_finite(variables) -> tf.Tensor:
 @dataclasses.dataclass
 class TrainResult:
     step: int
-    finished: bool  # reached total_steps (False when stopped by a signal)
+    finished: bool  # reached total_steps or the time budget (False when stopped by a signal)
     already_finished: bool  # nothing to do: the run had finished before
     last_losses: Dict[str, float]
     seconds: float
     signal: int = 0  # the signal that stopped the run early (0: none)
+    budget_reached: bool = False  # stopped by TrainConfig.max_minutes
 
 
 def backbone_weights_arg(value: str) -> Optional[str]:
@@ -93,12 +95,16 @@ class Trainer:
         keras.utils.set_random_seed(train_config.seed)
         with strategy.scope():
             self.model = build_model(model_config, backbone_weights_arg(train_config.backbone_weights))
-            self.optimizer = precision_lib.wrap_optimizer(build_optimizer(train_config), policy)
+            self.planned_steps = tf.Variable(train_config.total_steps, dtype=tf.int64, trainable=False,
+                                             name="planned_steps")
+            self.optimizer = precision_lib.wrap_optimizer(build_optimizer(train_config, self.planned_steps), policy)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
         _, worker_id = task_identity(strategy)
         self.checkpoint = TrainingCheckpoint(
-            checkpoint_directory(self.run_dir, self.chief, worker_id), self.model, self.optimizer, self.step
+            checkpoint_directory(self.run_dir, self.chief, worker_id), self.model, self.optimizer, self.step,
+            schedule={"planned_steps": self.planned_steps, "train_seconds": self.train_seconds},
         )
         self.summaries = TrainingSummaries(self.run_dir / SUMMARY_DIR if self.chief else None)
         self._preview_images = None
@@ -160,15 +166,17 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------
     def train(self, on_step: Optional[Callable[[int, Dict[str, float]], None]] = None) -> TrainResult:
-        """Trains from the restored step to total_steps; stops cleanly on SIGINT/SIGTERM.
+        """Trains from the restored step to total_steps or the time budget; stops cleanly on SIGINT/SIGTERM.
 
         `on_step(step, losses)` is called after every step (e.g. to watch or interrupt a run).
         """
         started = time.time()
         total = self.train_config.total_steps
         start = self.restore()
-        if start >= total:
-            self.log(f"run {self.run_dir} already finished ({start}/{total} steps); not retraining")
+        budget = TimeBudget(self.train_config.max_minutes, total, float(self.train_seconds.numpy()))
+        if start >= total or budget.exhausted:
+            self.log(f"run {self.run_dir} already finished ({start}/{total} steps, {budget.seconds / 60:.1f} "
+                     "minutes); not retraining")
             return TrainResult(start, True, True, {}, 0.0)
         dataset = self._train_dataset(start)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
@@ -185,6 +193,8 @@ class Trainer:
                 except tf.errors.DataLossError:
                     raise self._damaged_data(step) from None
                 step = int(self.step.numpy())
+                self.planned_steps.assign(budget.planned_steps(step, start))
+                self.train_seconds.assign(budget.seconds)
                 values = {name: float(value) for name, value in losses.items()}
                 if not math.isfinite(values["total"]):
                     raise self._diverged(f"loss became {values['total']}", step)
@@ -197,17 +207,45 @@ class Trainer:
                     self.checkpoint.save(step)
                 if on_step is not None:
                     on_step(step, values)
-                if stop.requested:
+                if stop.requested or budget.exhausted:
                     break
+        finished = step >= total or budget.exhausted
+        if finished and self.train_config.ema_decay:
+            self._use_weight_average()
         self._check_weights(step)
+        self.train_seconds.assign(budget.seconds)
         self.checkpoint.save(step)
         self.summaries.flush()
-        if step < total:
+        if budget.exhausted:
+            self.log(f"time budget of {self.train_config.max_minutes:g} minutes used at step {step}")
+        elif step < total:
             self.log(
                 f"stopped by {stop.signal_name} at step {step}/{total}; checkpoint saved to "
                 f"{self.checkpoint.latest}; re-run the same command to continue"
             )
-        return TrainResult(step, step >= total, False, values, time.time() - started, stop.signal_number)
+        return TrainResult(step, finished, False, values, time.time() - started, stop.signal_number,
+                           budget_reached=budget.exhausted)
+
+    def _use_weight_average(self, batches: int = 16) -> None:
+        """Swaps in the weights' moving average and re-estimates BN statistics for it (as SCHP
+        does after averaging): the running statistics were gathered with the live weights.
+        Each batch is averaged in with equal weight (momentum i/(i+1)), eagerly, in training mode."""
+        self.optimizer.finalize_variable_values(self.model.trainable_variables)
+        norms = [layer for layer in self.model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
+                 and layer.trainable]
+        if not norms:
+            return
+        momenta = [layer.momentum for layer in norms]
+        iterator = iter(self._train_dataset(0))
+        for index in range(batches):
+            features, _ = next(iterator)
+            for layer in norms:
+                layer.momentum = index / (index + 1.0)
+            multiscale_outputs(self.model, features, self.train_config.train_scales, training=True)
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+        self.log(f"weights: moving average (decay {self.train_config.ema_decay:g}); BN statistics re-estimated "
+                 f"on {batches} training batches")
 
     def _diverged(self, what: str, step: int) -> TrainingDiverged:
         return TrainingDiverged(

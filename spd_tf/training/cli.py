@@ -8,6 +8,7 @@ flag given explicitly wins.
 
 import argparse
 import sys
+import time
 from typing import Optional, Sequence
 
 from spd_tf import cli_args
@@ -94,9 +95,27 @@ def announcement(model: ModelConfig, train: TrainConfig, synthetic: bool) -> str
     return f"training {settings}"
 
 
+def closing_lines(summary: dict, seconds: float) -> str:
+    """What the run gave and where it is: the last lines a user reads (metrics, files, time)."""
+    from spd_tf.training.final_eval import headline
+
+    training = summary.get("training", {})
+    minutes, rest = divmod(int(round(seconds)), 60)
+    lines = [f"done in {minutes} min {rest:02d} s: {summary['step']} steps in "
+             f"{training.get('train_seconds', 0) / 60:.1f} min of training ({training.get('precision_policy', '?')})"]
+    if "metrics" in summary:
+        lines.append(f"  val: {headline(summary['metrics'])}")
+    lines.append(f"  run dir: {summary['run_dir']} (metrics.json, checkpoints/, config)")
+    for key, what in (("contact_sheet", "contact sheet"), ("export", "SavedModel")):
+        if key in summary:
+            lines.append(f"  {what}: {summary[key]}")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    started = time.monotonic()
     try:
         model, data, train, options = resolve_configs(args)
         # Printed before TensorFlow loads, so it comes before TF's C++ start-up lines;
@@ -105,6 +124,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from spd_tf.training.run import run_training
 
         summary = run_training(model, data, train, options)
+        if summary["finished"]:
+            print(closing_lines(summary, time.monotonic() - started), flush=True)
     except (TrainingDiverged, TrainingDataError) as error:
         print(parser.explain(error), file=sys.stderr)
         return 1

@@ -99,7 +99,8 @@ def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir,
         dataset = "synthetic" if synthetic else model.label_set.name
         summary["metrics"] = evaluate_model(trainer.model, model, data.val_patterns, run_dir,
                                             dataset, log=log, training=training)
-        log(f"contact sheet: {write_contact_sheet(trainer.model, model, data.val_patterns, run_dir)}")
+        summary["contact_sheet"] = str(write_contact_sheet(trainer.model, model, data.val_patterns, run_dir))
+        log(f"contact sheet: {summary['contact_sheet']}")
     if options.export:
         from spd_tf.export import export_saved_model
 

@@ -41,6 +41,10 @@ BACKBONE_BN_MODES = ("frozen_statistics", "frozen", "trainable")
 # (the same stretch as at test time); keep_aspect scales by s keeping it and pads.
 FRAMINGS = ("stretch", "keep_aspect")
 HEATMAP_SIGMA_UNITS = ("image", "input")  # sigma in original-image or in input pixels
+# Parsing-loss options (spd_tf.segmentation_losses, spd_tf.structure_loss; docs/structure_loss.md).
+SEGMENTATION_LOSSES = ("ce", "ce_lovasz")
+CLASS_WEIGHTINGS = ("none", "inverse_sqrt_frequency")
+STRUCTURE_LOSSES = ("none", "ssl")
 
 
 def option(default, help: str, **metadata):
@@ -296,6 +300,18 @@ class TrainConfig(_Config):
         "supervised (JPPNet); 1 = one tower", demo=(1.0,))
     # detectron2's weight of the coarse-segmentation CE inside the DensePose loss.
     densepose_coarse_weight: float = 5.0
+    # Parsing-loss options, all off by default (plain CE); docs/structure_loss.md.
+    segmentation_loss: str = option("ce", "ce: softmax cross-entropy; ce_lovasz: CE plus --lovasz-weight x the "
+                                    "Lovász-softmax loss (SCHP)", choices=SEGMENTATION_LOSSES)
+    lovasz_weight: float = option(1.0, "weight of the Lovász-softmax term beside CE (SCHP weighs both alike)")
+    ohem_threshold: float = option(0.0, "OHEM: CE only over the pixels whose ground-truth class probability is "
+                                   "below this (mmseg / HRNet: 0.7), at least --ohem-min-kept of them; 0 = off")
+    ohem_min_kept: float = option(0.2, "OHEM: least fraction of each image's labelled pixels kept (the hardest)")
+    class_weighting: str = option("none", "CE pixel weights: none, or inverse_sqrt_frequency = 1/sqrt(pixels of "
+                                  "the pixel's class in its image)", choices=CLASS_WEIGHTINGS)
+    structure_loss: str = option("none", "ssl: LIP's self-supervised structure-sensitive loss, the parsing loss "
+                                 "weighted by the joint-heatmap error of the prediction (needs the label set's "
+                                 "joint groups)", choices=STRUCTURE_LOSSES)
     precision: str = option("auto", "auto: mixed_float16 + loss scaling on GPU; on CPU bfloat16 where it has native "
                             "bf16 (avx512_bf16/amx_bf16), else float32", choices=PRECISIONS)
     strategy: str = option("auto", "auto: MultiWorkerMirrored when TF_CONFIG is set, Mirrored for several GPUs, "
@@ -328,6 +344,15 @@ class TrainConfig(_Config):
             )
         if self.densepose_coarse_weight < 0:
             raise invalid(owner, "densepose_coarse_weight", self.densepose_coarse_weight, "must be >= 0")
+        _check_choice(owner, "segmentation_loss", self.segmentation_loss, SEGMENTATION_LOSSES)
+        _check_choice(owner, "class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
+        _check_choice(owner, "structure_loss", self.structure_loss, STRUCTURE_LOSSES)
+        if self.lovasz_weight < 0:
+            raise invalid(owner, "lovasz_weight", self.lovasz_weight, "must be >= 0")
+        if not 0 <= self.ohem_threshold < 1:
+            raise invalid(owner, "ohem_threshold", self.ohem_threshold, "must be in [0, 1) (0 = off)")
+        if not 0 < self.ohem_min_kept <= 1:
+            raise invalid(owner, "ohem_min_kept", self.ohem_min_kept, "must be a fraction in (0, 1]")
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
             raise invalid(owner, "loss_weights", self.loss_weights, "must be three non-negative numbers")
 

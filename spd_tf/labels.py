@@ -88,6 +88,30 @@ CCP_PALETTE = tuple(map(tuple, LIP_PALETTE[:13])) + ((0, 0, 255), (255, 255, 0))
 # every other LIP class is the CCP class of the same name.
 LIP_TO_CCP = tuple(range(13)) + (13, 13, 13, 13, 13, 14, 14)
 
+# --- joint groups: parsing regions whose centres stand in for joints (LIP's SSL loss) -----
+# LIP_SSL's nine (caffe_ssl src/caffe/layers/pose_evaluate_layer.cpp:27-46, clsToJointFirst):
+# head = hat, hair, sunglasses, face; upper body = upper clothes, coat, scarf; lower body =
+# pants, skirt; then each limb and shoe class alone. Glove, dress, socks and jumpsuits
+# belong to no group there, and stay out here.
+LIP_JOINT_GROUPS = (
+    ("head", (1, 2, 4, 13)), ("upper-body", (5, 7, 11)), ("lower-body", (9, 12)),
+    ("left-arm", (14,)), ("right-arm", (15,)), ("left-leg", (16,)), ("right-leg", (17,)),
+    ("left-shoe", (18,)), ("right-shoe", (19,)),
+)
+# ATR's twins of the same nine (dress, belt and bag left out as LIP's dress is).
+ATR_JOINT_GROUPS = (
+    ("head", (1, 2, 3, 11)), ("upper-body", (4, 17)), ("lower-body", (5, 6)),
+    ("left-arm", (14,)), ("right-arm", (15,)), ("left-leg", (12,)), ("right-leg", (13,)),
+    ("left-shoe", (9,)), ("right-shoe", (10,)),
+)
+# CCP has no sides and one skin class (face, arms and legs together), so only the groups
+# that keep a meaning are declared: head without the face, the two clothing regions, and
+# both shoes as one region (its centre lies between the feet, still a stable body point).
+# Skin is left out: the centre of face + arms + legs moves with whichever is visible.
+CCP_JOINT_GROUPS = (
+    ("head", (1, 2, 4)), ("upper-body", (5, 7, 11)), ("lower-body", (9, 12)), ("shoes", (14,)),
+)
+
 # --- LIP pose (16 joints, CSV column order) ----------------------------------------------
 LIP_JOINTS = (
     "R_Ankle", "R_Knee", "R_Hip", "L_Hip", "L_Knee", "L_Ankle", "B_Pelvis", "B_Spine",
@@ -194,7 +218,8 @@ def _default_palette(num_classes: int) -> tuple:
 
 @dataclasses.dataclass(frozen=True)
 class LabelSet:
-    """A parsing vocabulary: class names, palette, left/right flip pairs, ignore value.
+    """A parsing vocabulary: class names, palette, left/right flip pairs, ignore value and
+    the joint groups of the structure-sensitive loss (`spd_tf.structure_loss`).
 
     The model config carries one, so training (flip swaps), inference (flip TTA), data
     validation, pictures and metrics all read the same tables. Frozen and made of tuples
@@ -206,6 +231,8 @@ class LabelSet:
     palette: Tuple[Tuple[int, int, int], ...] = ()
     flip_pairs: Tuple[Tuple[int, int], ...] = ()
     ignore_label: int = IGNORE_LABEL
+    # (name, class ids) per group; JSON gives {"name": [ids], ...}. Empty: no SSL loss.
+    joint_groups: Tuple[Tuple[str, Tuple[int, ...]], ...] = ()
 
     def __post_init__(self):
         where = f"label set {self.name!r}"
@@ -237,8 +264,23 @@ class LabelSet:
             raise ValueError(
                 f"{where}: ignore_label {self.ignore_label} must be in {len(classes)}..255"
             )
+        groups = self.joint_groups
+        groups = tuple(groups.items()) if isinstance(groups, dict) else tuple(groups)
+        try:
+            groups = tuple((str(name), tuple(int(v) for v in ids)) for name, ids in groups)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: joint_groups must map group names to lists of class ids, "
+                             f"got {self.joint_groups!r}") from None
+        grouped = [v for _, ids in groups for v in ids]
+        if (len({name for name, _ in groups}) != len(groups) or any(not name or not ids for name, ids in groups)
+                or len(set(grouped)) != len(grouped) or any(not 0 < v < len(classes) for v in grouped)):
+            raise ValueError(
+                f"{where}: joint_groups {dict(groups)} must be named, non-empty, disjoint groups of "
+                f"class ids in 1..{len(classes) - 1}"
+            )
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "palette", palette)
+        object.__setattr__(self, "joint_groups", groups)
         object.__setattr__(self, "flip_pairs", pairs)
         object.__setattr__(self, "ignore_label", int(self.ignore_label))
 
@@ -268,6 +310,7 @@ class LabelSet:
             "palette": [list(c) for c in self.palette],
             "flip_pairs": [list(p) for p in self.flip_pairs],
             "ignore_label": self.ignore_label,
+            "joint_groups": {name: list(ids) for name, ids in self.joint_groups},
         }
 
     @classmethod
@@ -280,6 +323,11 @@ class LabelSet:
         missing = [key for key in ("name", "classes") if key not in values]
         if missing:
             raise ValueError(f"{origin}: missing key(s) {missing}")
+        registered = LABEL_SETS.get(values["name"]) if isinstance(values["name"], str) else None
+        if ("joint_groups" not in values and registered is not None
+                and list(values["classes"] or ()) == list(registered.classes)):
+            # Written before label sets declared joint groups: a registered set keeps its own.
+            values = dict(values, joint_groups=registered.joint_groups)
         try:
             return cls(**values)
         except (TypeError, ValueError) as error:
@@ -287,10 +335,13 @@ class LabelSet:
 
 
 LABEL_SETS = {
-    "lip": LabelSet("lip", LIP_CLASSES, tuple(map(tuple, LIP_PALETTE)), LIP_FLIP_PAIRS),
-    "cihp": LabelSet("cihp", CIHP_CLASSES, tuple(map(tuple, LIP_PALETTE)), LIP_FLIP_PAIRS),
-    "atr": LabelSet("atr", ATR_CLASSES, (), ATR_FLIP_PAIRS),
-    "ccp": LabelSet("ccp", CCP_CLASSES, CCP_PALETTE),
+    "lip": LabelSet("lip", LIP_CLASSES, tuple(map(tuple, LIP_PALETTE)), LIP_FLIP_PAIRS,
+                    joint_groups=LIP_JOINT_GROUPS),
+    # CIHP's index 10 (torso skin) is, like LIP's jumpsuits, in no group.
+    "cihp": LabelSet("cihp", CIHP_CLASSES, tuple(map(tuple, LIP_PALETTE)), LIP_FLIP_PAIRS,
+                     joint_groups=LIP_JOINT_GROUPS),
+    "atr": LabelSet("atr", ATR_CLASSES, (), ATR_FLIP_PAIRS, joint_groups=ATR_JOINT_GROUPS),
+    "ccp": LabelSet("ccp", CCP_CLASSES, CCP_PALETTE, joint_groups=CCP_JOINT_GROUPS),
 }
 
 
@@ -298,7 +349,8 @@ def get_label_set(spec) -> LabelSet:
     """A registered name (`lip`, `atr`, `cihp`, `ccp`), a JSON file path, a dict or a LabelSet.
 
     JSON file: {"name": ..., "classes": [...], "palette": [[r, g, b], ...] (optional),
-    "flip_pairs": [[left, right], ...] (optional), "ignore_label": 255 (optional)}.
+    "flip_pairs": [[left, right], ...] (optional), "ignore_label": 255 (optional),
+    "joint_groups": {"head": [class ids], ...} (optional; needed by --structure-loss ssl)}.
     """
     if isinstance(spec, LabelSet):
         return spec

@@ -2,7 +2,10 @@
 
 - Segmentation: softmax cross-entropy ignoring 255, per image averaged over its valid
   pixels. Logits are bilinearly upsampled to the label resolution (the input size) rather
-  than labels downsampled, so thin parts (hands, shoes) keep their supervision.
+  than labels downsampled, so thin parts (hands, shoes) keep their supervision. OHEM,
+  class balance and a Lovász-softmax term are `TrainConfig` options
+  (spd_tf.segmentation_losses); `structure_loss="ssl"` weights each image's parsing loss
+  at every stage by LIP's joint-heatmap error (spd_tf.structure_loss).
 - Pose: JPPNet's per-image L2 norm of the heatmap error (sqrt of the summed squares).
 - DensePose: cross-entropy on the I logits at the annotated points plus smooth-L1
   (Huber, delta 1) on U and V of the ground-truth patch only, per image averaged over its
@@ -26,8 +29,10 @@ distribution strategy the caller therefore SUMS the returned values across repli
 
 import tensorflow as tf
 
-from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION, TrainConfig
 from spd_tf.labels import IGNORE_LABEL
+from spd_tf.segmentation_losses import parsing_loss
+from spd_tf.structure_loss import structure_weights
 
 _PRESENCE = {SEGMENTATION: "has_segmentation", POSE: "has_pose", DENSEPOSE: "has_densepose"}
 
@@ -45,19 +50,19 @@ def _stages(stacked, present):
     return flat, tf.repeat(present, shape[1], axis=0), shape[1]
 
 
-def segmentation_loss(logits_stages, labels, present):
-    """Per-example CE summed over stages. logits [B, S, h, w, C], labels [B, H, W]."""
+def segmentation_loss(logits_stages, labels, present, train_config=TrainConfig(), stage_weights=None):
+    """Per-example parsing loss summed over stages. logits [B, S, h, w, C], labels [B, H, W].
+
+    The per-image loss is plain CE unless `train_config` selects OHEM, class balance or
+    Lovász; `stage_weights` [B, S] (the SSL weights) multiply it stage by stage."""
     logits, present, num_stages = _stages(tf.cast(logits_stages, tf.float32), present)
     labels = tf.repeat(tf.cast(labels, tf.int32), num_stages, axis=0)
     logits = tf.image.resize(logits, tf.shape(labels)[1:3], method="bilinear")
     valid = tf.logical_and(labels != IGNORE_LABEL, present[:, None, None] > 0)
-    safe_labels = tf.where(valid, labels, tf.zeros_like(labels))
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe_labels, logits=logits)
-    valid = tf.cast(valid, tf.float32)
-    per_stage = tf.math.divide_no_nan(
-        tf.reduce_sum(ce * valid, axis=[1, 2]), tf.reduce_sum(valid, axis=[1, 2])
-    )
-    return tf.reduce_sum(tf.reshape(per_stage, [-1, num_stages]), axis=1)
+    per_stage = tf.reshape(parsing_loss(logits, labels, valid, train_config), [-1, num_stages])
+    if stage_weights is not None:
+        per_stage *= stage_weights
+    return tf.reduce_sum(per_stage, axis=1)
 
 
 def pose_loss(heatmap_stages, target):
@@ -155,10 +160,14 @@ def compute_losses(outputs, labels, model_config, train_config, global_batch_siz
     per_example = {}
     if model_config.has(SEGMENTATION):
         present = tf.cast(labels["has_segmentation"], tf.float32)
+        scales = _scales(outputs, "segmentation_scales", "segmentation_stages")
+        # SSL: the fusion's (first) structure error at each stage weights every output's loss there.
+        weights = (structure_weights(scales[0], labels["segmentation"], model_config.label_set)
+                   if train_config.structure_loss == "ssl" else None)
         per_example[SEGMENTATION] = _masked(
             tf.add_n([
-                segmentation_loss(stages, labels["segmentation"], present)
-                for stages in _scales(outputs, "segmentation_scales", "segmentation_stages")
+                segmentation_loss(stages, labels["segmentation"], present, train_config, weights)
+                for stages in scales
             ]),
             present,
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 from spd_tf import cpu
 from spd_tf.artifacts import EXPORT_DIR
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
+from spd_tf.structure_loss import require_joint_groups
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.data_checks import (
     check_label_set, check_variant_data, count_damaged_shards, resolve_patterns,
@@ -39,6 +40,8 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, optio
     No `data.train_patterns` trains on the built-in synthetic set (cached in
     `options.synthetic_dir`, drawn at the model's input size)."""
     synthetic = not data.train_patterns
+    if train.structure_loss == "ssl":
+        require_joint_groups(model.label_set)
     if train.backbone_weights == "none":
         log("warning: backbone_weights none: the backbone starts from random weights "
             "(the paper initialises it from ImageNet; expect lower accuracy)")

@@ -1,0 +1,246 @@
+"""Instance-level human parsing metrics of CIHP: AP^r (part instances) and AP^p (persons).
+
+Both are fed one image at a time (predicted person map `instances` [H, W] int, 0 = none,
+person k scored `instance_scores[k - 1]`; predicted parsing [H, W]; ground-truth person ids
+and parsing [H, W]) and keep only per-prediction scalars (score, best IoU) and ground-truth
+counts, so a dataset is scored in bounded memory, never the maps.
+
+`PartInstanceAP` (AP^r) is CIHP_PGN's evaluation/test_inst_part_ap.py (Engineering-Course/
+CIHP_PGN, "ref" below), exactly:
+- a part instance is the pixels of one part class (1..C-1) of one person. Ground truth:
+  CIHP's Instance_ids hold exactly these regions (evaluation/Instance_part_val/*.txt list
+  `id class person` with id = 20 (person - 1) + class), so they are formed here from the
+  person ids (Human_ids) and the parsing (Category_ids). Prediction: as ref's instance_tool/
+  generate_instance_part.m l. 37-53, for each class k, one instance per person id present in
+  `parsing == k`, numbered class by class, persons ascending (the order ties are ranked in);
+- its score: ref (generate_instance_part.m l. 51) uses area x mean parsing probability x
+  edge score, cues our model does not output; the contract's person score is used, so
+  within a class the parts are ranked by their person's confidence;
+- each predicted instance is compared only with its image's ground-truth instances of its
+  class: IoU = |P & G| / (|P| + |G| - |P & G|) (ref l. 17-39), its best IoU (ref l. 236-240)
+  is a true positive at threshold t when > t (strict, ref l. 243). There is NO one-to-one
+  matching: two predictions covering one ground-truth part are both true positives (ref);
+- per class, predictions of all images ranked by `np.argsort(scores)[::-1]` (ref l. 250),
+  recall = TP / #ground truth, precision = TP / max(TP + FP, eps) (ref l. 262-267) and VOC's
+  area under the precision envelope (ref `voc_ap` l. 84-121, use_07_metric=False);
+- AP^r at t is the mean over part classes (ref l. 288), AP^r_vol the mean over t = 0.1..0.9
+  (ref l. 13, 291). Departure: a class without any ground-truth instance is left out of the
+  class mean (ref's AP is undefined there: recall divides by 0), which never happens on the
+  full CIHP val set; `classes_scored` says which classes counted.
+
+`PersonAP` (AP^p) is person-level: CIHP_PGN ships no AP^p code, so it is the Multi-Human
+Parsing benchmark's definition (ZhaoJ9014/Multi-Human-Parsing, Evaluation/Multi-Human-
+Parsing/v2/eval_mhp.py `eval_seg_ap`, "mhp" below; the AP^p that CIHP results are reported
+with, e.g. Parsing R-CNN), exactly:
+- a person is their parsing inside their region (mhp eval_submission.py l. 47-49: `mask *
+  global_seg`), 0 elsewhere; a person with no pixel is skipped (prediction: empty mask;
+  ground truth: no non-zero label, eval_mhp.py l. 38-40);
+- the overlap of a predicted and a ground-truth person is the mean IoU over the classes of
+  the whole image (background included, a class absent from both left out: `cal_one_mean_iou`
+  + `np.nanmean`, l. 14-19, 108-110); ground-truth ignore pixels (255) are not counted;
+- predictions of all images sorted by `np.argsort(-confidence)` (l. 78) and taken in that
+  order; each goes to its image's ground-truth person of highest overlap (first on ties,
+  l. 110-115), a true positive when > t and that person is not taken yet, else a false
+  positive (l. 117-127); recall = TP / #persons, VOC AP (l. 130-136); AP^p_vol = mean over
+  t = 0.1..0.9 (eval_submission.py l. 95).
+"""
+
+import math
+from typing import List, Sequence
+
+import numpy as np
+
+IOU_THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
+
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
+    """Area under the precision envelope at the recall steps (VOC 2010+, ref l. 106-120)."""
+    recall = np.concatenate(([0.0], recall, [1.0]))
+    precision = np.concatenate(([0.0], precision, [0.0]))
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.flatnonzero(recall[1:] != recall[:-1])
+    return float(np.sum((recall[steps + 1] - recall[steps]) * envelope[steps + 1]))
+
+
+def _ap_at_thresholds(true_positives: np.ndarray, num_ground_truth: int) -> List[float]:
+    """[T] APs from [T, N] 0/1 hits already in ranked order."""
+    if num_ground_truth == 0:
+        return [math.nan] * len(true_positives)
+    aps = []
+    for hits in true_positives:
+        tp = np.cumsum(hits)
+        fp = np.cumsum(1 - hits)
+        aps.append(voc_ap(tp / float(num_ground_truth), tp / np.maximum(tp + fp, np.finfo(np.float64).eps)))
+    return aps
+
+
+def _check_image(instances, instance_scores, parsing, gt_persons, gt_parsing, name: str):
+    """The five arrays as int64 / float64, or a ValueError naming `name` and the problem."""
+    arrays = [np.asarray(a).astype(np.int64, copy=False) for a in (instances, parsing, gt_persons, gt_parsing)]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1 or arrays[0].ndim != 2:
+        raise ValueError(f"{name}: instance maps, parsing and ground truth must be one [H, W] size, "
+                         f"got {[a.shape for a in arrays]}")
+    scores = np.asarray(instance_scores, np.float64).reshape(-1)
+    instances, _, gt_persons, _ = arrays
+    if instances.min() < 0 or gt_persons.min() < 0:
+        raise ValueError(f"{name}: person ids must be >= 0 (0 = no person)")
+    if instances.max() > scores.size:
+        raise ValueError(f"{name}: predicted person id {int(instances.max())} has no score "
+                         f"(instance_scores holds {scores.size})")
+    return arrays, scores
+
+
+class PartInstanceAP:
+    """CIHP_PGN's AP^r (module docstring): part-instance AP per class and IoU threshold."""
+
+    def __init__(self, class_names: Sequence[str], thresholds: Sequence[float] = IOU_THRESHOLDS):
+        self.class_names = tuple(class_names)
+        self.num_classes = len(self.class_names)
+        self.thresholds = tuple(thresholds)
+        # Per part class 1..C-1: score and best IoU of every predicted instance, in ref's order.
+        self.scores = [[] for _ in range(self.num_classes)]
+        self.best_ious = [[] for _ in range(self.num_classes)]
+        self.ground_truth = np.zeros(self.num_classes, np.int64)
+
+    def _part_keys(self, persons: np.ndarray, parsing: np.ndarray) -> np.ndarray:
+        """person * C + class on pixels of a person and a part class, -1 elsewhere."""
+        part = (persons > 0) & (parsing > 0) & (parsing < self.num_classes)
+        return np.where(part, persons * self.num_classes + parsing, -1)
+
+    def update(self, instances, instance_scores, parsing, gt_persons, gt_parsing, name: str = "") -> None:
+        (instances, parsing, gt_persons, gt_parsing), scores = _check_image(
+            instances, instance_scores, parsing, gt_persons, gt_parsing, name)
+        predicted = self._part_keys(instances, parsing).ravel()
+        truth = self._part_keys(gt_persons, gt_parsing).ravel()
+        pred_keys, pred_index = np.unique(predicted, return_inverse=True)
+        gt_keys, gt_index = np.unique(truth, return_inverse=True)
+        pred_index, gt_index = pred_index.ravel(), gt_index.ravel()
+        pred_area = np.bincount(pred_index, minlength=pred_keys.size)
+        gt_area = np.bincount(gt_index, minlength=gt_keys.size)
+        same_part = (predicted >= 0) & (truth >= 0) & (predicted % self.num_classes == truth % self.num_classes)
+        overlap = np.bincount(pred_index[same_part] * gt_keys.size + gt_index[same_part],
+                              minlength=pred_keys.size * gt_keys.size).reshape(pred_keys.size, gt_keys.size)
+        iou = overlap / (pred_area[:, None] + gt_area[None, :] - overlap)
+        for cls in range(1, self.num_classes):
+            rows = np.flatnonzero((pred_keys >= 0) & (pred_keys % self.num_classes == cls))
+            cols = np.flatnonzero((gt_keys >= 0) & (gt_keys % self.num_classes == cls))
+            self.ground_truth[cls] += cols.size
+            # pred_keys ascend, so persons ascend within a class (generate_instance_part.m order).
+            self.scores[cls].extend(scores[pred_keys[rows] // self.num_classes - 1].tolist())
+            best = iou[np.ix_(rows, cols)].max(axis=1) if cols.size else np.zeros(rows.size)
+            self.best_ious[cls].extend(best.tolist())
+
+    def per_class(self) -> np.ndarray:
+        """[C-1, T] AP per part class and threshold (NaN: no ground truth of that class)."""
+        table = []
+        for cls in range(1, self.num_classes):
+            order = np.argsort(np.asarray(self.scores[cls], np.float64))[::-1]
+            best = np.asarray(self.best_ious[cls], np.float64)[order]
+            hits = (best[None, :] > np.asarray(self.thresholds)[:, None]).astype(np.int64)
+            table.append(_ap_at_thresholds(hits, int(self.ground_truth[cls])))
+        return np.asarray(table, np.float64).reshape(self.num_classes - 1, len(self.thresholds))
+
+    def result(self) -> dict:
+        table = self.per_class()
+        scored = ~np.isnan(table[:, 0])
+        per_threshold = table[scored].mean(axis=0) if scored.any() else np.full(len(self.thresholds), np.nan)
+        return {
+            "thresholds": list(self.thresholds),
+            "ap_per_threshold": per_threshold.tolist(),
+            "ap_vol": float(per_threshold.mean()),
+            "per_class": {self.class_names[c + 1]: table[c].tolist() for c in range(self.num_classes - 1)},
+            "classes_scored": int(scored.sum()),
+            "num_ground_truth": int(self.ground_truth.sum()),
+            "num_predicted": int(sum(len(s) for s in self.scores)),
+        }
+
+
+class PersonAP:
+    """MHP's AP^p (module docstring): person-level AP at mean-part-IoU thresholds."""
+
+    def __init__(self, num_classes: int, thresholds: Sequence[float] = IOU_THRESHOLDS,
+                 ignore_label: int = 255):
+        self.num_classes = num_classes
+        self.thresholds = tuple(thresholds)
+        self.ignore_label = ignore_label
+        self.scores: List[np.ndarray] = []  # per image: [P] person scores, persons ascending
+        self.overlaps: List[np.ndarray] = []  # per image: [P, G] mean IoU (NaN: no class)
+        self.num_ground_truth = 0
+
+    def update(self, instances, instance_scores, parsing, gt_persons, gt_parsing, name: str = "") -> None:
+        (instances, parsing, gt_persons, gt_parsing), scores = _check_image(
+            instances, instance_scores, parsing, gt_persons, gt_parsing, name)
+        classes = self.num_classes
+        # A ground-truth person counts when its region holds a non-zero label (mhp l. 38-40).
+        gt_ids = np.unique(gt_persons[(gt_persons > 0) & (gt_parsing != 0)])
+        pred_ids = np.unique(instances[instances > 0])
+        self.num_ground_truth += gt_ids.size
+        self.scores.append(scores[pred_ids - 1])
+        # Joint histogram over (predicted person slot, gt person slot, predicted class, gt class);
+        # slot 0 = none of the listed persons, gt class `classes` = ignore.
+        pred_slot = np.searchsorted(pred_ids, instances)
+        pred_slot = np.where((instances > 0) & (pred_slot < pred_ids.size), pred_slot + 1, 0)
+        gt_slot = np.searchsorted(gt_ids, gt_persons)
+        gt_slot = np.where(np.isin(gt_persons, gt_ids), gt_slot + 1, 0)
+        gt_class = np.where(gt_parsing == self.ignore_label, classes, gt_parsing)
+        if ((parsing < 0) | (parsing >= classes)).any() or ((gt_class < 0) | (gt_class > classes)).any():
+            raise ValueError(f"{name}: parsing labels outside 0..{classes - 1} (and the ignore label)")
+        shape = (pred_ids.size + 1, gt_ids.size + 1, classes, classes + 1)
+        joint = np.bincount(np.ravel_multi_index((pred_slot, gt_slot, parsing, gt_class), shape).ravel(),
+                            minlength=int(np.prod(shape))).reshape(shape)
+        self.overlaps.append(self._mean_ious(joint))
+
+    def _mean_ious(self, joint: np.ndarray) -> np.ndarray:
+        """[P, G] mean IoU of the person-masked parsings (mhp cal_one_mean_iou + nanmean).
+
+        For pair (p, g) the image's confusion has: pixels of p and g at (their classes);
+        of p only at (predicted class, 0); of g only at (0, gt class); others at (0, 0).
+        Ground-truth ignore pixels of g drop out (mhp's fast_hist keeps gt in 0..n-1).
+        """
+        both = joint[1:, 1:]  # [P, G, C, C+1]
+        pred_total = joint[1:].sum(axis=(1, 3))  # [P, C]
+        gt_total = joint[:, 1:].sum(axis=(0, 2))  # [G, C+1]
+        hist = both.astype(np.float64)
+        hist[..., :, 0] += pred_total[:, None, :] - both.sum(axis=3)
+        hist[..., 0, :] += gt_total[None, :, :] - both.sum(axis=2)
+        hist[..., 0, 0] += (joint.sum() - pred_total.sum(1)[:, None] - gt_total.sum(1)[None, :]
+                            + both.sum(axis=(2, 3)))
+        hist = hist[..., : self.num_classes]  # [P, G, pred class, gt class], ignore dropped
+        correct = np.diagonal(hist, axis1=2, axis2=3)
+        union = hist.sum(axis=3) + hist.sum(axis=2) - correct
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = correct / union
+        present = union > 0
+        counted = present.sum(axis=2)
+        return np.where(counted > 0, np.where(present, iou, 0).sum(axis=2) / np.maximum(counted, 1), np.nan)
+
+    def per_threshold(self) -> List[float]:
+        if not self.scores:
+            return [math.nan] * len(self.thresholds)
+        confidence = np.concatenate(self.scores)
+        image_of = np.concatenate([np.full(s.size, i) for i, s in enumerate(self.scores)])
+        slot_of = np.concatenate([np.arange(s.size) for s in self.scores])
+        order = np.argsort(-confidence)  # mhp l. 78
+        hits = np.zeros((len(self.thresholds), order.size), np.int64)
+        for t, threshold in enumerate(self.thresholds):
+            taken = [np.zeros(o.shape[1], bool) for o in self.overlaps]
+            for rank, d in enumerate(order):
+                row = self.overlaps[image_of[d]][slot_of[d]]
+                if row.size == 0 or np.isnan(row).all():
+                    continue  # no ground-truth person to compare with: a false positive
+                best = int(np.nanargmax(row))  # first of the highest (mhp's strict `>` scan)
+                if row[best] > threshold and not taken[image_of[d]][best]:
+                    hits[t, rank] = 1
+                    taken[image_of[d]][best] = True
+        return _ap_at_thresholds(hits, self.num_ground_truth)
+
+    def result(self) -> dict:
+        per_threshold = self.per_threshold()
+        return {
+            "thresholds": list(self.thresholds),
+            "ap_per_threshold": per_threshold,
+            "ap_vol": float(np.mean(per_threshold)),
+            "num_ground_truth": int(self.num_ground_truth),
+            "num_predicted": int(sum(s.size for s in self.scores)),
+        }

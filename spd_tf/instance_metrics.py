@@ -6,7 +6,7 @@ and parsing [H, W]) and keep only per-prediction scalars (score, best IoU) and g
 counts, so a dataset is scored in bounded memory, never the maps.
 
 `PartInstanceAP` (AP^r) is CIHP_PGN's evaluation/test_inst_part_ap.py (Engineering-Course/
-CIHP_PGN, "ref" below), exactly:
+CIHP_PGN @ 0cf1cbe, "ref" below), exactly:
 - a part instance is the pixels of one part class (1..C-1) of one person. Ground truth:
   CIHP's Instance_ids hold exactly these regions (evaluation/Instance_part_val/*.txt list
   `id class person` with id = 20 (person - 1) + class), so they are formed here from the
@@ -29,20 +29,21 @@ CIHP_PGN, "ref" below), exactly:
   full CIHP val set; `classes_scored` says which classes counted.
 
 `PersonAP` (AP^p) is person-level: CIHP_PGN ships no AP^p code, so it is the Multi-Human
-Parsing benchmark's definition (ZhaoJ9014/Multi-Human-Parsing, Evaluation/Multi-Human-
-Parsing/v2/eval_mhp.py `eval_seg_ap`, "mhp" below; the AP^p that CIHP results are reported
-with, e.g. Parsing R-CNN), exactly:
-- a person is their parsing inside their region (mhp eval_submission.py l. 47-49: `mask *
-  global_seg`), 0 elsewhere; a person with no pixel is skipped (prediction: empty mask;
-  ground truth: no non-zero label, eval_mhp.py l. 38-40);
+Parsing benchmark's definition (ZhaoJ9014/Multi-Human-Parsing @ de6148e, Evaluation/Multi-
+Human-Parsing/v2/eval_mhp.py `eval_seg_ap`, "mhp" below; the AP^p that CIHP results are
+also reported with, e.g. by Parsing R-CNN), exactly:
+- a person is their parsing inside their region, 0 elsewhere (v2/eval_submission.py l. 49-52:
+  `mask * global_seg`); a person with no pixel is skipped (prediction: empty mask, l. 51;
+  ground truth: no non-zero label, eval_mhp.py l. 43);
 - the overlap of a predicted and a ground-truth person is the mean IoU over the classes of
-  the whole image (background included, a class absent from both left out: `cal_one_mean_iou`
-  + `np.nanmean`, l. 14-19, 108-110); ground-truth ignore pixels (255) are not counted;
-- predictions of all images sorted by `np.argsort(-confidence)` (l. 78) and taken in that
+  the whole image (background included, a class absent from both left out: `fast_hist` +
+  `cal_one_mean_iou` l. 10-20, `np.nanmean` l. 117); ground-truth ignore pixels (255) drop
+  out, as fast_hist keeps only ground truth in 0..C-1 (l. 11);
+- predictions of all images sorted by `np.argsort(-confidence)` (l. 82) and taken in that
   order; each goes to its image's ground-truth person of highest overlap (first on ties,
-  l. 110-115), a true positive when > t and that person is not taken yet, else a false
-  positive (l. 117-127); recall = TP / #persons, VOC AP (l. 130-136); AP^p_vol = mean over
-  t = 0.1..0.9 (eval_submission.py l. 95).
+  l. 111-122), a true positive when > t and that person is not taken yet, else a false
+  positive (l. 124-137); recall = TP / #persons, VOC AP (l. 139-145); AP^p_vol = mean over
+  t = 0.1..0.9 (eval_submission.py l. 96).
 """
 
 import math
@@ -172,7 +173,7 @@ class PersonAP:
         (instances, parsing, gt_persons, gt_parsing), scores = _check_image(
             instances, instance_scores, parsing, gt_persons, gt_parsing, name)
         classes = self.num_classes
-        # A ground-truth person counts when its region holds a non-zero label (mhp l. 38-40).
+        # A ground-truth person counts when its region holds a non-zero label (mhp l. 43).
         gt_ids = np.unique(gt_persons[(gt_persons > 0) & (gt_parsing != 0)])
         pred_ids = np.unique(instances[instances > 0])
         self.num_ground_truth += gt_ids.size
@@ -192,7 +193,7 @@ class PersonAP:
         self.overlaps.append(self._mean_ious(joint))
 
     def _mean_ious(self, joint: np.ndarray) -> np.ndarray:
-        """[P, G] mean IoU of the person-masked parsings (mhp cal_one_mean_iou + nanmean).
+        """[P, G] mean IoU of the person-masked parsings (mhp l. 10-20 + nanmean l. 117).
 
         For pair (p, g) the image's confusion has: pixels of p and g at (their classes);
         of p only at (predicted class, 0); of g only at (0, gt class); others at (0, 0).
@@ -221,7 +222,7 @@ class PersonAP:
         confidence = np.concatenate(self.scores)
         image_of = np.concatenate([np.full(s.size, i) for i, s in enumerate(self.scores)])
         slot_of = np.concatenate([np.arange(s.size) for s in self.scores])
-        order = np.argsort(-confidence)  # mhp l. 78
+        order = np.argsort(-confidence)  # mhp l. 82
         hits = np.zeros((len(self.thresholds), order.size), np.int64)
         for t, threshold in enumerate(self.thresholds):
             taken = [np.zeros(o.shape[1], bool) for o in self.overlaps]

@@ -33,7 +33,8 @@ class Oracle:
 
 class InstanceOracle:
     """A fake instance-branch model (MP_CONTRACT.md): ground-truth parsing and person map as
-    `labels` / `instances`, person k scored `scores[k - 1]`; tasks = segmentation only."""
+    `labels` / `instances` (everyone one person when the ground truth has no person ids),
+    person k scored `scores[k - 1]`; tasks = segmentation only."""
 
     tasks = (SEGMENTATION,)
     label_set = labels.LABEL_SETS["cihp"]
@@ -43,8 +44,9 @@ class InstanceOracle:
         self.scores[: len(scores)] = scores
 
     def __call__(self, example):
-        return Prediction(labels=np.where(example.parsing == 255, 0, example.parsing),
-                          instances=example.instance_ids, instance_scores=self.scores)
+        parsing = np.where(example.parsing == 255, 0, example.parsing)
+        instances = example.instance_ids if example.instance_ids is not None else (parsing > 0).astype(np.int32)
+        return Prediction(labels=parsing, instances=instances, instance_scores=self.scores)
 
 
 def iuv_at_points(points, height, width):

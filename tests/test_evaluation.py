@@ -256,3 +256,18 @@ def test_instance_ap_is_skipped_with_one_note_when_either_side_lacks_persons():
     # A plain LIP evaluation says nothing about instances.
     assert not [n for n in evaluate([Example("x", 1, 2, parsing=np.zeros((1, 2), np.uint8))], Oracle(),
                                     "lip", progress=False)["notes"] if "instance" in n]
+
+
+def test_decoded_record_with_instances_gives_person_ids():
+    """The decoded-example keys of MP_CONTRACT.md (`instance_ids`, `has_instances`)."""
+    from spd_tf.evaluation import _example_from_record
+
+    persons = two_person_example().instance_ids
+    record = {"height": 4, "width": 8, "source_id": b"scene", "image": np.zeros((4, 8, 3), np.uint8),
+              "has_segmentation": 1, "parsing": np.zeros((4, 8), np.uint8), "has_pose": 0,
+              "has_densepose": 0, "instance_ids": persons, "has_instances": 1}
+    assert (_example_from_record(record).instance_ids == persons).all()
+    record["has_instances"] = 0
+    assert _example_from_record(record).instance_ids is None
+    del record["has_instances"], record["instance_ids"]  # records written before issue 23
+    assert _example_from_record(record).instance_ids is None

@@ -201,7 +201,7 @@ class Evaluation:
         self.invalid = {SEGMENTATION: {}, POSE: {}, DENSEPOSE: {}}  # task -> {id: why}
         self.strict = strict
         self.resized = 0
-        self.part_instance_ap = PartInstanceAP(self.label_set.classes)
+        self.part_instance_ap = PartInstanceAP(self.label_set.classes, ignore_label=labels.IGNORE_LABEL)
         self.person_ap = PersonAP(self.label_set.num_classes, ignore_label=labels.IGNORE_LABEL)
         self.instance_counts = {"ground_truth": 0, "predicted": 0, "maps_without_truth": 0}
         self.instances_unscored = []  # examples with person ids but no parsing ground truth
@@ -248,7 +248,9 @@ class Evaluation:
             self.missing[task].append(example.source_id)
         return value
 
-    def _resize(self, example: Example, array: np.ndarray) -> np.ndarray:
+    def _resize(self, example: Example, array: np.ndarray, counted: bool = True) -> np.ndarray:
+        """`array` at the image's size (nearest); `counted`: one more resized prediction (an
+        image's person map is resized along with its labels, so it is not counted again)."""
         array = np.asarray(array)
         if array.shape[:2] == (example.height, example.width):
             return array
@@ -258,7 +260,7 @@ class Evaluation:
                 f"{(example.height, example.width)}; resizing (nearest) to the ground truth "
                 "(warned once; the count is in metrics.json)"
             )
-        self.resized += 1
+        self.resized += counted
         if array.dtype == np.int64:  # cv2 has no 64-bit integer resize
             array = array.astype(np.int32)
         resized = cv2.resize(array, (example.width, example.height), interpolation=cv2.INTER_NEAREST)
@@ -298,7 +300,7 @@ class Evaluation:
             scores = np.zeros(0)
         else:
             self.instance_counts["predicted"] += 1
-            instances = self._resize(example, np.asarray(instances, np.int32))
+            instances = self._resize(example, np.asarray(instances, np.int32), counted=False)
         # Ignored ground-truth pixels (255, or a mapping's classes without twin) are no part.
         for metric in (self.part_instance_ap, self.person_ap):
             metric.update(instances, scores, parsing, example.instance_ids, ground_truth, name=example.source_id)
@@ -338,8 +340,9 @@ class Evaluation:
             return [f"instance AP (AP^r, AP^p) not computed: the predictor returns no person map "
                     f"({counts['ground_truth']} examples have person ids)"]
         if counts["predicted"] < counts["ground_truth"]:
-            return [f"instance AP: no person map for {counts['ground_truth'] - counts['predicted']} of "
-                    f"{counts['ground_truth']} examples (their persons count as missed)"]
+            return [f"instance AP: no person map (or no usable parsing) for "
+                    f"{counts['ground_truth'] - counts['predicted']} of {counts['ground_truth']} examples "
+                    "(their persons count as missed)"]
         if counts["maps_without_truth"] and not counts["ground_truth"]:
             return [f"instance AP (AP^r, AP^p) not computed: the ground truth of the {counts['maps_without_truth']} "
                     "examples with a predicted person map has no person ids (CIHP Human_ids/, TFRecord "

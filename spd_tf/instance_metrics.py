@@ -75,7 +75,8 @@ def _ap_at_thresholds(true_positives: np.ndarray, num_ground_truth: int) -> List
     return aps
 
 
-def _check_image(instances, instance_scores, parsing, gt_persons, gt_parsing, name: str):
+def _check_image(instances, instance_scores, parsing, gt_persons, gt_parsing, classes: int, ignore_label: int,
+                 name: str):
     """The five arrays as int64 / float64, or a ValueError naming `name` and the problem."""
     arrays = [np.asarray(a).astype(np.int64, copy=False) for a in (instances, parsing, gt_persons, gt_parsing)]
     shapes = {a.shape for a in arrays}
@@ -83,7 +84,10 @@ def _check_image(instances, instance_scores, parsing, gt_persons, gt_parsing, na
         raise ValueError(f"{name}: instance maps, parsing and ground truth must be one [H, W] size, "
                          f"got {[a.shape for a in arrays]}")
     scores = np.asarray(instance_scores, np.float64).reshape(-1)
-    instances, _, gt_persons, _ = arrays
+    instances, parsing, gt_persons, gt_parsing = arrays
+    if ((parsing < 0) | (parsing >= classes)).any() or (
+            (gt_parsing < 0) | ((gt_parsing >= classes) & (gt_parsing != ignore_label))).any():
+        raise ValueError(f"{name}: parsing labels outside 0..{classes - 1} (and the ignore label {ignore_label})")
     if instances.min() < 0 or gt_persons.min() < 0:
         raise ValueError(f"{name}: person ids must be >= 0 (0 = no person)")
     if instances.max() > scores.size:
@@ -92,11 +96,25 @@ def _check_image(instances, instance_scores, parsing, gt_persons, gt_parsing, na
     return arrays, scores
 
 
+def _counts(index: np.ndarray, shape) -> np.ndarray:
+    """Histogram of flat indices into an array of `shape`."""
+    return np.bincount(index.ravel(), minlength=int(np.prod(shape))).reshape(shape)
+
+
+def _slots(ids: np.ndarray, id_map: np.ndarray) -> np.ndarray:
+    """id_map with ids[i] -> i + 1 and every other id -> 0 (`ids` sorted, >= 1)."""
+    lookup = np.zeros(int(id_map.max()) + 1, np.int64)
+    lookup[ids] = np.arange(1, ids.size + 1)
+    return lookup[id_map]
+
+
 class PartInstanceAP:
     """CIHP_PGN's AP^r (module docstring): part-instance AP per class and IoU threshold."""
 
-    def __init__(self, class_names: Sequence[str], thresholds: Sequence[float] = IOU_THRESHOLDS):
+    def __init__(self, class_names: Sequence[str], thresholds: Sequence[float] = IOU_THRESHOLDS,
+                 ignore_label: int = 255):
         self.class_names = tuple(class_names)
+        self.ignore_label = ignore_label  # a ground-truth pixel of no part
         self.num_classes = len(self.class_names)
         self.thresholds = tuple(thresholds)
         # Per part class 1..C-1: score and best IoU of every predicted instance, in ref's order.
@@ -104,33 +122,31 @@ class PartInstanceAP:
         self.best_ious = [[] for _ in range(self.num_classes)]
         self.ground_truth = np.zeros(self.num_classes, np.int64)
 
-    def _part_keys(self, persons: np.ndarray, parsing: np.ndarray) -> np.ndarray:
-        """person * C + class on pixels of a person and a part class, -1 elsewhere."""
-        part = (persons > 0) & (parsing > 0) & (parsing < self.num_classes)
-        return np.where(part, persons * self.num_classes + parsing, -1)
-
     def update(self, instances, instance_scores, parsing, gt_persons, gt_parsing, name: str = "") -> None:
         (instances, parsing, gt_persons, gt_parsing), scores = _check_image(
-            instances, instance_scores, parsing, gt_persons, gt_parsing, name)
-        predicted = self._part_keys(instances, parsing).ravel()
-        truth = self._part_keys(gt_persons, gt_parsing).ravel()
-        pred_keys, pred_index = np.unique(predicted, return_inverse=True)
-        gt_keys, gt_index = np.unique(truth, return_inverse=True)
-        pred_index, gt_index = pred_index.ravel(), gt_index.ravel()
-        pred_area = np.bincount(pred_index, minlength=pred_keys.size)
-        gt_area = np.bincount(gt_index, minlength=gt_keys.size)
-        same_part = (predicted >= 0) & (truth >= 0) & (predicted % self.num_classes == truth % self.num_classes)
-        overlap = np.bincount(pred_index[same_part] * gt_keys.size + gt_index[same_part],
-                              minlength=pred_keys.size * gt_keys.size).reshape(pred_keys.size, gt_keys.size)
-        iou = overlap / (pred_area[:, None] + gt_area[None, :] - overlap)
-        for cls in range(1, self.num_classes):
-            rows = np.flatnonzero((pred_keys >= 0) & (pred_keys % self.num_classes == cls))
-            cols = np.flatnonzero((gt_keys >= 0) & (gt_keys % self.num_classes == cls))
-            self.ground_truth[cls] += cols.size
-            # pred_keys ascend, so persons ascend within a class (generate_instance_part.m order).
-            self.scores[cls].extend(scores[pred_keys[rows] // self.num_classes - 1].tolist())
-            best = iou[np.ix_(rows, cols)].max(axis=1) if cols.size else np.zeros(rows.size)
-            self.best_ious[cls].extend(best.tolist())
+            instances, instance_scores, parsing, gt_persons, gt_parsing, self.num_classes, self.ignore_label, name)
+        classes = self.num_classes
+        # Person of each part pixel (0: no person or no part class), per side.
+        pred_person = np.where((parsing > 0) & (parsing < classes), instances, 0)
+        gt_person = np.where((gt_parsing > 0) & (gt_parsing < classes), gt_persons, 0)
+        num_pred, num_gt = int(pred_person.max()) + 1, int(gt_person.max()) + 1
+        pred_area = _counts(pred_person * classes + np.where(pred_person > 0, parsing, 0), (num_pred, classes))
+        gt_area = _counts(gt_person * classes + np.where(gt_person > 0, gt_parsing, 0), (num_gt, classes))
+        same = (pred_person > 0) & (gt_person > 0) & (parsing == gt_parsing)
+        overlap = _counts((pred_person[same] * num_gt + gt_person[same]) * classes + parsing[same],
+                          (num_pred, num_gt, classes))
+        for cls in range(1, classes):
+            # Persons ascending within a class: generate_instance_part.m's numbering order.
+            preds = np.flatnonzero(pred_area[:, cls])
+            gts = np.flatnonzero(gt_area[:, cls])
+            self.ground_truth[cls] += gts.size
+            self.scores[cls].extend(scores[preds - 1].tolist())
+            if gts.size == 0:  # every prediction a false positive (ref l. 222-227)
+                self.best_ious[cls].extend([0.0] * preds.size)
+                continue
+            common = overlap[preds][:, gts, cls]
+            iou = common / (pred_area[preds, cls][:, None] + gt_area[gts, cls][None, :] - common)
+            self.best_ious[cls].extend(iou.max(axis=1).tolist())
 
     def per_class(self) -> np.ndarray:
         """[C-1, T] AP per part class and threshold (NaN: no ground truth of that class)."""
@@ -171,7 +187,7 @@ class PersonAP:
 
     def update(self, instances, instance_scores, parsing, gt_persons, gt_parsing, name: str = "") -> None:
         (instances, parsing, gt_persons, gt_parsing), scores = _check_image(
-            instances, instance_scores, parsing, gt_persons, gt_parsing, name)
+            instances, instance_scores, parsing, gt_persons, gt_parsing, self.num_classes, self.ignore_label, name)
         classes = self.num_classes
         # A ground-truth person counts when its region holds a non-zero label (mhp l. 43).
         gt_ids = np.unique(gt_persons[(gt_persons > 0) & (gt_parsing != 0)])
@@ -180,16 +196,11 @@ class PersonAP:
         self.scores.append(scores[pred_ids - 1])
         # Joint histogram over (predicted person slot, gt person slot, predicted class, gt class);
         # slot 0 = none of the listed persons, gt class `classes` = ignore.
-        pred_slot = np.searchsorted(pred_ids, instances)
-        pred_slot = np.where((instances > 0) & (pred_slot < pred_ids.size), pred_slot + 1, 0)
-        gt_slot = np.searchsorted(gt_ids, gt_persons)
-        gt_slot = np.where(np.isin(gt_persons, gt_ids), gt_slot + 1, 0)
+        pred_slot = _slots(pred_ids, instances)
+        gt_slot = _slots(gt_ids, gt_persons)
         gt_class = np.where(gt_parsing == self.ignore_label, classes, gt_parsing)
-        if ((parsing < 0) | (parsing >= classes)).any() or ((gt_class < 0) | (gt_class > classes)).any():
-            raise ValueError(f"{name}: parsing labels outside 0..{classes - 1} (and the ignore label)")
         shape = (pred_ids.size + 1, gt_ids.size + 1, classes, classes + 1)
-        joint = np.bincount(np.ravel_multi_index((pred_slot, gt_slot, parsing, gt_class), shape).ravel(),
-                            minlength=int(np.prod(shape))).reshape(shape)
+        joint = _counts(((pred_slot * shape[1] + gt_slot) * classes + parsing) * shape[3] + gt_class, shape)
         self.overlaps.append(self._mean_ious(joint))
 
     def _mean_ious(self, joint: np.ndarray) -> np.ndarray:

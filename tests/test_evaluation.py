@@ -235,7 +235,7 @@ def test_instance_ap_counts_an_image_without_person_map_as_missed():
     # Half of the persons (and of every class's parts) found, at precision 1: AP 0.5.
     assert result["instances"]["ap_p"]["ap_per_threshold"] == [0.5] * 9
     assert result["instances"]["ap_r"]["ap_per_threshold"] == [0.5] * 9
-    assert any("no person map for 1 of 2 examples" in note for note in result["notes"])
+    assert any("no person map (or no usable parsing) for 1 of 2 examples" in note for note in result["notes"])
 
 
 def test_instance_ap_is_skipped_with_one_note_when_either_side_lacks_persons():
@@ -271,3 +271,15 @@ def test_decoded_record_with_instances_gives_person_ids():
     assert _example_from_record(record).instance_ids is None
     del record["has_instances"], record["instance_ids"]  # records written before issue 23
     assert _example_from_record(record).instance_ids is None
+
+
+def test_person_map_of_another_size_is_resized_with_its_labels():
+    example = two_person_example()
+    small = Prediction(labels=example.parsing[::2, ::2], instances=example.instance_ids[::2, ::2],
+                       instance_scores=np.array([0.9, 0.8]))
+    evaluation = Evaluation("cihp", (SEGMENTATION,), predictor_label_set=labels.LABEL_SETS["cihp"])
+    with pytest.warns(UserWarning, match="resizing"):
+        evaluation.update(example, small)
+    result = evaluation.result()
+    assert result["resized_predictions"] == 1  # labels and person map: one prediction
+    assert result["instances"]["ap_p"]["ap_per_threshold"][0] == 1.0

@@ -212,3 +212,10 @@ def test_streaming_equals_thresholds_order():
         full.update(*image)
         single.update(*image)
     assert single.result()["ap_per_threshold"][0] == full.result()["ap_per_threshold"][IOU_THRESHOLDS.index(0.5)]
+
+
+def test_labels_outside_the_classes_are_an_error_naming_the_image():
+    persons, parsing = _two_people()
+    for metric in (PartInstanceAP(CLASSES), PersonAP(len(CLASSES))):
+        with pytest.raises(ValueError, match="crowd3: parsing labels outside 0..19"):
+            metric.update(persons, [0.9, 0.8], parsing + 20, persons, parsing, name="crowd3")

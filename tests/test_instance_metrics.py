@@ -203,8 +203,8 @@ def test_equals_the_reference_code(case, expected):
     assert person["ap_per_threshold"] == pytest.approx(expected["ap_p"], abs=1e-12)
 
 
-def test_streaming_equals_thresholds_order():
-    """Results do not depend on the tuple of thresholds being the default one."""
+def test_a_single_threshold_gives_that_column_of_the_default_ones():
+    """Each threshold is scored on its own: asking for 0.5 alone gives the 0.5 column."""
     images = reference_case_a()
     full = PartInstanceAP(CLASSES)
     single = PartInstanceAP(CLASSES, thresholds=(0.5,))

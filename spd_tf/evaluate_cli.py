@@ -12,6 +12,10 @@ of the input size, each with its mirror (left/right swapped back), the parsing s
 averaged, everything resized to the image's original size and fused there; pose from the
 last stage. fast = one scale, last stage, no flip. Default: paper for real datasets with a
 run directory, fast for the synthetic set and for SavedModels (which serve one scale).
+
+Instance-level parsing (docs/instance_metrics.md): with person ids in the ground truth (CIHP
+Human_ids/, TFRecord instance/encoded) and a model that returns a person map, CIHP's AP^r and
+AP^p are printed per IoU threshold and written to metrics.json under "instances".
 """
 
 import dataclasses
@@ -34,7 +38,8 @@ def build_parser() -> cli_args.Parser:
     cli_args.add_data(parser, required=True, nargs="+", settings=("tfrecord_examples.patterns", "directory_examples.root"),
                       help="TFRecord glob(s), or ONE dataset directory in its own layout "
                            "(LIP: val_images/ val_segmentations/ val_id.txt [lip_val_set.csv]; "
-                           "ATR: JPEGImages/ SegmentationClassAug/; CIHP: images/ labels/; "
+                           "ATR: JPEGImages/ SegmentationClassAug/; CIHP: images/ labels/ (or Images/ Category_ids/) "
+                           "[Human_ids/ for instance AP^r / AP^p]; "
                            "CCP: photos/ annotations/pixel-level/ label_list.mat {split}_id.txt)")
     parser.add_argument("--split", default="val", help="split read from a dataset directory")
     source = parser.add_mutually_exclusive_group(required=True)

@@ -9,6 +9,9 @@ a task the predictor cannot produce (PCKh for variant `sd`) is reported as a not
 other metrics are still computed. A prediction that is missing or unusable (a label PNG
 that does not decode or holds labels outside the class range, a malformed pose row) is
 reported and scored as wrong, never left out; `strict=True` raises on an unusable one.
+Instance-level parsing (CIHP's AP^r and AP^p, spd_tf.instance_metrics) is scored when the
+ground truth has person ids and the predictor returns `instances` + `instance_scores`;
+when either is absent, one note says so.
 """
 
 import contextlib
@@ -27,6 +30,7 @@ from tqdm import tqdm
 from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
 from spd_tf.errors import SettingFileNotFoundError, SettingValueError
+from spd_tf.instance_metrics import PartInstanceAP, PersonAP
 from spd_tf.metrics import (
     PCKH_GROUPS, DensePoseMetric, GeodesicTables, ParsingMetric, PCKhMetric,
 )
@@ -41,7 +45,11 @@ RESULT_UNITS = {
     "pose": "PCKh in percent (LIP); med_pixels in original-image pixels",
     "densepose": "GPS / GPSm / uv_similarity_within_part in [0, 1]; i_accuracy and "
                  "foreground_iou fractions",
+    "instances": "AP in [0, 1] per region-IoU threshold; ap_vol = mean over thresholds "
+                 "(CIHP_PGN's AP^r can exceed 1 when a person is split, as in its code)",
 }
+# Where CIHP keeps its ground-truth person ids: a folder beside the label folder.
+CIHP_PERSON_DIR = "Human_ids"
 
 
 @dataclasses.dataclass
@@ -55,6 +63,7 @@ class Example:
     parsing: Optional[np.ndarray] = None  # uint8 [H, W], 255 = ignore
     keypoints: Optional[np.ndarray] = None  # [16, 3] (x, y, v), missing = -1
     densepose: Optional[dict] = None  # x, y, i, u, v points in image pixels; mask [H, W] or None
+    instance_ids: Optional[np.ndarray] = None  # int [H, W] person ids, 0 = no person
 
 
 # --- ground-truth sources ----------------------------------------------------------------
@@ -105,6 +114,7 @@ def _example_from_record(r: dict) -> Example:
         parsing=r["parsing"] if r["has_segmentation"] else None,
         keypoints=r["keypoints"] if r["has_pose"] else None,
         densepose=densepose,
+        instance_ids=r["instance_ids"] if r.get("has_instances") else None,
     )
 
 
@@ -141,9 +151,26 @@ def directory_examples(dataset: str, root, split: str = "val", with_images: bool
             parsing = listing.load_label(record) if record.label_path else None
             image = layouts.load_image(record.image_path) if with_images or parsing is None else None
             height, width = (parsing if parsing is not None else image).shape[:2]
-            yield Example(record.source_id, height, width, image, parsing, record.keypoints)
+            persons = _cihp_person_ids(record, (height, width)) if dataset == "cihp" else None
+            yield Example(record.source_id, height, width, image, parsing, record.keypoints, instance_ids=persons)
 
     return len(listing), generate()
+
+
+def _cihp_person_ids(record, size) -> Optional[np.ndarray]:
+    """CIHP's Human_ids/<id>.png beside the label folder (labels/ or Category_ids/), if any."""
+    from spd_tf.data.layouts import LayoutError, load_label
+
+    if record.label_path is None:
+        return None
+    path = record.label_path.parent.parent / CIHP_PERSON_DIR / f"{record.label_path.stem}.png"
+    if not path.exists():
+        return None
+    persons = load_label(path)
+    if persons.shape[:2] != tuple(size):
+        raise LayoutError(f"{path}: person-id PNG is {persons.shape[1]}x{persons.shape[0]} but its label "
+                          f"{record.label_path.name} is {size[1]}x{size[0]}")
+    return persons.astype(np.int32)
 
 
 # --- the evaluation loop -------------------------------------------------------------------
@@ -174,12 +201,22 @@ class Evaluation:
         self.invalid = {SEGMENTATION: {}, POSE: {}, DENSEPOSE: {}}  # task -> {id: why}
         self.strict = strict
         self.resized = 0
+        self.part_instance_ap = PartInstanceAP(self.label_set.classes, ignore_label=labels.IGNORE_LABEL)
+        self.person_ap = PersonAP(self.label_set.num_classes, ignore_label=labels.IGNORE_LABEL)
+        self.instance_counts = {"ground_truth": 0, "predicted": 0, "maps_without_truth": 0}
+        self.instances_unscored = []  # examples with person ids but no parsing ground truth
 
     def update(self, example: Example, prediction: Prediction) -> None:
         self.num_examples += 1
         problems = prediction.problems
+        if example.instance_ids is None and prediction.instances is not None:
+            self.instance_counts["maps_without_truth"] += 1
         if example.parsing is not None:
-            self._update_parsing(example, prediction.labels, problems.get(SEGMENTATION))
+            scored = self._update_parsing(example, prediction.labels, problems.get(SEGMENTATION))
+            if example.instance_ids is not None:
+                self._update_instances(example, prediction, *scored)
+        elif example.instance_ids is not None:
+            self.instances_unscored.append(example.source_id)
         if example.keypoints is not None:
             self.ground_truth_counts[POSE] += 1
             keypoints = self._usable(POSE, example, prediction.keypoints, problems.get(POSE))
@@ -211,7 +248,9 @@ class Evaluation:
             self.missing[task].append(example.source_id)
         return value
 
-    def _resize(self, example: Example, array: np.ndarray) -> np.ndarray:
+    def _resize(self, example: Example, array: np.ndarray, counted: bool = True) -> np.ndarray:
+        """`array` at the image's size (nearest); `counted`: one more resized prediction (an
+        image's person map is resized along with its labels, so it is not counted again)."""
         array = np.asarray(array)
         if array.shape[:2] == (example.height, example.width):
             return array
@@ -221,13 +260,14 @@ class Evaluation:
                 f"{(example.height, example.width)}; resizing (nearest) to the ground truth "
                 "(warned once; the count is in metrics.json)"
             )
-        self.resized += 1
+        self.resized += counted
         if array.dtype == np.int64:  # cv2 has no 64-bit integer resize
             array = array.astype(np.int32)
         resized = cv2.resize(array, (example.width, example.height), interpolation=cv2.INTER_NEAREST)
         return resized.reshape((example.height, example.width) + array.shape[2:])
 
-    def _update_parsing(self, example: Example, predicted: Optional[np.ndarray], problem: Optional[str]) -> None:
+    def _update_parsing(self, example: Example, predicted: Optional[np.ndarray], problem: Optional[str]) -> tuple:
+        """Scores the parsing; returns (ground truth, prediction or None) in the ground truth's classes."""
         self.ground_truth_counts[SEGMENTATION] += 1
         ground_truth = example.parsing
         if self.mapping is not None:
@@ -240,14 +280,30 @@ class Evaluation:
                 problem = (f"{example.source_id}: predicted labels {np.unique(predicted[bad]).tolist()} "
                            f"are not {self.predictor_label_set.name} classes 0..{classes - 1}")
         predicted = self._usable(SEGMENTATION, example, predicted, problem)
-        if predicted is False:
-            return
-        if predicted is None:
-            self.parsing.update_unpredicted(ground_truth, name=example.source_id)
-            return
+        if predicted is False or predicted is None:
+            if predicted is None:
+                self.parsing.update_unpredicted(ground_truth, name=example.source_id)
+            return ground_truth, None
         if self.mapping is not None:
             predicted = self.mapping.map_prediction(predicted)
         self.parsing.update(ground_truth, predicted, name=example.source_id)
+        return ground_truth, predicted
+
+    def _update_instances(self, example: Example, prediction: Prediction, ground_truth: np.ndarray,
+                          parsing: Optional[np.ndarray]) -> None:
+        """AP^r / AP^p of one image. No predicted person map (or no parsing to cut it into
+        parts): nobody found, so every ground-truth person and part counts as missed."""
+        self.instance_counts["ground_truth"] += 1
+        instances, scores = prediction.instances, prediction.instance_scores
+        if instances is None or parsing is None:
+            instances = parsing = np.zeros((example.height, example.width), np.int32)
+            scores = np.zeros(0)
+        else:
+            self.instance_counts["predicted"] += 1
+            instances = self._resize(example, np.asarray(instances, np.int32), counted=False)
+        # Ignored ground-truth pixels (255, or a mapping's classes without twin) are no part.
+        for metric in (self.part_instance_ap, self.person_ap):
+            metric.update(instances, scores, parsing, example.instance_ids, ground_truth, name=example.source_id)
 
     def notes(self) -> list:
         """Why a metric with ground truth was not (fully) computed."""
@@ -265,6 +321,7 @@ class Evaluation:
             if invalid:
                 notes.append(f"{metric_name}: unusable {task} prediction for {len(invalid)} of {count} "
                              f"examples (scored as wrong), e.g. {next(iter(invalid.values()))}")
+        notes += self._instance_notes()
         dp = self.densepose
         if dp.exact and dp.scores and len(dp.mask_ious) != len(dp.scores):
             notes.append(f"DensePose: GPSm not computed, {len(dp.scores) - len(dp.mask_ious)} of "
@@ -273,6 +330,31 @@ class Evaluation:
             notes.append("DensePose: no DensePose eval_data tables, so exact GPS is not computed; "
                          "uv_similarity_within_part is an approximation, not GPS")
         return notes
+
+    def _instance_notes(self) -> list:
+        counts = self.instance_counts
+        if self.instances_unscored:
+            return [f"instance AP not computed for {len(self.instances_unscored)} examples with person ids "
+                    f"but no parsing ground truth, e.g. {', '.join(self.instances_unscored[:5])}"]
+        if counts["ground_truth"] and not counts["predicted"]:
+            return [f"instance AP (AP^r, AP^p) not computed: the predictor returns no person map "
+                    f"({counts['ground_truth']} examples have person ids)"]
+        if counts["predicted"] < counts["ground_truth"]:
+            return [f"instance AP: no person map (or no usable parsing) for "
+                    f"{counts['ground_truth'] - counts['predicted']} of {counts['ground_truth']} examples "
+                    "(their persons count as missed)"]
+        if counts["maps_without_truth"] and not counts["ground_truth"]:
+            return [f"instance AP (AP^r, AP^p) not computed: the ground truth of the {counts['maps_without_truth']} "
+                    "examples with a predicted person map has no person ids (CIHP Human_ids/, TFRecord "
+                    "instance/encoded)"]
+        return []
+
+    def instance_result(self) -> Optional[dict]:
+        """AP^r and AP^p when person maps were predicted and scored against person ids."""
+        if not self.instance_counts["predicted"]:
+            return None
+        return {"ap_r": self.part_instance_ap.result(), "ap_p": self.person_ap.result(),
+                "num_examples": self.instance_counts["ground_truth"]}
 
     def result(self) -> dict:
         out = {"dataset": self.dataset, "num_examples": self.num_examples,
@@ -285,6 +367,9 @@ class Evaluation:
             out["pose"] = self.pose.result()
         if self.densepose.scores:
             out["densepose"] = self.densepose.result()
+        instances = self.instance_result()
+        if instances is not None:
+            out["instances"] = instances
         out["missing_predictions"] = {k: v for k, v in self.missing.items() if v}
         out["invalid_predictions"] = {k: v for k, v in self.invalid.items() if v}
         out["notes"] = self.notes()
@@ -387,6 +472,20 @@ def format_densepose_table(result: dict) -> str:
     return ", ".join(parts)
 
 
+def format_instance_table(result: dict) -> str:
+    ap_r, ap_p = result["ap_r"], result["ap_p"]
+    thresholds = " ".join(f"{t:>6.1f}" for t in ap_r["thresholds"])
+    return "\n".join([
+        f"Instance-level parsing over {result['num_examples']} images (AP in %): AP^r = CIHP_PGN's part-instance "
+        f"AP over {ap_r['classes_scored']} part classes, AP^p = person AP at mean part IoU (MHP)",
+        f"{'IoU threshold':<16} {thresholds}  {'mean':>6}",
+        f"{'AP^r':<16} {' '.join(_pct(v) for v in ap_r['ap_per_threshold'])}  {_pct(ap_r['ap_vol'])}",
+        f"{'AP^p':<16} {' '.join(_pct(v) for v in ap_p['ap_per_threshold'])}  {_pct(ap_p['ap_vol'])}",
+        f"predicted / ground-truth part instances {ap_r['num_predicted']} / {ap_r['num_ground_truth']}, "
+        f"persons {ap_p['num_predicted']} / {ap_p['num_ground_truth']}",
+    ])
+
+
 def format_report(result: dict) -> str:
     sections = [f"Evaluation on {result['dataset']}: {result['num_examples']} examples"]
     if "parsing" in result:
@@ -395,6 +494,8 @@ def format_report(result: dict) -> str:
         sections.append(format_pose_table(result["pose"]))
     if "densepose" in result:
         sections.append(format_densepose_table(result["densepose"]))
+    if "instances" in result:
+        sections.append(format_instance_table(result["instances"]))
     sections += [f"note: {n}" for n in result["notes"]]
     return "\n\n".join(sections)
 

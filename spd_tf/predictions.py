@@ -52,6 +52,8 @@ class Prediction:
     labels: Optional[np.ndarray] = None  # [H, W] int LIP class indices
     keypoints: Optional[np.ndarray] = None  # [16, 2+] (x, y[, score]) in pixels
     densepose_iuv: Optional[np.ndarray] = None  # [H, W, 3] float (I, U, V)
+    instances: Optional[np.ndarray] = None  # [H, W] int person ids, 0 = none (instance branch)
+    instance_scores: Optional[np.ndarray] = None  # [K] float, score of person k at k - 1
     problems: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why its file is unusable
 
 
@@ -254,7 +256,8 @@ class ModelPredictor:
             if example.image is None:
                 raise ValueError(f"{example.source_id}: no image loaded to run the model on")
         return [Prediction(labels=outputs["labels"], keypoints=outputs.get("keypoints"),
-                           densepose_iuv=outputs.get("densepose_iuv"))
+                           densepose_iuv=outputs.get("densepose_iuv"), instances=outputs.get("instances"),
+                           instance_scores=outputs.get("instance_scores"))
                 for outputs in self._run([example.image for example in examples])]
 
     def __call__(self, example) -> Prediction:

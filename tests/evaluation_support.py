@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.io import savemat
 
+from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
 from spd_tf.data.schema import encode_example
 from spd_tf.predictions import Prediction
@@ -28,6 +29,24 @@ class Oracle:
         if example.densepose is not None and DENSEPOSE in self.tasks:
             prediction.densepose_iuv = iuv_at_points(example.densepose, example.height, example.width)
         return prediction
+
+
+class InstanceOracle:
+    """A fake instance-branch model (MP_CONTRACT.md): ground-truth parsing and person map as
+    `labels` / `instances` (everyone one person when the ground truth has no person ids),
+    person k scored `scores[k - 1]`; tasks = segmentation only."""
+
+    tasks = (SEGMENTATION,)
+    label_set = labels.LABEL_SETS["cihp"]
+
+    def __init__(self, scores=(0.9, 0.8, 0.7, 0.6), max_instances=16):
+        self.scores = np.zeros(max_instances, np.float32)
+        self.scores[: len(scores)] = scores
+
+    def __call__(self, example):
+        parsing = np.where(example.parsing == 255, 0, example.parsing)
+        instances = example.instance_ids if example.instance_ids is not None else (parsing > 0).astype(np.int32)
+        return Prediction(labels=parsing, instances=instances, instance_scores=self.scores)
 
 
 def iuv_at_points(points, height, width):

@@ -229,3 +229,53 @@ def test_damaged_tfrecord_shard_is_one_line_or_skipped(tmp_path, capsys, damage)
     with pytest.warns(UserWarning, match="1 damaged shard"):
         code, out, _ = _run_cli(argv + ["--skip-corrupt-records"], capsys)
     assert code == 0 and "2 examples" in out  # record 0 of the damaged shard and the good shard
+
+
+def write_cihp_crowd(root, with_person_ids=True):
+    """A CIHP-layout directory (images/, Category_ids/, Human_ids/) of two 12 x 16 group photos."""
+    for folder in ("Images", "Category_ids", "Human_ids"):
+        (root / folder).mkdir(parents=True)
+    for index in range(2):
+        persons = np.zeros((12, 16), np.uint8)
+        persons[1:, 1 + index:7], persons[2:, 9:15 - index] = 1, 2
+        parsing = np.where(persons > 0, 5, 0).astype(np.uint8)
+        parsing[1:4][persons[1:4] > 0] = 2
+        cv2.imwrite(str(root / "Images" / f"c{index}.jpg"), np.full((12, 16, 3), 90 + index, np.uint8))
+        cv2.imwrite(str(root / "Category_ids" / f"c{index}.png"), parsing)
+        if with_person_ids:
+            cv2.imwrite(str(root / "Human_ids" / f"c{index}.png"), persons)
+
+
+@pytest.mark.parametrize("with_person_ids", [True, False])
+def test_cihp_directory_with_human_ids_prints_and_writes_instance_ap(tmp_path, capsys, monkeypatch,
+                                                                     with_person_ids):
+    from evaluation_support import InstanceOracle
+
+    write_cihp_crowd(tmp_path / "cihp", with_person_ids)
+    monkeypatch.setattr("spd_tf.predictions.load_predictor", lambda *args: InstanceOracle())
+    code, out, err = _run_cli(["--dataset", "cihp", "--data", str(tmp_path / "cihp"), "--model",
+                               str(tmp_path / "fake-model"), "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["parsing"]["mean_iou"] > 0
+    if with_person_ids:
+        assert metrics["instances"]["ap_r"]["ap_per_threshold"] == [1.0] * 9
+        assert metrics["instances"]["ap_p"]["ap_vol"] == 1.0 and metrics["instances"]["num_examples"] == 2
+        assert "Instance-level parsing" in out and "AP^p" in out and "mIoU" in out
+    else:
+        assert "instances" not in metrics and "Instance-level parsing" not in out
+        assert [n for n in metrics["notes"] if "instance AP" in n] == [
+            "instance AP (AP^r, AP^p) not computed: the ground truth of the 2 examples with a predicted "
+            "person map has no person ids (CIHP Human_ids/, TFRecord instance/encoded)"]
+        assert out.count("note: instance AP") == 1
+
+
+def test_cihp_person_ids_of_another_size_are_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from evaluation_support import InstanceOracle
+
+    write_cihp_crowd(tmp_path / "cihp")
+    cv2.imwrite(str(tmp_path / "cihp" / "Human_ids" / "c1.png"), np.zeros((5, 5), np.uint8))
+    monkeypatch.setattr("spd_tf.predictions.load_predictor", lambda *args: InstanceOracle())
+    code, _, err = _run_cli(["--dataset", "cihp", "--data", str(tmp_path / "cihp"), "--model",
+                             str(tmp_path / "fake-model")], capsys)
+    assert code == 2 and "Human_ids/c1.png: person-id PNG is 5x5 but its label c1.png is 16x12" in err

@@ -14,7 +14,7 @@ from spd_tf.evaluation import (
 )
 from spd_tf.metrics import PCKhMetric
 from spd_tf.predictions import Prediction
-from evaluation_support import Oracle, synthetic_example, write_tfrecord
+from evaluation_support import InstanceOracle, Oracle, synthetic_example, write_tfrecord
 
 
 # lip_sample/lip_val_set.csv has rows for images outside the val split: warned, expected.
@@ -205,3 +205,81 @@ def test_batched_model_evaluation_scores_and_writes_as_one_at_a_time(tmp_path):
         assert (tmp_path / "4" / path.relative_to(tmp_path / "1")).read_bytes() == path.read_bytes(), path
     with pytest.raises(ValueError, match="batch_size=0 must be >= 1"):
         evaluate(examples, predictor, "lip", batch_size=0)
+
+
+def two_person_example(source_id="crowd"):
+    """4 x 8: person 1 (hair over upper clothes) on columns 0-3, person 2 on 4-7."""
+    persons = np.where(np.arange(8) < 4, 1, 2)[None].repeat(4, 0).astype(np.int32)
+    parsing = np.full((4, 8), 5, np.uint8)
+    parsing[0] = 2
+    return Example(source_id, 4, 8, parsing=parsing, instance_ids=persons)
+
+
+def test_instance_ap_is_scored_when_both_sides_have_persons():
+    result = evaluate([two_person_example()], InstanceOracle(), "cihp", progress=False)
+    instances = result["instances"]
+    assert instances["ap_r"]["ap_per_threshold"] == [1.0] * 9 and instances["ap_p"]["ap_vol"] == 1.0
+    assert instances["ap_r"]["num_ground_truth"] == 4 and instances["num_examples"] == 1
+    report = format_report(result)
+    assert "AP^r" in report and "AP^p" in report and "100.00" in report
+    json.dumps(result)  # metrics.json
+
+
+def test_instance_ap_counts_an_image_without_person_map_as_missed():
+    evaluation = Evaluation("cihp", (SEGMENTATION,), predictor_label_set=labels.LABEL_SETS["cihp"])
+    oracle = InstanceOracle()
+    evaluation.update(two_person_example("a"), oracle(two_person_example("a")))
+    unpredicted = two_person_example("b")
+    evaluation.update(unpredicted, Prediction(labels=unpredicted.parsing))
+    result = evaluation.result()
+    # Half of the persons (and of every class's parts) found, at precision 1: AP 0.5.
+    assert result["instances"]["ap_p"]["ap_per_threshold"] == [0.5] * 9
+    assert result["instances"]["ap_r"]["ap_per_threshold"] == [0.5] * 9
+    assert any("no person map (or no usable parsing) for 1 of 2 examples" in note for note in result["notes"])
+
+
+def test_instance_ap_is_skipped_with_one_note_when_either_side_lacks_persons():
+    result = evaluate([two_person_example()], Oracle(tasks=(SEGMENTATION,)), "cihp", progress=False)
+    assert "instances" not in result and "parsing" in result
+    assert [n for n in result["notes"] if "instance AP" in n] == [
+        "instance AP (AP^r, AP^p) not computed: the predictor returns no person map (1 examples have person ids)"]
+    no_truth = two_person_example()
+    prediction = InstanceOracle()(no_truth)
+    no_truth.instance_ids = None
+    evaluation = Evaluation("cihp", (SEGMENTATION,), predictor_label_set=labels.LABEL_SETS["cihp"])
+    evaluation.update(no_truth, prediction)
+    result = evaluation.result()
+    assert "instances" not in result
+    assert [n for n in result["notes"] if "instance AP" in n] == [
+        "instance AP (AP^r, AP^p) not computed: the ground truth of the 1 examples with a predicted person "
+        "map has no person ids (CIHP Human_ids/, TFRecord instance/encoded)"]
+    # A plain LIP evaluation says nothing about instances.
+    assert not [n for n in evaluate([Example("x", 1, 2, parsing=np.zeros((1, 2), np.uint8))], Oracle(),
+                                    "lip", progress=False)["notes"] if "instance" in n]
+
+
+def test_decoded_record_with_instances_gives_person_ids():
+    """The decoded-example keys of MP_CONTRACT.md (`instance_ids`, `has_instances`)."""
+    from spd_tf.evaluation import _example_from_record
+
+    persons = two_person_example().instance_ids
+    record = {"height": 4, "width": 8, "source_id": b"scene", "image": np.zeros((4, 8, 3), np.uint8),
+              "has_segmentation": 1, "parsing": np.zeros((4, 8), np.uint8), "has_pose": 0,
+              "has_densepose": 0, "instance_ids": persons, "has_instances": 1}
+    assert (_example_from_record(record).instance_ids == persons).all()
+    record["has_instances"] = 0
+    assert _example_from_record(record).instance_ids is None
+    del record["has_instances"], record["instance_ids"]  # records written before issue 23
+    assert _example_from_record(record).instance_ids is None
+
+
+def test_person_map_of_another_size_is_resized_with_its_labels():
+    example = two_person_example()
+    small = Prediction(labels=example.parsing[::2, ::2], instances=example.instance_ids[::2, ::2],
+                       instance_scores=np.array([0.9, 0.8]))
+    evaluation = Evaluation("cihp", (SEGMENTATION,), predictor_label_set=labels.LABEL_SETS["cihp"])
+    with pytest.warns(UserWarning, match="resizing"):
+        evaluation.update(example, small)
+    result = evaluation.result()
+    assert result["resized_predictions"] == 1  # labels and person map: one prediction
+    assert result["instances"]["ap_p"]["ap_per_threshold"][0] == 1.0

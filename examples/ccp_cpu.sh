@@ -31,7 +31,8 @@ minutes=$(python -c "print(f'{max($budget - $reserve - ($SECONDS - $started) / 6
 echo "ccp_cpu.sh: conversion took $((SECONDS - started)) s; training for $minutes minutes"
 python "$here/train.py" --variant s --label-set ccp \
   --data "$run_dir/data/train-*.tfrecord" --val-data "$run_dir/data/val-*.tfrecord" \
-  RECIPE_FLAGS \
+  --backbone resnet18 --width-multiplier 0.5 --input-size 192,128 --output-stride 8 --aspp-rates 2,3,4,6 \
+  --refinement-stages 0 --optimizer adam --learning-rate 0.001 --batch-size 8 --ema-decay 0.99 \
   --backbone-weights none --train-scales 1 --precision auto \
   --max-minutes "$minutes" --steps 100000 --checkpoint-every 500 --log-every 100 --run-dir "$run_dir/run" "$@"
 # The paper's test protocol (scales 1/0.75/1.25 x flip, stage mean, fused at the image size).

@@ -17,3 +17,14 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "SOURCES.md").exists():
         pytest.fail(f"real sample data not found at {SHARED_DATA}; set SPD_SHARED_DATA")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Each test starts at float32: training sets the global dtype policy (bfloat16 under
+    --precision auto on CPUs with native bf16), which would otherwise leak into later tests."""
+    import keras
+
+    keras.mixed_precision.set_dtype_policy("float32")
+    yield
+    keras.mixed_precision.set_dtype_policy("float32")

@@ -25,7 +25,8 @@ from spd_tf.fileio import ensure_writable_dir, pid_alive, write_json_atomic
 from spd_tf.training.errors import TrainingSetupError
 
 # Train settings that may change between a run and its resumption without invalidating it.
-RESUMABLE_CHANGES = ("total_steps", "checkpoint_every", "log_every", "strategy", "precision")
+# A larger --max-minutes extends a finished run: the schedule is laid over the new budget.
+RESUMABLE_CHANGES = ("total_steps", "max_minutes", "checkpoint_every", "log_every", "strategy", "precision")
 
 
 def config_dict(model: ModelConfig, data: DataConfig, train: TrainConfig) -> dict:

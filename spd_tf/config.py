@@ -128,8 +128,9 @@ class ModelConfig(_Config):
     num_joints: int = labels.NUM_LIP_JOINTS
     num_patches: int = labels.NUM_DENSEPOSE_PATCHES  # I head has num_patches + 1 logits
     num_coarse_parts: int = labels.NUM_DENSEPOSE_COARSE_PARTS  # coarse head: + background
-    # JPPNet refines pose and parsing twice.
-    num_refinement_stages: int = option(2, "JPPNet refinement stages", demo=1, flag="refinement-stages")
+    # JPPNet refines pose and parsing twice. The demo has none: a stage costs 1.6x a step at
+    # 128 px and, in a fixed time, the extra steps buy more than the refinement (docs/training.md).
+    num_refinement_stages: int = option(2, "JPPNet refinement stages", demo=0, flag="refinement-stages")
     # The demo keeps the heads its 3 000-step budget was tuned and measured with (DeepLab-v3
     # ASPP, BN heads, 1x1 context); the JPPNet heads have not been run through it yet.
     aspp: str = option("deeplabv2", "parsing classifier: deeplabv2 = sum of atrous 3x3 classifiers (JPPNet); "
@@ -272,11 +273,13 @@ class TrainConfig(_Config):
     batch_size: int = option(8, "global batch size, split over replicas", demo=4)
     total_steps: int = option(60000, "total training steps (with --max-minutes: the upper bound)", demo=3000,
                               flag="steps")
-    # A step count suits one CPU: the machines differ 3x. The schedule follows the budget.
+    # A step count suits one CPU: the machines differ 3x. The schedule follows the budget. The
+    # demo's 8.5 min keeps the first README command (install, draw, train, evaluate, export)
+    # within 15 min on a slow AVX2 CPU; a fast CPU reaches its 3 000 steps first.
     max_minutes: Optional[float] = option(None, "train for M minutes of wall time (then evaluate and export as "
                                           "usual); the learning-rate schedule is laid over the step count "
                                           "estimated from the steps' speed, re-estimated as it goes",
-                                          metavar="M")
+                                          metavar="M", demo=8.5)
     learning_rate: float = option(0.007, "base learning rate (poly decay)", demo=0.003)
     optimizer: str = option("sgd", "sgd (paper, with --momentum) or adam (AdamW)", demo="adam", choices=OPTIMIZERS)
     momentum: float = option(0.9, "SGD momentum")

@@ -442,6 +442,11 @@ def format_parsing_table(result: dict) -> str:
         ("mean F1 (nan-mean over classes)", result["mean_f1"]),
     ]
     lines += [f"{name:<58} {_pct(value)}" for name, value in summary]
+    weakest = result.get("weakest_classes")
+    if weakest and weakest["classes"]:
+        lines.append("weakest classes: where their pixels go (% of the class's ground truth)")
+        for name, where in weakest["predicted_as"].items():
+            lines.append(f"  {name:<16} " + ", ".join(f"{dest} {100 * share:.1f}" for dest, share in where.items()))
     return "\n".join(lines)
 
 

@@ -165,6 +165,26 @@ def parsing_scores(confusion: np.ndarray, class_names: Sequence[str], unpredicte
         "mean_recall": _nanmean(recall),
         "mean_f1": _nanmean(f1),
         "per_class": per_class,
+        "weakest_classes": weakest_confusion(confusion, class_names),
+    }
+
+
+def weakest_confusion(confusion: np.ndarray, class_names: Sequence[str], count: int = 5, top: int = 3) -> dict:
+    """Where the pixels of the `count` lowest-IoU classes (with ground truth) go: each one's
+    `top` most frequent predictions as fractions of its ground-truth pixels, and the
+    count x count confusion among them (rows: truth, fractions of the row's pixels)."""
+    confusion = np.asarray(confusion, np.float64)
+    tp, gt, pred = np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0)
+    iou = tp / np.maximum(1.0, gt + pred - tp)
+    present = [c for c in np.argsort(iou, kind="stable") if gt[c] > 0][:count]
+    rows = confusion[present] / np.maximum(1.0, gt[present])[:, None]
+    return {
+        "classes": [class_names[c] for c in present],
+        "predicted_as": {
+            class_names[c]: {class_names[d]: float(row[d]) for d in np.argsort(-row, kind="stable")[:top] if row[d] > 0}
+            for c, row in zip(present, rows)
+        },
+        "among_weakest": rows[:, present].tolist(),
     }
 
 

@@ -30,7 +30,6 @@ _PATCH_COLOURS = np.concatenate(
         )[:, 0, ::-1],
     ]
 )
-_PANEL_TITLES = ("input", "parsing", "pose", "DensePose")
 
 
 def palette_png(labels: np.ndarray, palette: np.ndarray = lip.LIP_PALETTE) -> bytes:
@@ -141,39 +140,43 @@ def uv_contours(image: np.ndarray, iuv: np.ndarray, levels: int = 10) -> np.ndar
 
 def contact_sheet(
     image: np.ndarray, outputs: Mapping[str, np.ndarray], panel_height: Optional[int] = 384,
-    palette: np.ndarray = lip.LIP_PALETTE,
+    palette: np.ndarray = lip.LIP_PALETTE, truth: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """input | parsing | pose | DensePose side by side, one RGB image with titles.
+    """input | [label] | prediction | overlay | [pose] | [DensePose], one RGB image with titles.
 
     `outputs` holds one image's `labels` and, when the model has those branches,
-    `keypoints`, `densepose_iuv` and `densepose_box`; a missing branch gets a grey panel
-    saying so. Panels are scaled to `panel_height` (None keeps the image size).
+    `keypoints`, `densepose_iuv` and `densepose_box`; `truth` is the ground-truth label map
+    when there is one (val images). Only panels with content are drawn, so a segmentation-only
+    model's sheet has no empty pose or DensePose panels. Panels are scaled to `panel_height`
+    (None keeps the image size).
     """
     image = _rgb(image)
-    panels = [image, overlay(image, outputs["labels"], palette=palette)]
+    panels = [("input", image)]
+    if truth is not None:
+        _check_same_size(image, np.asarray(truth), "truth")
+        panels.append(("label", lip.colorize(np.asarray(truth), palette)))
+    panels.append(("prediction", lip.colorize(np.asarray(outputs["labels"]), palette)))
+    panels.append(("overlay", overlay(image, outputs["labels"], palette=palette)))
     if "keypoints" in outputs:
-        panels.append(draw_skeleton(image, outputs["keypoints"]))
-    else:
-        panels.append(_absent_panel(image, "no pose branch"))
+        panels.append(("pose", draw_skeleton(image, outputs["keypoints"])))
     if "densepose_iuv" in outputs:
         dense = uv_contours(image, outputs["densepose_iuv"])
         mask = outputs["densepose_iuv"][..., 0] > 0
         dense[mask] = (0.5 * dense[mask] + 0.5 * iuv_image(outputs["densepose_iuv"])[mask]).astype(np.uint8)
         x0, y0, x1, y1 = (int(round(v)) for v in outputs["densepose_box"])
         cv2.rectangle(dense, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
-        panels.append(dense)
-    else:
-        panels.append(_absent_panel(image, "no DensePose branch"))
+        panels.append(("DensePose", dense))
     if panel_height:
         width = max(1, round(image.shape[1] * panel_height / image.shape[0]))
-        panels = [cv2.resize(p, (width, panel_height), interpolation=cv2.INTER_AREA) for p in panels]
-    titled = []
-    for title, panel in zip(_PANEL_TITLES, panels):
+        panels = [(title, cv2.resize(p, (width, panel_height), interpolation=cv2.INTER_AREA)) for title, p in panels]
+    columns = []
+    for title, panel in panels:
         bar = np.full((22, panel.shape[1], 3), 255, np.uint8)
         cv2.putText(bar, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        titled.append(np.concatenate([bar, panel], axis=0))
-    gap = np.full((titled[0].shape[0], 4, 3), 255, np.uint8)
-    return np.concatenate([titled[0], gap, titled[1], gap, titled[2], gap, titled[3]], axis=1)
+        if columns:
+            columns.append(np.full((panel.shape[0] + 22, 4, 3), 255, np.uint8))
+        columns.append(np.concatenate([bar, panel], axis=0))
+    return np.concatenate(columns, axis=1)
 
 
 def stack_sheets(sheets) -> np.ndarray:
@@ -181,13 +184,6 @@ def stack_sheets(sheets) -> np.ndarray:
     width = max(sheet.shape[1] for sheet in sheets)
     padded = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
     return np.concatenate(padded, axis=0)
-
-
-def _absent_panel(image: np.ndarray, text: str) -> np.ndarray:
-    panel = np.full_like(image, 96)
-    cv2.putText(panel, text, (4, panel.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                max(0.3, panel.shape[1] / 400), (230, 230, 230), 1, cv2.LINE_AA)
-    return panel
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

@@ -89,6 +89,22 @@ def test_bad_labels_name_the_image():
 def test_parsing_scores_empty_confusion_is_nan_not_crash():
     r = parsing_scores(np.zeros((3, 3)), ("a", "b", "c"))
     assert math.isnan(r["pixel_accuracy"]) and r["mean_iou"] == 0.0
+    assert r["weakest_classes"]["classes"] == []  # no class has ground truth
+
+
+def test_weakest_classes_say_where_their_pixels_go():
+    # Rows: truth, columns: prediction. IoU a 80/105, b 10/36, c 0 (never right).
+    confusion = np.array([[80, 10, 10],
+                          [5, 10, 5],
+                          [0, 6, 0],
+                          [0, 0, 0]])
+    confusion = np.pad(confusion, ((0, 0), (0, 1)))
+    r = parsing_scores(confusion, ("a", "b", "c", "d"))
+    weakest = r["weakest_classes"]
+    assert weakest["classes"] == ["c", "b", "a"]  # lowest IoU first; d has no ground truth
+    assert weakest["predicted_as"]["c"] == {"b": 1.0}
+    assert weakest["predicted_as"]["b"] == {"b": 0.5, "a": 0.25, "c": 0.25}
+    np.testing.assert_allclose(weakest["among_weakest"][1], [0.25, 0.5, 0.25])  # b's row over c, b, a
 
 
 # --- PCKh / mED ------------------------------------------------------------------------------

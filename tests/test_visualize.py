@@ -82,7 +82,7 @@ def test_iuv_image_and_contours():
     assert not (red | blue)[:10].any()  # no isolines outside the person
 
 
-def test_contact_sheet_has_four_titled_panels():
+def test_contact_sheet_draws_only_panels_with_content():
     image = np.full((40, 30, 3), 128, np.uint8)
     outputs = {
         "labels": _label_map(),
@@ -90,11 +90,22 @@ def test_contact_sheet_has_four_titled_panels():
         "densepose_iuv": _iuv(),
         "densepose_box": np.array([5, 10, 25, 30], np.float32),
     }
-    sheet = visualize.contact_sheet(image, outputs, panel_height=80)
+    sheet = visualize.contact_sheet(image, outputs, panel_height=80, truth=_label_map())
     width = round(30 * 80 / 40)
-    assert sheet.shape == (80 + 22, 4 * width + 3 * 4, 3)
+    # input | label | prediction | overlay | pose | DensePose
+    assert sheet.shape == (80 + 22, 6 * width + 5 * 4, 3)
+    # A segmentation-only model without ground truth: input | prediction | overlay, no grey panels.
     segmentation_only = visualize.contact_sheet(image, {"labels": _label_map()}, panel_height=None)
-    assert segmentation_only.shape == (40 + 22, 4 * 30 + 12, 3)
-    # Absent branches get flat grey panels, not a copy of the photo.
-    pose_panel = segmentation_only[22:, 2 * 34 : 2 * 34 + 30]
-    assert (pose_panel == 96).mean() > 0.8
+    assert segmentation_only.shape == (40 + 22, 3 * 30 + 2 * 4, 3)
+    prediction_panel = segmentation_only[22:, 34:64]
+    np.testing.assert_array_equal(prediction_panel, lip.colorize(_label_map()))
+
+
+def test_contact_sheet_label_panel_is_the_ground_truth():
+    image = np.full((40, 30, 3), 128, np.uint8)
+    truth = np.zeros((40, 30), np.uint8)
+    truth[5:15, 5:15] = 2
+    sheet = visualize.contact_sheet(image, {"labels": _label_map()}, panel_height=None, truth=truth)
+    np.testing.assert_array_equal(sheet[22:, 34:64], lip.colorize(truth))
+    with pytest.raises(ValueError, match="truth"):
+        visualize.contact_sheet(image, {"labels": _label_map()}, panel_height=None, truth=truth[:10])

@@ -4,7 +4,7 @@ Drawn with the code users see (spd_tf.inference.infer + spd_tf.visualize.contact
 the TensorBoard pictures, the demo's contact sheet and `predict` cannot disagree.
 """
 
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -13,11 +13,14 @@ from spd_tf import inference, visualize
 
 
 def contact_sheets(model, input_size: Sequence[int], images: Iterable[np.ndarray],
-                   panel_height=None, palette=visualize.lip.LIP_PALETTE) -> List[np.ndarray]:
-    """One RGB sheet per uint8 [H, W, 3] image, predictions drawn at the image's own size."""
+                   panel_height=None, palette=visualize.lip.LIP_PALETTE,
+                   truths: Optional[Sequence[Optional[np.ndarray]]] = None) -> List[np.ndarray]:
+    """One RGB sheet per uint8 [H, W, 3] image, predictions drawn at the image's own size;
+    `truths` (ground-truth label maps, None where absent) adds a label panel."""
     sheets = []
-    for image in images:
+    for index, image in enumerate(images):
         results = inference.infer(model, tf.constant(image[None]), input_size)
         one = inference.split_batch(results)[0]
-        sheets.append(visualize.contact_sheet(image, one, panel_height, palette))
+        truth = truths[index] if truths is not None else None
+        sheets.append(visualize.contact_sheet(image, one, panel_height, palette, truth=truth))
     return sheets

@@ -3,7 +3,7 @@
 On a terminal a redrawing tqdm bar; in a log file or pipe (not a TTY) a redraw per step
 would be one giant line of escape codes, so there a plain line is written at most every 10 %
 of the total or every 60 s, with count/total, rate and ETA. `--no-progress` turns progress
-off; `--quiet` also drops info lines (warnings and errors still print, to stderr). The two
+off; `--quiet` also drops info lines (warning and error lines still print). The two
 flags are added to every tool's parser by `spd_tf.cli_args.Parser`, which calls `configure`.
 """
 
@@ -34,11 +34,9 @@ def configure(progress: bool = True, quiet: bool = False) -> None:
 
 
 def info(message: str, file: Optional[TextIO] = None) -> None:
-    """An info line (on stdout by default), unless --quiet; `warning:`/`error:` lines always
-    print, to stderr."""
-    if message.lstrip().startswith(("warning", "error")):
-        print(message, file=sys.stderr, flush=True)
-    elif not MODE.quiet:
+    """An info line (on stdout by default, where the run's log is), unless --quiet;
+    `warning:`/`error:` lines print even then."""
+    if not MODE.quiet or message.lstrip().startswith(("warning", "error")):
         print(message, file=file or sys.stdout, flush=True)
 
 

@@ -87,7 +87,7 @@ def test_quiet_drops_info_but_not_warnings(capsys):
     progress.info("run dir y")
     progress.info("warning: backbone_weights none")
     captured = capsys.readouterr()
-    assert captured.out == "run dir x\n" and captured.err == "warning: backbone_weights none\n"
+    assert captured.out == "run dir x\nwarning: backbone_weights none\n"
 
 
 class Parsed(Exception):

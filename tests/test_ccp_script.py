@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from spd_tf import artifacts
-from tests.train_support import REPO_ROOT
+from train_support import REPO_ROOT
 
 TRAIN_IDS, VAL_IDS = ("0001", "0002", "0003", "0004"), ("0005",)
 

@@ -9,6 +9,8 @@ A config field declared with `spd_tf.config.option` gets its flag here (type fro
 annotation, help and defaults from the metadata), so a new field is one edit. Library errors
 name settings (`ModelConfig.output_stride`); `Parser.explain` words them with the flags
 that set them, from the same field -> flag table.
+
+Every tool also takes `--quiet` and `--no-progress` (see spd_tf.progress), added here once.
 """
 
 import argparse
@@ -69,21 +71,37 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{action.help} (default: {typed(default)})"
 
 
+def add_output_flags(container) -> None:
+    """--quiet and --no-progress: the same two output switches in every tool."""
+    output = container.add_argument_group("output")
+    output.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress and no info lines; results, warnings and errors still print")
+    output.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (on a terminal) or progress lines (in a log)")
+
+
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser that knows which flag sets which library setting, and warns on aliases."""
+    """An ArgumentParser that knows which flag sets which library setting, and warns on aliases.
+
+    It carries the shared output flags, and parsing them sets spd_tf.progress's mode."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        add_output_flags(self)
 
     def parse_known_args(self, args=None, namespace=None):
+        from spd_tf import progress
+
         args = sys.argv[1:] if args is None else list(args)
         for action in self._actions:
             for alias in getattr(action, "deprecated", ()):
                 if any(arg == alias or arg.startswith(alias + "=") for arg in args):
                     print(f"{self.prog}: warning: {alias} is deprecated; use {action.option_strings[0]}",
                           file=sys.stderr)
-        return super().parse_known_args(args, namespace)
+        namespace, extras = super().parse_known_args(args, namespace)
+        progress.configure(progress=not namespace.no_progress, quiet=namespace.quiet)
+        return namespace, extras
 
     def flag_names(self) -> Dict[str, str]:
         """Setting name (`ModelConfig.output_stride`, `backbone_weights`, ...) -> its flag."""

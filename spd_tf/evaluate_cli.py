@@ -23,7 +23,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from spd_tf import cli_args, evaluation
+from spd_tf import cli_args, evaluation, progress
 from spd_tf.artifacts import METRICS_NAME
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_json_atomic
@@ -75,7 +75,6 @@ def build_parser() -> cli_args.Parser:
     cli_args.add(parser, "--skip-corrupt-records", action="store_true", settings=("tfrecord_examples.skip_corrupt",),
                  help="score the records before the damage of a truncated/corrupted TFRecord "
                       "shard (warned, with a count) instead of stopping")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     cli_args.add_batch_size(parser, default=1,
                             help="--model: images per network batch, any mix of sizes; every prediction is "
                                  "still fused at its own image's size")
@@ -128,7 +127,7 @@ def main(argv=None) -> int:
 
             model = pretrained.resolve(args.model)
             protocol = resolve_protocol(args, saved_model=not is_run_dir(model))
-            print(f"test protocol: {protocol}", file=sys.stderr)
+            progress.info(f"test protocol: {protocol}", file=sys.stderr)
             predictor = load_predictor(model, protocol, args.precision)
         else:
             if args.protocol or args.scales or args.flip:
@@ -142,7 +141,7 @@ def main(argv=None) -> int:
 
             writer = PredictionWriter(args.save_predictions, predictor.label_set)
         result = evaluation.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
-                                     densepose_tables=tables, progress=not args.no_progress,
+                                     densepose_tables=tables,
                                      strict=args.strict, batch_size=args.batch_size)
     except (FileNotFoundError, ValueError) as error:
         print(parser.explain(error), file=sys.stderr)
@@ -151,7 +150,7 @@ def main(argv=None) -> int:
     if args.out:
         path = Path(args.out) / METRICS_NAME
         write_json_atomic(path, result)
-        print(f"\nwrote {path}")
+        progress.info(f"\nwrote {path}")
     return 0
 
 

@@ -18,14 +18,12 @@ import contextlib
 import dataclasses
 import itertools
 import math
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
@@ -35,6 +33,7 @@ from spd_tf.metrics import (
     PCKH_GROUPS, DensePoseMetric, GeodesicTables, ParsingMetric, PCKhMetric,
 )
 from spd_tf.predictions import Prediction, dequantize_iuv, quantize_iuv
+from spd_tf.progress import Progress
 
 # Dataset -> the label set of its ground truth.
 DATASET_LABEL_SETS = {"lip": "lip", "atr": "atr", "cihp": "cihp", "ccp": "ccp", "synthetic": "lip"}
@@ -398,7 +397,7 @@ def evaluate(examples: Iterable[Example], predictor: Callable[[Example], Predict
     if predict_batch is None:
         batch_size, predict_batch = 1, lambda chunk: [predictor(example) for example in chunk]
     with writer if writer is not None else contextlib.nullcontext():
-        with tqdm(total=total, desc="evaluating", unit="img", disable=not progress, file=sys.stderr) as bar:
+        with Progress(total, "evaluating", "img", enabled=progress) as bar:
             for chunk in _chunks(examples, batch_size):
                 for example, prediction in zip(chunk, predict_batch(chunk)):
                     if writer is not None:

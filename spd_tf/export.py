@@ -38,7 +38,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from spd_tf import artifacts, cli_args, inference, pretrained
+from spd_tf import artifacts, cli_args, inference, pretrained, progress
 from spd_tf.config import ModelConfig
 from spd_tf.data import schema
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
@@ -227,15 +227,15 @@ def main(argv=None) -> int:
                              "written into a package)")
         model, model_config = artifacts.restore_run_model(args.run_dir, args.checkpoint, args.precision)
         out = args.out or args.run_dir / artifacts.EXPORT_DIR
-        print(f"exporting {model_config.variant} model from {args.run_dir} as {','.join(args.format)} "
-              f"({args.precision}) ...", flush=True)
+        progress.info(f"exporting {model_config.variant} model from {args.run_dir} as {','.join(args.format)} "
+                      f"({args.precision}) ...")
         paths = export_formats(model, model_config, out, args)
     except (FileNotFoundError, FileExistsError, ValueError, ImportError) as error:
         print(parser.explain(error), file=sys.stderr)
         return 1
     if "saved_model" in args.format:
-        print(f"serve with: tensorflow_model_server --rest_api_port=8501 "
-              f"--model_name={args.model_name} --model_base_path={paths[0].parent.resolve()}")
+        progress.info(f"serve with: tensorflow_model_server --rest_api_port=8501 "
+                      f"--model_name={args.model_name} --model_base_path={paths[0].parent.resolve()}")
     return 0
 
 
@@ -248,11 +248,13 @@ def export_formats(model: keras.Model, model_config: ModelConfig, out: Path, arg
         for module in modules if fmt in args.format else []:
             require(module, fmt)  # before anything is written
     paths = []
+    bar = progress.Progress(len(args.format), "export", "format")
 
     def wrote(*new_paths):
         for path in new_paths:
-            print(f"wrote {path}", flush=True)
+            progress.info(f"wrote {path}")
             paths.append(path)
+        bar.update()
 
     portable = dict(model_name=args.model_name, version=args.version,
                     input_dtype=args.input_dtype or "float32", source_run=args.run_dir)
@@ -270,6 +272,7 @@ def export_formats(model: keras.Model, model_config: ModelConfig, out: Path, arg
         from spd_tf.export_onnx import export_onnx
 
         wrote(export_onnx(model, model_config, out, **portable))
+    bar.close()
     return paths
 
 

@@ -30,9 +30,8 @@ from typing import Dict, List, Sequence
 import cv2
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
-from spd_tf import artifacts, cli_args, inference, visualize
+from spd_tf import artifacts, cli_args, inference, progress, visualize
 from spd_tf import labels as lip
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
@@ -108,7 +107,7 @@ def predict_files(files: Sequence[Path], runner: artifacts.BytesRunner, out_dir,
     out_dir = Path(out_dir)
     stems = _unique_stems(files)
     failed, written, written_files, sheets = {}, 0, 0, []
-    progress = tqdm(total=len(files), unit="image", desc="predict")
+    bar = progress.Progress(len(files), "predict", "image")
     for start in range(0, len(files), batch_size):
         chunk = list(zip(files[start : start + batch_size], stems[start : start + batch_size]))
         loaded = []
@@ -123,8 +122,8 @@ def predict_files(files: Sequence[Path], runner: artifacts.BytesRunner, out_dir,
             written += 1
             if len(sheets) < sheet_images:
                 sheets.append(visualize.contact_sheet(image, result, 256, label_set.palette_array))
-        progress.update(len(chunk))
-    progress.close()
+        bar.update(len(chunk))
+    bar.close()
     if sheets:
         sheet = cv2.cvtColor(visualize.stack_sheets(sheets), cv2.COLOR_RGB2BGR)
         write_bytes_atomic(out_dir / "contact_sheet.png",

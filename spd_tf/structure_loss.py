@@ -62,8 +62,8 @@ def group_table(label_set) -> np.ndarray:
 
 def joint_centres(label_maps, table):
     """Group centres [N, G, 2] int32 (x, y) of label maps [N, h, w]; (0, 0) for an empty group."""
+    num_groups = int(np.max(table)) + 1  # from the numpy table: a Python int also inside tf.function
     table = tf.constant(table)
-    num_groups = int(np.max(table)) + 1
     groups = tf.gather(table, tf.clip_by_value(tf.cast(label_maps, tf.int32), 0, 255))
     members = tf.one_hot(groups, num_groups, dtype=tf.int32)  # -1 -> all zeros
     rows = tf.range(tf.shape(label_maps)[1])[None, :, None, None]

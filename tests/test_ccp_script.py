@@ -52,5 +52,5 @@ def test_script_fine_tunes_from_a_local_keras_applications_file(shared_data, tmp
     config = json.loads((run / "run" / "config.json").read_text())
     assert config["train"]["backbone_weights"] == str(weights) and config["train"]["max_minutes"] > 0
     model, _ = artifacts.restore_run_model(run / "run")
-    np.testing.assert_allclose(model.get_layer("conv1_conv").get_weights()[0],
+    np.testing.assert_allclose(model.get_layer("backbone").get_layer("conv1_conv").get_weights()[0],
                                reference.get_layer("conv1_conv").get_weights()[0], atol=1e-6)

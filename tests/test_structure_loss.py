@@ -126,6 +126,14 @@ def _random_case(seed=0):
     return tf.constant(rng.normal(size=(B, S, h, h, 20)), tf.float32), labels_map
 
 
+def test_inside_tf_function_equals_eager():
+    """Training runs the loss in a graph (tf.function); the eager tests alone missed that."""
+    logits, labels_map = _random_case(3)
+    graph = tf.function(lambda x, y: structure_weights(x, y, LIP))
+    np.testing.assert_allclose(graph(logits, tf.constant(labels_map)), structure_weights(logits, labels_map, LIP),
+                               rtol=1e-6)
+
+
 def test_gradient_is_the_parsing_gradient_times_the_constant_joint_error():
     logits, labels_map = _random_case()
     batch = {"segmentation": labels_map, "has_segmentation": np.ones(B, np.float32)}

@@ -26,9 +26,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from spd_tf import cli_args, config, labels
+from spd_tf import cli_args, config, labels, progress
 from spd_tf.data import layouts, listers, schema
 from spd_tf.data.writer import ShardedWriter
 from spd_tf.fileio import ensure_writable_dir, write_json_atomic
@@ -295,7 +294,7 @@ def convert_split(
     names = (name for name, _ in items)
     results = ordered_map(functools.partial(_convert_one, build), (payload for _, payload in items), workers)
     with ShardedWriter(out_dir, split, num_shards) as writer:
-        bar = tqdm(total=len(items), desc=f"{report.dataset} {split}", unit="img", disable=None)
+        bar = progress.Progress(len(items), f"{report.dataset} {split}", "img")
         for name, result in zip(names, results):
             bar.update()
             if isinstance(result, Skipped):

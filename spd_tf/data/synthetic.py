@@ -24,9 +24,8 @@ from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from spd_tf import fileio, labels
+from spd_tf import fileio, labels, progress
 from spd_tf.data import schema
 from spd_tf.data import synthetic_drawing as drawing
 from spd_tf.data.writer import ShardedWriter
@@ -423,7 +422,7 @@ def write_synthetic_dataset(
         points = 0
         shards = max(1, min(num_shards, count)) if split == "train" else 1
         with ShardedWriter(out_dir, split, shards) as writer:
-            for index in tqdm(range(count), desc=f"synthetic {split}", unit="img", leave=False):
+            for index in progress.track(range(count), f"synthetic {split}", "img", leave=False):
                 person = generate_person(_example_rng(seed, split, index), height, width)
                 writer.write(encode_person(person, f"synthetic_{split}_{index:06d}"))
                 class_counts[np.unique(person["parsing"])] += 1

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Optional, Sequence
 
-from spd_tf import cli_args
+from spd_tf import cli_args, progress
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.errors import SettingError
 from spd_tf.model import backbones
@@ -137,10 +137,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model, data, train, options = resolve_configs(args)
         # Printed before TensorFlow loads, so it comes before TF's C++ start-up lines;
         # TensorFlow is imported late so `--help` and flag errors answer without loading it.
-        print(announcement(model, train, not data.train_patterns), flush=True)
+        progress.info(announcement(model, train, not data.train_patterns))
         from spd_tf.training.run import run_training
 
-        summary = run_training(model, data, train, options)
+        summary = run_training(model, data, train, options, log=progress.info)
         if summary["finished"]:
             print(closing_lines(summary, time.monotonic() - started), flush=True)
     except (TrainingDiverged, TrainingDataError) as error:

@@ -23,6 +23,7 @@ from spd_tf.data.pipeline import build_dataset
 from spd_tf.losses import compute_losses
 from spd_tf.model.multiscale import multiscale_outputs
 from spd_tf.model.spd import build_model
+from spd_tf.progress import Progress
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
 from spd_tf.training.errors import SetupSettingError, TrainingDataError, TrainingDiverged
@@ -186,8 +187,7 @@ class Trainer:
         dataset = self._train_dataset(start)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         train_step = self._make_train_step()
-        progbar = keras.utils.Progbar(total, verbose=1 if self.chief else 0, unit_name="step")
-        progbar.update(start)
+        bar = Progress(total, "train", "step", initial=start, enabled=self.chief)
         stop = StopRequest()
         values: Dict[str, float] = {}
         step = start
@@ -203,7 +203,9 @@ class Trainer:
                 values = {name: float(value) for name, value in losses.items()}
                 if not math.isfinite(values["total"]):
                     raise self._diverged(f"loss became {values['total']}", step)
-                progbar.update(step, [(f"loss_{k}", v) for k, v in values.items()])
+                bar.set_total(int(self.planned_steps.numpy()))  # under --max-minutes: the steps it will reach
+                bar.set_postfix({f"loss_{k}": v for k, v in values.items()})
+                bar.update(1)
                 checkpoint_due = step % self.train_config.checkpoint_every == 0 and step < total
                 if checkpoint_due or self._log_due(step):
                     self._check_weights(step)  # before any summary draws with them
@@ -214,6 +216,7 @@ class Trainer:
                     on_step(step, values)
                 if stop.requested or budget.exhausted:
                     break
+        bar.close()
         finished = step >= total or budget.exhausted
         if finished and self.train_config.ema_decay:
             self._use_weight_average()

@@ -1,4 +1,4 @@
-"""The README's layout section names every module of the library (issue 14: it matches the tree)."""
+"""docs/layout.md names every module of the library (issue 14: the layout matches the tree)."""
 
 import re
 from pathlib import Path
@@ -7,7 +7,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def layout_block() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "layout.md").read_text(encoding="utf-8")
     start = text.index("Layout (one concept per file")
     opening = text.index("```", start)
     return text[opening + 3:text.index("```", opening + 3)]
@@ -24,11 +24,11 @@ def test_every_library_module_and_package_is_in_the_layout():
         name = f"{package.relative_to(REPO).as_posix()}/"
         if package.parent != REPO and name not in block:
             missing.append(name)
-    assert not missing, f"README layout section does not name: {', '.join(missing)}"
+    assert not missing, f"docs/layout.md does not name: {', '.join(missing)}"
 
 
 def test_the_layout_names_nothing_that_is_gone():
     """Every spd_tf/... path the layout names exists."""
     named = re.findall(r"spd_tf/[A-Za-z0-9_/]+(?:\.py|/)", layout_block())
     gone = [path for path in named if not (REPO / path).exists()]
-    assert not gone, f"README layout section names missing paths: {', '.join(gone)}"
+    assert not gone, f"docs/layout.md names missing paths: {', '.join(gone)}"

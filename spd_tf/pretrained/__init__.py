@@ -51,5 +51,5 @@ def resolve(name_or_path: Union[str, os.PathLike], where: Optional[Path] = None)
     if os.sep in text or "." in path.name:
         return path  # a path that does not exist: the loader names what is missing there
     known = ", ".join(names(where)) or "none installed"
-    raise SettingFileNotFoundError("{load.path}={value!r} is neither a file or directory nor a shipped model "
+    raise SettingFileNotFoundError("{load.path}={value!r} is not a file, a directory or a shipped model "
                                    "(known: {known}; folders of {where})", value=text, known=known, where=where)

@@ -7,13 +7,16 @@ Run directory (spd_tf.training writes it):
   RUN/train.lock           held while a train.py uses the directory
   RUN/metrics.json, RUN/contact_sheet.png   the final evaluation
   RUN/export/              the default export base
+Packaged model (spd_tf.pretrained.package writes it; loaded by path or shipped name):
+  PKG/config.json          the source run's config.json (+ a "package" block)
+  PKG/model.weights.h5     the model's weights at float32 (Keras weights file; no optimizer)
 Export base (spd_tf.export, spd_tf.portable):
   OUT/<name>/<version>/    a SavedModel (saved_model.pb) + assets.extra/label_set.json
   OUT/models.config        TF Serving's --model_config_file
   OUT/<name>-<format>[-<precision>]/<version>/{model.tflite | model.onnx, export.json}
 A version is a positive integer directory; a model directory means its newest version.
 
-    loaded = load("runs/spd-synthetic-1a2b3c4d")          # or a SavedModel / TFLite / ONNX path
+    loaded = load("runs/spd-synthetic-1a2b3c4d")          # or a SavedModel / TFLite / ONNX path, or "ccp-small"
     per_image = loaded.images_runner(PROTOCOLS["paper"])([image_uint8, ...])
     batched = loaded.bytes_runner()([jpeg_bytes, ...])    # spd_tf.inference results
 
@@ -30,7 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from spd_tf import inference, labels, outputs
+from spd_tf import inference, labels, outputs, pretrained
 from spd_tf.config import VARIANTS, ModelConfig
 from spd_tf.dtype_policies import inference_policy
 from spd_tf.errors import SettingFileNotFoundError, SettingValueError
@@ -38,6 +41,7 @@ from spd_tf.fileio import write_json_atomic
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
+WEIGHTS_NAME = "model.weights.h5"
 SUMMARY_DIR = "summaries"
 EXPORT_DIR = "export"
 LOCK_NAME = "train.lock"
@@ -73,7 +77,12 @@ def next_version(model_dir, marker: str = SAVED_MODEL_FILE) -> int:
 
 
 def is_run_dir(path) -> bool:
+    """A training run directory or a packaged model (both restore into any precision)."""
     return (Path(path) / CONFIG_NAME).exists()
+
+
+def is_packaged(path) -> bool:
+    return (Path(path) / WEIGHTS_NAME).exists()
 
 
 def read_run_config(run_dir) -> Optional[dict]:
@@ -160,7 +169,8 @@ def model_in_precision(model, model_config: ModelConfig, precision: str):
 
 
 def restore_run_model(run_dir, checkpoint: Optional[str] = None, precision: str = "float32"):
-    """(model, ModelConfig) of a run's latest (or given) checkpoint, built in `precision`."""
+    """(model, ModelConfig) of a run's latest (or given) checkpoint, or of a packaged model's
+    weights file, built in `precision`."""
     import tensorflow as tf
 
     from spd_tf.model.spd import build_model
@@ -170,6 +180,8 @@ def restore_run_model(run_dir, checkpoint: Optional[str] = None, precision: str 
     if values is None or "model" not in values:
         raise FileNotFoundError(f"{run_dir / CONFIG_NAME} is missing or has no 'model' config")
     model_config = ModelConfig.from_dict(values["model"])
+    if is_packaged(run_dir):
+        return _restore_packaged(run_dir, model_config, checkpoint, precision), model_config
     checkpoint = checkpoint or tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR))
     if checkpoint is None:
         raise FileNotFoundError(f"no checkpoint in {run_dir / CHECKPOINT_DIR}; train first")
@@ -182,6 +194,22 @@ def restore_run_model(run_dir, checkpoint: Optional[str] = None, precision: str 
         raise ValueError(f"checkpoint {checkpoint} does not hold this model's weights: {first_line}") from None
     status.expect_partial()  # the optimizer and step are not needed for inference
     return model, model_config
+
+
+def _restore_packaged(folder: Path, model_config: ModelConfig, checkpoint: Optional[str], precision: str):
+    from spd_tf.model.spd import build_model
+
+    if checkpoint is not None:
+        raise SettingValueError("{load.checkpoint}={value!r}: the packaged model {folder} holds one set of "
+                                "weights ({weights}), no checkpoints", value=checkpoint, folder=folder,
+                                weights=WEIGHTS_NAME)
+    model = build_model(model_config, dtype=inference_policy(precision))
+    try:
+        model.load_weights(folder / WEIGHTS_NAME)
+    except (ValueError, OSError) as error:
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{folder / WEIGHTS_NAME} does not hold this model's weights: {first_line}") from None
+    return model
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -259,11 +287,12 @@ class Loaded:
 
 def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None) -> Loaded:
     """A run directory (its latest or given checkpoint, built in `precision`, default
-    float32), a SavedModel version or TF Serving model directory (newest version), or a
-    .tflite / .onnx export (file, version or model directory)."""
+    float32) or packaged model (path or shipped name, spd_tf.pretrained), a SavedModel
+    version or TF Serving model directory (newest version), or a .tflite / .onnx export
+    (file, version or model directory)."""
     import tensorflow as tf
 
-    path = Path(path)
+    path = pretrained.resolve(path)
     if is_run_dir(path):
         precision = precision or "float32"
         model, model_config = restore_run_model(path, checkpoint, precision)

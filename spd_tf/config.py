@@ -324,6 +324,13 @@ class TrainConfig(_Config):
     backbone_weights: str = option("imagenet", "backbone initialisation: ImageNet weights by layer name, a "
                                    "local .h5 file, or none (random init, warns)", demo="none",
                                    metavar="imagenet|PATH|none")
+    # Fine-tuning: the trunk and every head whose shapes agree start from a trained model;
+    # the layers sized by the class count are re-made for another label set (docs/pretrained.md).
+    init_from: Optional[str] = option(None, "start from a trained model: a shipped model's name (ccp-small), a "
+                                      "packaged model folder or a run directory; every weight whose layer name and "
+                                      "shape match is loaded, the rest (the class layers of another label set) "
+                                      "start fresh; its model settings are the defaults of the model flags",
+                                      metavar="NAME|DIR")
     seed: int = option(0, "random seed (weights and data order)")
 
     def __post_init__(self):

@@ -6,6 +6,7 @@ Examples (`spd-evaluate` or `python evaluate.py`; --output is a deprecated alias
       --save-predictions preds/ --out out/          # JPPNet's test protocol (paper)
   spd-evaluate --dataset ccp --data CCP_ROOT --split val --model runs/ccp --out out/
   spd-evaluate --dataset atr --data ATR_ROOT --model export/spd/1   # SavedModel: fast
+  spd-evaluate --dataset ccp --data CCP_ROOT --split val --model ccp-small   # a shipped model
 
 Test protocols (--protocol): paper = JPPNet's evaluate_*_JPPNet-s2.py: scales 1, 0.75, 1.25
 of the input size, each with its mirror (left/right swapped back), the parsing stages
@@ -44,7 +45,8 @@ def build_parser() -> cli_args.Parser:
     parser.add_argument("--split", default="val", help="split read from a dataset directory")
     source = parser.add_mutually_exclusive_group(required=True)
     cli_args.add_model(source, settings=("load.path",),
-                       help="SavedModel directory (serving signature) or a train.py run directory (latest checkpoint)")
+                       help="SavedModel directory (serving signature), a train.py run directory (latest checkpoint) "
+                            "or a shipped model's name (ccp-small; spd_tf.pretrained)")
     cli_args.add(source, "--predictions", settings=("PredictionFiles.directory",),
                  help="directory in LIP submission format: <id>.png class-index maps, "
                       "pose.csv rows 'name.jpg,x1,y1,...,x16,y16' (and densepose/<id>.png)")
@@ -119,12 +121,14 @@ def main(argv=None) -> int:
         else:
             total, examples = evaluation.tfrecord_examples(args.data, args.skip_corrupt_records)
         if args.model:
+            from spd_tf import pretrained
             from spd_tf.artifacts import is_run_dir
             from spd_tf.predictions import load_predictor
 
-            protocol = resolve_protocol(args, saved_model=not is_run_dir(args.model))
+            model = pretrained.resolve(args.model)
+            protocol = resolve_protocol(args, saved_model=not is_run_dir(model))
             progress.info(f"test protocol: {protocol}", file=sys.stderr)
-            predictor = load_predictor(args.model, protocol, args.precision)
+            predictor = load_predictor(model, protocol, args.precision)
         else:
             if args.protocol or args.scales or args.flip:
                 raise ValueError("--protocol/--scales/--flip apply to --model, not to --predictions files")

@@ -3,6 +3,7 @@
     from spd_tf.export import export_saved_model
     path = export_saved_model(model, model_config, "exports")        # -> exports/spd/1
     spd-export --model runs/spd-synthetic-1a2b3c4d --out exports   # or python -m spd_tf.export
+    spd-export --model ccp-small --out exports                     # a shipped model (spd_tf.pretrained)
 
 Layout (what `tensorflow_model_server --model_base_path=OUT/spd` serves):
   OUT/<model_name>/<version>/   one SavedModel per export; version = next integer, an
@@ -37,7 +38,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from spd_tf import artifacts, cli_args, inference, progress
+from spd_tf import artifacts, cli_args, inference, pretrained, progress
 from spd_tf.config import ModelConfig
 from spd_tf.data import schema
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
@@ -190,8 +191,10 @@ def main(argv=None) -> int:
         "(OUT/<model-name>/<next version>/ plus OUT/models.config), TFLite "
         "(OUT/<model-name>-tflite-<precision>/<version>/) and/or ONNX (OUT/<model-name>-onnx/<version>/).",
     )
-    cli_args.add_model(parser, dest="run_dir", required=True, type=Path, metavar="RUN_DIR", deprecated=("--run-dir",),
-                       help="training run directory (config.json + checkpoints/)")
+    cli_args.add_model(parser, dest="run_dir", required=True, metavar="RUN_DIR", deprecated=("--run-dir",),
+                       settings=("load.path",),
+                       help="training run directory (config.json + checkpoints/), or a packaged model: its "
+                            "folder or a shipped model's name (ccp-small; then --out is required)")
     cli_args.add_out(parser, default=None, help="export base directory (default: RUN_DIR/export)")
     parser.add_argument("--format", type=lambda text: _names(text, FORMATS, "--format"), default=["saved_model"],
                         help=f"comma-separated formats among {','.join(FORMATS)} (default: saved_model)")
@@ -218,6 +221,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         check_format_flags(args)
+        args.run_dir = pretrained.resolve(args.run_dir)
+        if args.out is None and artifacts.is_packaged(args.run_dir):
+            raise ValueError(f"--out is required for the packaged model {args.run_dir} (exports are not "
+                             "written into a package)")
         model, model_config = artifacts.restore_run_model(args.run_dir, args.checkpoint, args.precision)
         out = args.out or args.run_dir / artifacts.EXPORT_DIR
         progress.info(f"exporting {model_config.variant} model from {args.run_dir} as {','.join(args.format)} "

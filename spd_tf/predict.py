@@ -3,7 +3,8 @@
     spd-predict photos/ extra.jpg --model exports/spd --out predictions/   # or python -m spd_tf.predict
 
 --model is a SavedModel version directory, a TF Serving model directory (newest version is
-used), a training run directory (config.json + checkpoints/), or a TFLite / ONNX export
+used), a training run directory (config.json + checkpoints/), a shipped model's name
+(`--model ccp-small`, spd_tf.pretrained) or a TFLite / ONNX export
 (model.tflite / model.onnx, its version directory or its model directory), run by the
 LiteRT interpreter / onnxruntime with spd_tf.inference's numpy pre/postprocessing.
 `--precision bfloat16` runs a run directory's network in bfloat16 (logits and
@@ -173,7 +174,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (JPEG/PNG, searched recursively)")
     cli_args.add_model(parser, required=True, settings=("load.path",),
-                       help="SavedModel (version or model dir), training run dir, or .tflite/.onnx export (file or dir)")
+                       help="SavedModel (version or model dir), training run dir, .tflite/.onnx export (file or dir), "
+                            "or a shipped model's name (ccp-small)")
     cli_args.add_out(parser, required=True, help="output directory")
     cli_args.add_batch_size(parser, default=8)
     parser.add_argument("--contact-sheet", type=int, default=0, metavar="N",

@@ -38,8 +38,9 @@ resumes from the last checkpoint; a finished run is not retrained.""",
     cli_args.add(model, "--backbone-bn", choices=("auto", "frozen_statistics", "frozen", "trainable"),
                  default="auto", settings=("ModelConfig.backbone_bn",),
                  help="backbone BatchNorm: frozen_statistics (JPPNet: pretrained statistics kept, gamma/beta "
-                      "trained), frozen, or trainable; auto = frozen_statistics with pretrained weights, "
-                      "trainable from random init (frozen random statistics leave the trunk unnormalised)")
+                      "trained), frozen, or trainable; auto = frozen_statistics with pretrained weights "
+                      "(ImageNet or --init-from), trainable from random init (frozen random statistics leave "
+                      "the trunk unnormalised)")
     cli_args.add(model, "--backbone-depth", type=int, choices=backbones.RESNET_DEPTHS, default=None,
                  help="ResNet depth: --backbone-depth N is --backbone resnetN")
     cli_args.add_config_flags(parser.add_argument_group("optimisation, devices"), TrainConfig, DEMO_LABEL)
@@ -47,10 +48,11 @@ resumes from the last checkpoint; a finished run is not retrained.""",
     return parser
 
 
-def backbone_bn_mode(choice: str, backbone_weights: str) -> str:
-    """--backbone-bn CHOICE -> ModelConfig.backbone_bn; `auto` keeps only pretrained statistics."""
+def backbone_bn_mode(choice: str, backbone_weights: str, init_from=None) -> str:
+    """--backbone-bn CHOICE -> ModelConfig.backbone_bn; `auto` keeps only pretrained statistics
+    (ImageNet's or those of the --init-from model)."""
     if choice == "auto":
-        return "frozen_statistics" if backbone_weights != "none" else "trainable"
+        return "frozen_statistics" if backbone_weights != "none" or init_from else "trainable"
     return choice
 
 
@@ -71,11 +73,26 @@ def resolve_configs(args: argparse.Namespace):
     defaults, or the demo's when no --data is given."""
     demo = not args.train_patterns
     args = argparse.Namespace(**{**vars(args), "backbone": _backbone_flag(args)})
-    train = TrainConfig(**cli_args.config_values(TrainConfig, args, demo))
-    model = ModelConfig(**cli_args.config_values(ModelConfig, args, demo),
-                        backbone_bn=backbone_bn_mode(args.backbone_bn, train.backbone_weights))
+    train = TrainConfig(**_init_from_train_values(cli_args.config_values(TrainConfig, args, demo)))
+    model_values = cli_args.config_values(ModelConfig, args, demo and not train.init_from)
+    if train.init_from:
+        from spd_tf.training.init_from import source_model_values
+
+        model_values = {**source_model_values(train.init_from), **model_values}
+    model = ModelConfig(**model_values,
+                        backbone_bn=backbone_bn_mode(args.backbone_bn, train.backbone_weights, train.init_from))
     data = DataConfig(**cli_args.config_values(DataConfig, args, demo), seed=train.seed, deterministic=True)
     return model, data, train, RunOptions(**cli_args.config_values(RunOptions, args))
+
+
+def _init_from_train_values(values: dict) -> dict:
+    """With --init-from the trunk comes from that model: no ImageNet weights (the paper default)."""
+    if not values.get("init_from"):
+        return values
+    if values.get("backbone_weights", "none") != "none":
+        raise TrainingSetupError(f"--backbone-weights {values['backbone_weights']} and --init-from both initialise "
+                                 "the trunk; give one")
+    return {**values, "backbone_weights": "none"}
 
 
 def announcement(model: ModelConfig, train: TrainConfig, synthetic: bool) -> str:
@@ -87,7 +104,7 @@ def announcement(model: ModelConfig, train: TrainConfig, synthetic: bool) -> str
         f"refinements={model.num_refinement_stages} train_scales={cli_args.typed(train.train_scales)} "
         f"batch={train.batch_size} steps={train.total_steps} "
         f"{train.optimizer} lr={train.learning_rate} loss_weights={cli_args.typed(train.loss_weights)} "
-        f"backbone_weights={train.backbone_weights}"
+        f"backbone_weights={train.backbone_weights}" + (f" init_from={train.init_from}" if train.init_from else "")
     )
     if synthetic:
         return (f"no --data given: training on the built-in synthetic people set with CPU-sized settings "

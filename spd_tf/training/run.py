@@ -42,7 +42,11 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, optio
     synthetic = not data.train_patterns
     if train.structure_loss == "ssl":
         require_joint_groups(model.label_set)
-    if train.backbone_weights == "none":
+    if train.init_from:
+        from spd_tf.training.init_from import source_dir
+
+        source_dir(train.init_from)  # a bad name or folder fails before anything is built
+    elif train.backbone_weights == "none":
         log("warning: backbone_weights none: the backbone starts from random weights "
             "(the paper initialises it from ImageNet; expect lower accuracy)")
     policy = precision_lib.resolve_policy(train.precision)

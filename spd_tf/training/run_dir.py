@@ -39,6 +39,8 @@ def default_run_dir(model: ModelConfig, data: DataConfig, train: TrainConfig, ro
     values = config_dict(model, data, train)
     for name in RESUMABLE_CHANGES:
         values["train"].pop(name)
+    if values["train"]["init_from"] is None:  # added later: runs without it keep their directory
+        values["train"].pop("init_from")
     digest = hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
     source = "synthetic" if not data.train_patterns else "data"
     return Path(root) / f"{model.variant}-{source}-{digest}"

@@ -112,9 +112,14 @@ class Trainer:
 
     # --- resume -----------------------------------------------------------------------
     def restore(self) -> int:
-        """Restores the latest checkpoint (if any); returns the step to continue from."""
+        """Restores the latest checkpoint (if any), else starts from TrainConfig.init_from (if
+        given); returns the step to continue from."""
         if self.checkpoint.restore_latest():
             self.log(f"resumed from {self.checkpoint.latest} at step {int(self.step.numpy())}")
+        elif self.train_config.init_from:
+            from spd_tf.training.init_from import initialise_from
+
+            initialise_from(self.model, self.model_config, self.train_config.init_from, self.log)
         return int(self.step.numpy())
 
     @property

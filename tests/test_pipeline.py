@@ -40,6 +40,7 @@ def test_training_batches_follow_the_interface(globs):
         "densepose_point_mask": ((BATCH, 64), np.float32), "has_segmentation": ((BATCH,), np.float32),
         "has_pose": ((BATCH,), np.float32), "has_densepose": ((BATCH,), np.float32), "source_id": ((BATCH,), object),
         "densepose_masks": ((BATCH, R, R), np.int32), "has_densepose_masks": ((BATCH,), np.float32),
+        "instance_ids": ((BATCH, 64, 64), np.int32), "has_instances": ((BATCH,), np.float32),
     }
     got = {k: (v.shape, v.dtype) for k, v in labels_.items()}
     assert got == {k: (shape, np.dtype(dtype)) for k, (shape, dtype) in expected.items()}
@@ -48,6 +49,7 @@ def test_training_batches_follow_the_interface(globs):
     seg = labels_["segmentation"]
     assert set(np.unique(seg)) <= set(range(labels.NUM_LIP_CLASSES)) | {labels.IGNORE_LABEL}
     assert (labels_["has_segmentation"] == 1).all() and (labels_["has_pose"] == 1).all()
+    assert (labels_["has_instances"] == 0).all() and (labels_["instance_ids"] == 0).all()  # single-person set
     assert 0.99 < labels_["pose_heatmaps"].max() <= 1.0
     with_dp = labels_["has_densepose"] == 1
     assert ((features["densepose_box"] == -1).all(1) == ~with_dp).all()

@@ -40,6 +40,7 @@ BACKBONE_BN_MODES = ("frozen_statistics", "frozen", "trainable")
 # Training framing: JPPNet resizes to an (input x s) rectangle ignoring the aspect ratio
 # (the same stretch as at test time); keep_aspect scales by s keeping it and pads.
 FRAMINGS = ("stretch", "keep_aspect")
+SYNTHETIC_SCENES = ("single", "multi")  # the scenes spd_tf.data.synthetic draws
 HEATMAP_SIGMA_UNITS = ("image", "input")  # sigma in original-image or in input pixels
 # Parsing-loss options (spd_tf.segmentation_losses, spd_tf.structure_loss; docs/structure_loss.md).
 SEGMENTATION_LOSSES = ("ce", "ce_lovasz")
@@ -238,6 +239,9 @@ class DataConfig(_Config):
                                              flag="data", metavar="GLOB")
     val_patterns: Tuple[str, ...] = option((), "validation TFRecord globs, evaluated at the end (synthetic "
                                            "val split without --data)", flag="val-data", metavar="GLOB")
+    synthetic_scene: str = option("single", "built-in synthetic set without --data: one person per image, or "
+                                  "multi: 2-4 overlapping people with person ids (keypoints/DensePose of the "
+                                  "front person)", choices=SYNTHETIC_SCENES)
     scale_range: Tuple[float, float] = option((0.75, 1.25), "random scale augmentation min,max")
     flip: bool = option(True, "disable random horizontal flips")
     rotation_degrees: float = option(0.0, "random rotation range in degrees", flag="rotation")
@@ -259,6 +263,7 @@ class DataConfig(_Config):
             raise invalid(owner, "scale_range", self.scale_range, "needs 0 < min <= max")
         _check_positive(owner, "heatmap_sigma", self.heatmap_sigma)
         _check_choice(owner, "framing", self.framing, FRAMINGS)
+        _check_choice(owner, "synthetic_scene", self.synthetic_scene, SYNTHETIC_SCENES)
         _check_choice(owner, "heatmap_sigma_units", self.heatmap_sigma_units, HEATMAP_SIGMA_UNITS)
         _check_positive(owner, "max_densepose_points", self.max_densepose_points)
         if self.rotation_degrees < 0:

@@ -123,9 +123,7 @@ def test_cihp_instance_ids_round_trip(shared_data):
 def test_records_without_person_ids_decode_as_absent():
     image = cv2.imencode(".png", np.zeros((6, 9, 3), np.uint8))[1].tobytes()
     example = schema.encode_example(image, height=6, width=9, source_id="old", dataset="lip")
-    del example.features.feature["instance/encoded"]  # as written before the key existed
+    assert "instance/encoded" not in example.features.feature  # as written before the key existed
     decoded = _round_trip(example)
     assert decoded["has_instances"] == 0
     np.testing.assert_array_equal(decoded["instance_ids"], np.zeros((6, 9), np.int32))
-    empty = _round_trip(schema.encode_example(image, height=6, width=9, source_id="new", dataset="lip"))
-    assert empty["has_instances"] == 0 and empty["instance_ids"].shape == (6, 9)

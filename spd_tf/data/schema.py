@@ -82,8 +82,9 @@ def encode_example(
         "image/height": _ints([height]),
         "image/width": _ints([width]),
         "parsing/encoded": _bytes(parsing_png),
-        "instance/encoded": _bytes(instance_png),
     }
+    if instance_png:  # only when present: single-person records stay byte for byte as before
+        feature["instance/encoded"] = _bytes(instance_png)
     if keypoints is not None:
         keypoints = np.asarray(keypoints, np.float32)
         if keypoints.shape != (labels.NUM_LIP_JOINTS, 3):

@@ -123,3 +123,13 @@ def test_input_context_shards_files(globs):
     ids = {s.decode() for _, labels_ in _first_batches(dataset, 20) for s in labels_["source_id"]}
     # Shard 1 of 2 holds every other train example (round-robin writer).
     assert ids == {f"synthetic_train_{k:06d}" for k in range(1, 10, 2)}
+
+
+def test_multi_person_batches_carry_person_ids(tmp_path):
+    synthetic.write_synthetic_dataset(tmp_path, 4, 0, (80, 64), seed=3, num_shards=1, scene="multi")
+    _, labels_ = _first_batches(pipeline.build_dataset(str(tmp_path / "train-*"), MODEL, DATA, True, BATCH), 1)[0]
+    assert (labels_["has_instances"] == 1).all()
+    ids, seg = labels_["instance_ids"], labels_["segmentation"]
+    known = seg != labels.IGNORE_LABEL
+    np.testing.assert_array_equal(ids[known] > 0, seg[known] > 0)
+    assert all(len(set(np.unique(i)) - {0}) >= 1 for i in ids)

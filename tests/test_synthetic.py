@@ -194,3 +194,22 @@ def test_multi_scene_dataset_carries_person_ids(tmp_path):
         np.testing.assert_array_equal(ids > 0, example["parsing"].numpy() > 0)
     with pytest.raises(ValueError, match="scene='crowd'"):
         synthetic.write_synthetic_dataset(tmp_path / "x", 1, 0, SIZE, scene="crowd")
+
+
+def test_scene_flag_and_converter_option(tmp_path, capsys):
+    from spd_tf import cli_args
+    from spd_tf.config import DataConfig
+    from spd_tf.errors import SettingValueError
+    from tfrecords_tools import convert_synthetic
+
+    parser = cli_args.Parser(prog="train")
+    cli_args.add_config_flags(parser, DataConfig, "demo")
+    values = cli_args.config_values(DataConfig, parser.parse_args(["--synthetic-scene", "multi"]), False)
+    assert DataConfig(**values).synthetic_scene == "multi" and DataConfig().synthetic_scene == "single"
+    with pytest.raises(SettingValueError, match="crowd"):
+        DataConfig(synthetic_scene="crowd")
+    convert_synthetic.main(["--out", str(tmp_path), "--num-train", "2", "--num-val", "1", "--image-size", "64",
+                            "--scene", "multi"])
+    assert json.loads((tmp_path / synthetic.REPORT_NAME).read_text())["scene"] == "multi"
+    val = next(iter(tf.data.TFRecordDataset(str(tmp_path / "val-00000-of-00001.tfrecord"))))
+    assert schema.decode_example(val)["has_instances"] == 1

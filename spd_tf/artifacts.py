@@ -280,7 +280,8 @@ class Loaded:
             @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
             def run(image_bytes):
                 batch, image_size = inference.decode_images(image_bytes, input_size)
-                return inference.postprocess(inference.forward(model, batch), image_size, include_probabilities)
+                return inference.postprocess(inference.forward(model, batch), image_size, include_probabilities,
+                                             inference.instance_grouping(self.model_config))
 
         return lambda images: {k: v.numpy() for k, v in run(tf.constant(images, tf.string)).items()}
 
@@ -353,7 +354,8 @@ def _keras_images_runner(model, model_config: ModelConfig, protocol, include_pro
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([None, 2], tf.int32)])
     def run(images, image_size):
         return inference.infer(model, images, model_config.input_size, image_size, protocol=protocol,
-                               label_set=model_config.label_set, include_probabilities=include_probabilities)
+                               label_set=model_config.label_set, include_probabilities=include_probabilities,
+                               grouping=inference.instance_grouping(model_config))
 
     return lambda images: inference.split_batch(run(*_pad(images)))
 

@@ -14,6 +14,9 @@ from spd_tf.model import backbones
 
 SEGMENTATION, POSE, DENSEPOSE = "segmentation", "pose", "densepose"
 TASKS = (SEGMENTATION, POSE, DENSEPOSE)
+# Person grouping (docs/multi_person.md): not a variant's task but an optional head any
+# variant adds (ModelConfig.instance_branch); it names the outputs and losses it owns.
+INSTANCE = "instance"
 
 # Variant name -> tasks it learns. Segmentation is always present (it is what SPD is for);
 # the ablations of the paper remove the pose and/or DensePose branch.
@@ -40,6 +43,7 @@ BACKBONE_BN_MODES = ("frozen_statistics", "frozen", "trainable")
 # Training framing: JPPNet resizes to an (input x s) rectangle ignoring the aspect ratio
 # (the same stretch as at test time); keep_aspect scales by s keeping it and pads.
 FRAMINGS = ("stretch", "keep_aspect")
+SYNTHETIC_SCENES = ("single", "multi")  # the scenes spd_tf.data.synthetic draws
 HEATMAP_SIGMA_UNITS = ("image", "input")  # sigma in original-image or in input pixels
 # Parsing-loss options (spd_tf.segmentation_losses, spd_tf.structure_loss; docs/structure_loss.md).
 SEGMENTATION_LOSSES = ("ce", "ce_lovasz")
@@ -151,6 +155,11 @@ class ModelConfig(_Config):
     # No flag of its own: train.py's --backbone-bn adds `auto` (chosen from the weights).
     backbone_bn: str = "frozen_statistics"
     sync_batch_norm: bool = option(False, "synchronise head BatchNorm statistics across replicas", flag="sync-bn")
+    # Bottom-up person grouping on the parsing head's feature (Panoptic-DeepLab; docs/multi_person.md).
+    instance_branch: bool = option(False, "add the person-grouping head: a person-centre heatmap and per-pixel "
+                                   "offsets to the centre (Panoptic-DeepLab), trained on person ids")
+    max_instances: int = option(8, "instance branch: most persons kept per image (top-K centres)")
+    instance_threshold: float = option(0.1, "instance branch: least centre-heatmap peak that makes a person")
 
     @classmethod
     def _upgrade(cls, values: dict) -> dict:
@@ -202,6 +211,12 @@ class ModelConfig(_Config):
             raise invalid(owner, "aspp_rates", self.aspp_rates, "must not be empty")
         if min(self.aspp_rates) < 1:
             raise invalid(owner, "aspp_rates", self.aspp_rates, "must be >= 1")
+        # Person ids are 8-bit PNG values (docs/multi_person_data.md): at most 255 persons.
+        if not 1 <= self.max_instances <= 255:
+            raise invalid(owner, "max_instances", self.max_instances, "must be in 1..255")
+        if not 0 <= self.instance_threshold < 1:
+            raise invalid(owner, "instance_threshold", self.instance_threshold, "must be in [0, 1) (the "
+                          "centre heatmap peaks at 1)")
 
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
@@ -238,6 +253,9 @@ class DataConfig(_Config):
                                              flag="data", metavar="GLOB")
     val_patterns: Tuple[str, ...] = option((), "validation TFRecord globs, evaluated at the end (synthetic "
                                            "val split without --data)", flag="val-data", metavar="GLOB")
+    synthetic_scene: str = option("single", "built-in synthetic set without --data: one person per image, or "
+                                  "multi: 2-4 overlapping people with person ids (keypoints/DensePose of the "
+                                  "front person)", choices=SYNTHETIC_SCENES)
     scale_range: Tuple[float, float] = option((0.75, 1.25), "random scale augmentation min,max")
     flip: bool = option(True, "disable random horizontal flips")
     rotation_degrees: float = option(0.0, "random rotation range in degrees", flag="rotation")
@@ -259,6 +277,7 @@ class DataConfig(_Config):
             raise invalid(owner, "scale_range", self.scale_range, "needs 0 < min <= max")
         _check_positive(owner, "heatmap_sigma", self.heatmap_sigma)
         _check_choice(owner, "framing", self.framing, FRAMINGS)
+        _check_choice(owner, "synthetic_scene", self.synthetic_scene, SYNTHETIC_SCENES)
         _check_choice(owner, "heatmap_sigma_units", self.heatmap_sigma_units, HEATMAP_SIGMA_UNITS)
         _check_positive(owner, "max_densepose_points", self.max_densepose_points)
         if self.rotation_degrees < 0:
@@ -301,6 +320,9 @@ class TrainConfig(_Config):
     train_scales: Tuple[float, ...] = option(
         (1.0, 0.75, 0.5), "shared-weight towers at these input scales, fused; every tower and the fusion "
         "supervised (JPPNet); 1 = one tower", demo=(1.0,))
+    # Panoptic-DeepLab's weights of its centre MSE and offset L1 (docs/multi_person.md).
+    instance_center_weight: float = option(200.0, "instance branch: weight of the centre-heatmap MSE")
+    instance_offset_weight: float = option(0.01, "instance branch: weight of the offset L1 (input pixels)")
     # detectron2's weight of the coarse-segmentation CE inside the DensePose loss.
     densepose_coarse_weight: float = 5.0
     # Parsing-loss options, all off by default (plain CE); docs/structure_loss.md.
@@ -352,8 +374,9 @@ class TrainConfig(_Config):
             raise invalid(owner, "train_scales", self.train_scales, "must start with 1 (the full-size "
                 "tower the others are fused onto) and be positive"
             )
-        if self.densepose_coarse_weight < 0:
-            raise invalid(owner, "densepose_coarse_weight", self.densepose_coarse_weight, "must be >= 0")
+        for name in ("densepose_coarse_weight", "instance_center_weight", "instance_offset_weight"):
+            if getattr(self, name) < 0:
+                raise invalid(owner, name, getattr(self, name), "must be >= 0")
         _check_choice(owner, "segmentation_loss", self.segmentation_loss, SEGMENTATION_LOSSES)
         _check_choice(owner, "class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
         _check_choice(owner, "structure_loss", self.structure_loss, STRUCTURE_LOSSES)

@@ -47,8 +47,6 @@ RESULT_UNITS = {
     "instances": "AP in [0, 1] per region-IoU threshold; ap_vol = mean over thresholds "
                  "(CIHP_PGN's AP^r can exceed 1 when a person is split, as in its code)",
 }
-# Where CIHP keeps its ground-truth person ids: a folder beside the label folder.
-CIHP_PERSON_DIR = "Human_ids"
 
 
 @dataclasses.dataclass
@@ -150,26 +148,12 @@ def directory_examples(dataset: str, root, split: str = "val", with_images: bool
             parsing = listing.load_label(record) if record.label_path else None
             image = layouts.load_image(record.image_path) if with_images or parsing is None else None
             height, width = (parsing if parsing is not None else image).shape[:2]
-            persons = _cihp_person_ids(record, (height, width)) if dataset == "cihp" else None
+            # CIHP's Human_ids/<id>.png, found by layouts.list_cihp beside the labels
+            persons = (layouts.load_person_ids(record.instance_path, record.label_path, (height, width))
+                       if record.instance_path else None)
             yield Example(record.source_id, height, width, image, parsing, record.keypoints, instance_ids=persons)
 
     return len(listing), generate()
-
-
-def _cihp_person_ids(record, size) -> Optional[np.ndarray]:
-    """CIHP's Human_ids/<id>.png beside the label folder (labels/ or Category_ids/), if any."""
-    from spd_tf.data.layouts import LayoutError, load_label
-
-    if record.label_path is None:
-        return None
-    path = record.label_path.parent.parent / CIHP_PERSON_DIR / f"{record.label_path.stem}.png"
-    if not path.exists():
-        return None
-    persons = load_label(path)
-    if persons.shape[:2] != tuple(size):
-        raise LayoutError(f"{path}: person-id PNG is {persons.shape[1]}x{persons.shape[0]} but its label "
-                          f"{record.label_path.name} is {size[1]}x{size[0]}")
-    return persons.astype(np.int32)
 
 
 # --- the evaluation loop -------------------------------------------------------------------

@@ -11,7 +11,8 @@ Layout (what `tensorflow_model_server --model_base_path=OUT/spd` serves):
   OUT/models.config             `--model_config_file` listing every model and version
                                 under OUT, with base paths under /models (docker mount)
 
-Signatures (absent branches -> absent outputs):
+Signatures (absent branches -> absent outputs; the instance branch adds `instances` and
+`instance_scores`):
   serving_default  image_bytes string [B]: encoded JPEG/PNG, any size, gray/RGBA accepted
   image_tensor     images uint8 [B, H, W, 3]
   tf_example       examples string [B]: serialized tf.train.Example of spd_tf.data.schema
@@ -106,7 +107,8 @@ def build_archive(
     )
     def run(batch, image_size):
         outputs = inference.forward_in_chunks(model, batch, forward_batch)
-        return inference.postprocess(outputs, image_size, include_probabilities)
+        return inference.postprocess(outputs, image_size, include_probabilities,
+                                     inference.instance_grouping(model_config))
 
     def from_bytes(image_bytes):
         return run(*inference.decode_images(image_bytes, size, max_image_side, max_request_pixels))

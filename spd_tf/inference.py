@@ -24,7 +24,9 @@ the network on a few images at a time.
 
 `results`: the outputs of spd_tf.outputs.OUTPUTS (batch padded to the largest image,
 `image_size` says which part of each row is real, the rest is the output's `fill`).
-Branches the model lacks are absent keys.
+Branches the model lacks are absent keys. The instance branch's person map and scores
+(`group_instances`) need its settings, `grouping=instance_grouping(model_config)`; without
+them postprocess leaves them out.
 """
 
 import dataclasses
@@ -34,7 +36,9 @@ import numpy as np
 import tensorflow as tf
 
 from spd_tf import labels as lip
+from spd_tf.config import INSTANCE
 from spd_tf import outputs as output_spec
+from spd_tf.model.instance import CENTER_KEY, OFFSET_KEY
 from spd_tf.model.spd import select_model_inputs
 
 # Largest image side accepted (a bogus header cannot make us allocate a 16k x 16k image).
@@ -335,7 +339,7 @@ def _unflip(value: tf.Tensor, count, key: str, label_set: lip.LabelSet) -> tf.Te
 
 # The model outputs post-processing reads (the model frame TFLite / ONNX exports return).
 MODEL_FRAME_OUTPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v",
-                  "densepose_coarse", "densepose_box")
+                  "densepose_coarse", "densepose_box", CENTER_KEY, OFFSET_KEY)
 
 
 def forward_in_chunks(model, batch: tf.Tensor, chunk: int = 1) -> dict:
@@ -357,8 +361,10 @@ def _call(model, batch: tf.Tensor) -> dict:
     return model(select_model_inputs(model, {"image": batch}), training=False)
 
 
-def postprocess(outputs: Mapping[str, tf.Tensor], image_size, include_probabilities: bool = False) -> dict:
-    """Model-frame outputs -> labels, keypoints and IUV at each image's size (module doc)."""
+def postprocess(outputs: Mapping[str, tf.Tensor], image_size, include_probabilities: bool = False,
+                grouping: Optional["InstanceGrouping"] = None) -> dict:
+    """Model-frame outputs -> labels, keypoints, IUV and (with `grouping`) the person map at
+    each image's size (module doc)."""
     image_size = tf.cast(image_size, tf.int32)
     canvas = tf.reduce_max(image_size, axis=0)
     results = {"image_size": image_size}
@@ -367,7 +373,96 @@ def postprocess(outputs: Mapping[str, tf.Tensor], image_size, include_probabilit
         results["keypoints"] = heatmap_keypoints(outputs["pose"], image_size)
     if "densepose_i" in outputs:
         results.update(_densepose(outputs, image_size, canvas))
+    if grouping is not None and CENTER_KEY in outputs:
+        input_ids, scores = group_instances(outputs[CENTER_KEY], outputs[OFFSET_KEY], grouping)
+        results["instances"] = _instances_at_image_size(input_ids, results["labels"], image_size, canvas)
+        results["instance_scores"] = scores
     return results
+
+
+# ---- instance branch: person grouping (Panoptic-DeepLab) ------------------------------------
+
+# Centre peaks: 3x3 max-pool NMS on the head's grid; at output stride 8 it spans 24 input
+# pixels (Panoptic-DeepLab: 7x7 at full resolution), and ties of an upsampled map never arise.
+CENTER_NMS_KERNEL = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceGrouping:
+    """What grouping needs besides the maps: the model input size (offsets are in its
+    pixels), K = the most persons kept, and the least centre score that is a person."""
+
+    input_size: Tuple[int, int]
+    max_instances: int = 8
+    threshold: float = 0.1
+
+
+def instance_grouping(model_config) -> Optional[InstanceGrouping]:
+    """The grouping of a ModelConfig with the instance branch, else None."""
+    if not model_config.instance_branch:
+        return None
+    return InstanceGrouping(tuple(model_config.input_size), model_config.max_instances,
+                            model_config.instance_threshold)
+
+
+def instance_centers(center: tf.Tensor, grouping: InstanceGrouping):
+    """Centre heatmap [B, h, w, 1] -> (centres [B, K, 2] (row, column) in input pixels,
+    scores [B, K], descending, 0 for unused slots): local maxima over the NMS window above
+    the threshold, the K highest."""
+    center = tf.cast(center, tf.float32)
+    shape = tf.shape(center)
+    pooled = tf.nn.max_pool2d(center, CENTER_NMS_KERNEL, 1, "SAME")
+    peaks = (center >= pooled) & (center > grouping.threshold)
+    flat = tf.reshape(tf.where(peaks, center, -1.0), [shape[0], -1])
+    # Padded so a grid of fewer than K cells still yields K slots (never valid: -1).
+    flat = tf.pad(flat, [[0, 0], [0, grouping.max_instances]], constant_values=-1.0)
+    values, index = tf.math.top_k(flat, grouping.max_instances)
+    valid = values > grouping.threshold
+    cells = tf.cast(tf.stack([index // shape[2], index % shape[2]], axis=-1), tf.float32)
+    stride = tf.constant(grouping.input_size, tf.float32) / tf.cast(shape[1:3], tf.float32)
+    centers = (cells + 0.5) * stride - 0.5  # half-pixel centres (module docstring)
+    return centers, tf.where(valid, values, 0.0)
+
+
+def group_instances(center: tf.Tensor, offset: tf.Tensor, grouping: InstanceGrouping):
+    """(person ids [B, H, W] int32 at the input size, scores [B, K]): every pixel goes to the
+    centre nearest to pixel + its offset (bilinearly upsampled, in input pixels), person k
+    being the k-th highest centre; 0 where no centre passed the threshold. Image after
+    image, so the [H, W, K] distances of one image are the largest temporary."""
+    centers, scores = instance_centers(center, grouping)
+    height, width = grouping.input_size
+    rows = tf.range(height, dtype=tf.float32)[:, None]
+    cols = tf.range(width, dtype=tf.float32)[None, :]
+
+    def one(args):
+        pixel_offset, image_centers, valid = args
+        pixel_offset = tf.image.resize(pixel_offset[None], grouping.input_size, method="bilinear")[0]
+        target_y = (rows + pixel_offset[..., 0])[..., None]
+        target_x = (cols + pixel_offset[..., 1])[..., None]
+        distance = tf.square(target_y - image_centers[:, 0]) + tf.square(target_x - image_centers[:, 1])
+        distance = tf.where(valid, distance, float("inf"))
+        nearest = tf.argmin(distance, axis=-1, output_type=tf.int32) + 1
+        return tf.where(tf.reduce_any(valid), nearest, tf.zeros_like(nearest))
+
+    ids = tf.map_fn(one, (tf.cast(offset, tf.float32), centers, scores > 0),
+                    fn_output_signature=tf.TensorSpec([height, width], tf.int32), parallel_iterations=1)
+    return ids, scores
+
+
+def _instances_at_image_size(input_ids: tf.Tensor, labels: tf.Tensor, image_size, canvas) -> tf.Tensor:
+    """Person ids at the input size -> at each image's size (nearest), kept on the parsing
+    foreground only (class 1..C-1), padded with the output's fill."""
+    fill = output_spec.spec("instances").fill
+
+    def one(args):
+        ids, size = args
+        resized = tf.image.resize(ids[..., None], size, method="nearest")[..., 0]
+        return _pad_to(resized, canvas, output_spec.spec("instances"))
+
+    ids = tf.map_fn(one, (input_ids, image_size), fn_output_signature=tf.TensorSpec([None, None], tf.int32),
+                    parallel_iterations=1)
+    foreground = (labels != 0) & (labels != output_spec.spec("labels").fill)
+    return tf.where(foreground, ids, fill)
 
 
 def infer(
@@ -378,10 +473,12 @@ def infer(
     protocol: TestProtocol = PROTOCOLS["fast"],
     label_set: lip.LabelSet = lip.LABEL_SETS["lip"],
     include_probabilities: bool = False,
+    grouping: Optional[InstanceGrouping] = None,
 ) -> dict:
     """preprocess -> forward -> postprocess for uint8 [B, H, W, 3] images.
 
-    `image_size` marks each image of a padded batch (None: all of it). Every test-time
+    `image_size` marks each image of a padded batch (None: all of it). Person grouping
+    reads the instance maps of the plain scale-1 pass, as DensePose. Every test-time
     scale is resized from the original pixels (JPPNet), and the network runs each scale on
     the whole batch. With `protocol.at_image_size` each image's passes are then fused at
     its own size, image after image, exactly as for a batch of that one image.
@@ -393,17 +490,20 @@ def infer(
     }
     if not protocol.at_image_size:
         return postprocess(forward(model, batch, protocol, label_set, None, scaled), image_size,
-                           include_probabilities)
+                           include_probabilities, grouping)
     base, passes = network_passes(model, batch, protocol, label_set, scaled)
-    return _fused_at_image_size(base, passes, image_size, include_probabilities)
+    return _fused_at_image_size(base, passes, image_size, include_probabilities, grouping)
 
 
-def _fused_at_image_size(base: dict, passes: dict, image_size: tf.Tensor, include_probabilities: bool) -> dict:
+def _fused_at_image_size(base: dict, passes: dict, image_size: tf.Tensor, include_probabilities: bool,
+                         grouping: Optional[InstanceGrouping] = None) -> dict:
     """postprocess of each image's passes fused at its own size, padded to the batch's
     largest image with each output's fill (spd_tf.outputs)."""
     inputs = {k: v for k, v in base.items() if k in MODEL_FRAME_OUTPUTS}
     tasks = output_spec.tasks_of(["labels"] + (["keypoints"] if "pose" in inputs else [])
                                  + (["densepose_iuv"] if "densepose_i" in inputs else []))
+    if grouping is not None and CENTER_KEY in inputs:
+        tasks += (INSTANCE,)
     names = [o.name for o in output_spec.OUTPUTS if (o.task is None or o.task in tasks)
              and (include_probabilities or o.name != "probabilities")]
     canvas = tf.reduce_max(image_size, axis=0)
@@ -412,7 +512,7 @@ def _fused_at_image_size(base: dict, passes: dict, image_size: tf.Tensor, includ
         size = image_size[index]
         outputs = {k: v[index : index + 1] for k, v in inputs.items()}
         outputs.update(fuse({k: [v[index : index + 1] for v in values] for k, values in passes.items()}, size))
-        results = postprocess(outputs, size[None], include_probabilities)
+        results = postprocess(outputs, size[None], include_probabilities, grouping)
         return {name: _pad_to(results[name][0], canvas, output_spec.spec(name)) for name in names}
 
     signature = {name: tf.TensorSpec(None, output_spec.spec(name).dtype) for name in names}

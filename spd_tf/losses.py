@@ -17,6 +17,13 @@
   `TrainConfig.densepose_coarse_weight` (detectron2's INDEX_WEIGHTS, 5) and added to the
   DensePose loss; only for examples with masks.
 
+- Instance branch (`ModelConfig.instance_branch`, Panoptic-DeepLab): the centre heatmap
+  and offsets are upsampled bilinearly to the input size, where the targets are built from
+  the person ids (spd_tf.data.targets.instance_targets); MSE of the heatmap averaged over
+  the image's pixels (weight `TrainConfig.instance_center_weight`, 200) and L1 of (dy, dx)
+  summed over both and averaged over the person pixels (`instance_offset_weight`, 0.01);
+  only for examples with person ids (`has_instances`).
+
 Every stage in `*_stages` is supervised; stage losses are summed (as JPPNet). With
 multi-scale training (spd_tf.model.multiscale) the fusion and every tower are supervised
 at every stage and summed too; pose targets are resized (nearest) to each tower's grid. An example
@@ -30,6 +37,8 @@ distribution strategy the caller therefore SUMS the returned values across repli
 import tensorflow as tf
 
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION, TrainConfig
+from spd_tf.data.targets import instance_targets
+from spd_tf.model.instance import CENTER_KEY as INSTANCE_CENTER, OFFSET_KEY as INSTANCE_OFFSET
 from spd_tf.labels import IGNORE_LABEL
 from spd_tf.segmentation_losses import parsing_loss
 from spd_tf.structure_loss import structure_weights
@@ -136,13 +145,28 @@ def coarse_segmentation_loss(coarse_logits, masks):
     return tf.math.divide_no_nan(tf.reduce_sum(ce * valid, [1, 2]), tf.reduce_sum(valid, [1, 2]))
 
 
+def instance_losses(center, offset, instance_ids, max_instances: int):
+    """Per-example (centre MSE, offset L1) of center [B, h, w, 1] and offset [B, h, w, 2]
+    against the targets of person ids [B, H, W] (module docstring)."""
+    targets = instance_targets(instance_ids, max_instances)
+    size = tf.shape(instance_ids)[1:3]
+    center = tf.image.resize(tf.cast(center, tf.float32), size, method="bilinear")[..., 0]
+    offset = tf.image.resize(tf.cast(offset, tf.float32), size, method="bilinear")
+    center_loss = tf.reduce_mean(tf.square(center - targets["instance_center"]), axis=[1, 2])
+    weight = targets["instance_offset_weight"]
+    error = tf.reduce_sum(tf.abs(offset - targets["instance_offset"]), axis=-1) * weight
+    offset_loss = tf.math.divide_no_nan(tf.reduce_sum(error, axis=[1, 2]), tf.reduce_sum(weight, axis=[1, 2]))
+    return center_loss, offset_loss
+
+
 def _scales(outputs, scales_key, stages_key):
     """Every supervised per-stage output: the multi-scale list, or the scale-1 stages."""
     return outputs.get(scales_key) or [outputs[stages_key]]
 
 
 def compute_losses(outputs, labels, model_config, train_config, global_batch_size=None):
-    """{"total": weighted sum, task: unweighted loss} for the tasks of the variant.
+    """{"total": weighted sum, task: unweighted loss} for the tasks of the variant, and
+    instance_center / instance_offset (unweighted) with the instance branch.
 
     Args:
       outputs: the model's output dict (docs/interfaces.md).
@@ -154,7 +178,7 @@ def compute_losses(outputs, labels, model_config, train_config, global_batch_siz
     """
     missing = [
         key for key in [_PRESENCE[task] for task in model_config.tasks] if key not in labels
-    ]
+    ] + [key for key in ("has_instances", "instance_ids") if model_config.instance_branch and key not in labels]
     if missing:
         raise KeyError(f"labels lack {missing}; got {sorted(labels)}")
     per_example = {}
@@ -192,11 +216,17 @@ def compute_losses(outputs, labels, model_config, train_config, global_batch_siz
             points_loss + train_config.densepose_coarse_weight * coarse_loss,
             labels["has_densepose"],
         )
+    weights = {task: train_config.loss_weight(task) for task in model_config.tasks}
+    if model_config.instance_branch:
+        center_loss, offset_loss = instance_losses(outputs[INSTANCE_CENTER], outputs[INSTANCE_OFFSET],
+                                                   labels["instance_ids"], model_config.max_instances)
+        per_example[INSTANCE_CENTER] = _masked(center_loss, labels["has_instances"])
+        per_example[INSTANCE_OFFSET] = _masked(offset_loss, labels["has_instances"])
+        weights.update({INSTANCE_CENTER: train_config.instance_center_weight,
+                        INSTANCE_OFFSET: train_config.instance_offset_weight})
     losses = {
-        task: tf.nn.compute_average_loss(value, global_batch_size=global_batch_size)
-        for task, value in per_example.items()
+        name: tf.nn.compute_average_loss(value, global_batch_size=global_batch_size)
+        for name, value in per_example.items()
     }
-    losses["total"] = tf.add_n(
-        [train_config.loss_weight(task) * value for task, value in losses.items()]
-    )
+    losses["total"] = tf.add_n([weights[name] * value for name, value in losses.items()])
     return losses

@@ -12,7 +12,7 @@ outputs have no pixel axes.
 import dataclasses
 from typing import Iterable, Optional, Tuple
 
-from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
+from spd_tf.config import DENSEPOSE, INSTANCE, POSE, SEGMENTATION
 from spd_tf.labels import IGNORE_LABEL
 
 
@@ -21,7 +21,7 @@ class Output:
     name: str
     dtype: str  # numpy / TF dtype name: "int32" or "float32"
     spatial: bool  # [B, H, W, ...] at the image's size, else one value per image
-    task: Optional[str]  # the task (config.TASKS) whose branch produces it; None: always present
+    task: Optional[str]  # the task (config.TASKS, or INSTANCE) whose branch produces it; None: always present
     shape: str  # for the docs, e.g. "[B, H, W, 3]"
     meaning: str
     fill: int = 0  # value outside an image's real part (spatial outputs of a padded batch)
@@ -42,6 +42,10 @@ OUTPUTS = (
            "I as float, U, V in [0, 1]; 0 outside the person box and off the body"),
     Output("densepose_box", "float32", False, DENSEPOSE, "[B, 4]",
            "person box (x0, y0, x1, y1) in image pixels"),
+    Output("instances", "int32", True, INSTANCE, "[B, H, W]",
+           "person id per parsing-foreground pixel, 1..N by descending score, 0 = none (instance branch)"),
+    Output("instance_scores", "float32", False, INSTANCE, "[B, K]",
+           "centre-heatmap peak of person k at k - 1, 0 for unused slots (K = max_instances)"),
     Output("image_size", "int32", False, None, "[B, 2]",
            "(height, width) of each image: the real part of its padded row"),
 )

@@ -239,3 +239,45 @@ def test_real_lip_example_without_densepose(shared_data):
     assert out["has_densepose"].numpy() == 0 and (features["densepose_box"].numpy() == -1).all()
     assert (out["keypoints"].numpy()[3:] == -1).all() and (out["keypoints"].numpy()[:3, 2] == 0).all()
     assert out["pose_heatmaps"].numpy()[..., 3:].max() == 0 and out["pose_heatmaps"].numpy()[..., :3].max() > 0.9
+
+
+# Person 2 wears the side-less classes below, person 1 the rest: a person map that is a
+# function of the parsing, so the warped map must be that function of the warped parsing.
+SECOND_PERSON = [labels.LIP_CLASSES.index(n) for n in ("Face", "UpperClothes", "Hair")]
+
+
+def _persons_of(parsing):
+    return np.where(np.isin(parsing, SECOND_PERSON), 2, (parsing > 0).astype(np.int32)).astype(np.int32)
+
+
+@pytest.mark.parametrize("rotation", [0.0, 25.0])
+def test_person_ids_follow_the_parsing_through_flip_scale_and_rotation(people, rotation):
+    parser = Parser(MODEL, DataConfig(rotation_degrees=rotation, scale_range=(0.6, 1.4)), training=True)
+    flips = set()
+    for k, person in enumerate(people[0][:6]):
+        example = schema.encode_example(
+            cv2.imencode(".jpg", person["image"])[1].tobytes(), height=96, width=80, source_id=f"q{k}",
+            dataset="cihp", parsing_png=cv2.imencode(".png", person["parsing"])[1].tobytes(),
+            instance_png=cv2.imencode(".png", _persons_of(person["parsing"]).astype(np.uint8))[1].tobytes(),
+        )
+        _, out, flipped = _augmented(parser, example.SerializeToString(), k)
+        flips.add(flipped)
+        seg, ids = out["segmentation"], out["instance_ids"]
+        assert out["has_instances"] == 1 and ids.dtype == np.int32 and set(np.unique(ids)) <= {0, 1, 2}
+        inside = seg != labels.IGNORE_LABEL
+        assert (seg > 0).any()
+        np.testing.assert_array_equal(ids[inside], _persons_of(seg)[inside])  # same pixels, same flip
+        assert (ids[~inside] == 0).all()  # padding is "no person"
+    assert flips == {True, False}
+
+
+def test_evaluation_resize_keeps_person_ids_on_the_parsing(people):
+    parser = Parser(MODEL, DataConfig(), training=False)
+    person = people[0][0]
+    example = schema.encode_example(
+        cv2.imencode(".jpg", person["image"])[1].tobytes(), height=96, width=80, source_id="e",
+        dataset="cihp", parsing_png=cv2.imencode(".png", person["parsing"])[1].tobytes(),
+        instance_png=cv2.imencode(".png", _persons_of(person["parsing"]).astype(np.uint8))[1].tobytes(),
+    )
+    _, out = parser.evaluate(tf.constant(example.SerializeToString()))
+    np.testing.assert_array_equal(out["instance_ids"].numpy(), _persons_of(out["segmentation"].numpy()))

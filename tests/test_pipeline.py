@@ -40,6 +40,7 @@ def test_training_batches_follow_the_interface(globs):
         "densepose_point_mask": ((BATCH, 64), np.float32), "has_segmentation": ((BATCH,), np.float32),
         "has_pose": ((BATCH,), np.float32), "has_densepose": ((BATCH,), np.float32), "source_id": ((BATCH,), object),
         "densepose_masks": ((BATCH, R, R), np.int32), "has_densepose_masks": ((BATCH,), np.float32),
+        "instance_ids": ((BATCH, 64, 64), np.int32), "has_instances": ((BATCH,), np.float32),
     }
     got = {k: (v.shape, v.dtype) for k, v in labels_.items()}
     assert got == {k: (shape, np.dtype(dtype)) for k, (shape, dtype) in expected.items()}
@@ -48,6 +49,7 @@ def test_training_batches_follow_the_interface(globs):
     seg = labels_["segmentation"]
     assert set(np.unique(seg)) <= set(range(labels.NUM_LIP_CLASSES)) | {labels.IGNORE_LABEL}
     assert (labels_["has_segmentation"] == 1).all() and (labels_["has_pose"] == 1).all()
+    assert (labels_["has_instances"] == 0).all() and (labels_["instance_ids"] == 0).all()  # single-person set
     assert 0.99 < labels_["pose_heatmaps"].max() <= 1.0
     with_dp = labels_["has_densepose"] == 1
     assert ((features["densepose_box"] == -1).all(1) == ~with_dp).all()
@@ -121,3 +123,13 @@ def test_input_context_shards_files(globs):
     ids = {s.decode() for _, labels_ in _first_batches(dataset, 20) for s in labels_["source_id"]}
     # Shard 1 of 2 holds every other train example (round-robin writer).
     assert ids == {f"synthetic_train_{k:06d}" for k in range(1, 10, 2)}
+
+
+def test_multi_person_batches_carry_person_ids(tmp_path):
+    synthetic.write_synthetic_dataset(tmp_path, 4, 0, (80, 64), seed=3, num_shards=1, scene="multi")
+    _, labels_ = _first_batches(pipeline.build_dataset(str(tmp_path / "train-*"), MODEL, DATA, True, BATCH), 1)[0]
+    assert (labels_["has_instances"] == 1).all()
+    ids, seg = labels_["instance_ids"], labels_["segmentation"]
+    known = seg != labels.IGNORE_LABEL
+    np.testing.assert_array_equal(ids[known] > 0, seg[known] > 0)
+    assert all(len(set(np.unique(i)) - {0}) >= 1 for i in ids)

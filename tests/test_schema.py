@@ -96,3 +96,34 @@ def test_encode_rejects_bad_densepose(bad, message):
     points = {"bbox": [0, 0, 5, 5], "x": [1.0], "y": [1.0], "i": [3], "u": [0.5], "v": [0.5], **bad}
     with pytest.raises(ValueError, match=message):
         schema.encode_example(b"x", height=5, width=5, source_id="bad", dataset="lip", densepose=points)
+
+
+def _person_ids(parsing: np.ndarray) -> np.ndarray:
+    """A person-id map for a real CIHP label: connected foreground blobs numbered 1..N."""
+    count, ids = cv2.connectedComponents((parsing > 0).astype(np.uint8))
+    assert count > 1
+    return ids.astype(np.uint8)
+
+
+def test_cihp_instance_ids_round_trip(shared_data):
+    label_path = shared_data / "cihp_sample/labels/0002190.png"
+    parsing = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+    persons = _person_ids(parsing)
+    height, width = parsing.shape
+    jpeg = (shared_data / "cihp_sample/images/0002190.jpg").read_bytes()
+    decoded = _round_trip(schema.encode_example(
+        jpeg, height=height, width=width, source_id="0002190", dataset="cihp",
+        parsing_png=label_path.read_bytes(), instance_png=cv2.imencode(".png", persons)[1].tobytes(),
+    ))
+    assert decoded["has_instances"] == 1 and decoded["instance_ids"].dtype == np.int32
+    assert decoded["instance_ids"].shape == decoded["parsing"].shape == (height, width)
+    np.testing.assert_array_equal(decoded["instance_ids"], persons)
+
+
+def test_records_without_person_ids_decode_as_absent():
+    image = cv2.imencode(".png", np.zeros((6, 9, 3), np.uint8))[1].tobytes()
+    example = schema.encode_example(image, height=6, width=9, source_id="old", dataset="lip")
+    assert "instance/encoded" not in example.features.feature  # as written before the key existed
+    decoded = _round_trip(example)
+    assert decoded["has_instances"] == 0
+    np.testing.assert_array_equal(decoded["instance_ids"], np.zeros((6, 9), np.int32))

@@ -129,3 +129,87 @@ def test_rejects_bad_sizes(tmp_path):
         synthetic.write_synthetic_dataset(tmp_path, 1, 1, image_size=(16, 16))
     with pytest.raises(ValueError, match="num_train"):
         synthetic.write_synthetic_dataset(tmp_path, -1, 1)
+
+
+# sha256 of generate_person's arrays for seeds [3, 0, k], k < 6, at 72 x 64, measured on
+# the generator before multi-person scenes existed: the single-person set must not change.
+SINGLE_PERSON_DIGEST = "3b3f9e4bde8509eb85aaedf1aa71f8eec24d5fc97316f6581aca77152877fddc"
+
+
+def test_single_person_output_is_unchanged_by_scenes():
+    import hashlib
+
+    digest = hashlib.sha256()
+    for k in range(6):
+        person = synthetic.generate_person(np.random.default_rng([3, 0, k]), 72, 64)
+        for key in ("image", "parsing", "keypoints", "patches"):
+            digest.update(np.ascontiguousarray(person[key]).tobytes())
+        for key in ("bbox", "x", "y", "i", "u", "v"):
+            digest.update(np.ascontiguousarray(person["densepose"][key]).tobytes())
+        digest.update(person["densepose"]["masks_png"])
+    assert digest.hexdigest() == SINGLE_PERSON_DIGEST
+
+
+def _scenes(count=8):
+    return [synthetic.generate_scene(np.random.default_rng([5, k]), *SIZE) for k in range(count)]
+
+
+def test_scenes_hold_two_to_four_people_covering_the_parsing_foreground():
+    counts = set()
+    for scene in _scenes():
+        ids = np.unique(scene["instances"])
+        people = ids[ids > 0]
+        assert 2 <= len(people) <= 4 and people.tolist() == list(range(1, len(people) + 1))
+        counts.add(len(people))
+        np.testing.assert_array_equal(scene["instances"] > 0, scene["parsing"] > 0)
+    assert len(counts) > 1
+
+
+def test_scene_pose_and_densepose_belong_to_the_front_person():
+    for scene in _scenes():
+        front = scene["instances"] == scene["instances"].max()
+        dense = scene["densepose"]
+        rows, cols = np.floor(dense["y"]).astype(int), np.floor(dense["x"]).astype(int)
+        assert dense["i"].size and front[rows, cols].all()
+        x0, y0, w, h = dense["bbox"].astype(int)
+        rows, cols = np.nonzero(front)
+        assert (x0, y0, x0 + w, y0 + h) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+        assert (scene["patches"][~front] == 0).all()
+        visible = (scene["keypoints"][:, 2] == 0) & (scene["keypoints"][:, 0] >= 0)
+        x, y = np.floor(scene["keypoints"][visible, :2] + 0.5).astype(int).T
+        inside = (x < SIZE[1]) & (y < SIZE[0])
+        # joints of the front person fall on its own pixels or just beside a limb's end
+        near = [front[max(r - 2, 0):r + 3, max(c - 2, 0):c + 3].any() for r, c in zip(y[inside], x[inside])]
+        assert np.mean(near) > 0.9
+
+
+def test_multi_scene_dataset_carries_person_ids(tmp_path):
+    report = synthetic.write_synthetic_dataset(tmp_path, 3, 0, SIZE, seed=1, num_shards=1, scene="multi")
+    assert report["scene"] == "multi"
+    records = tf.data.TFRecordDataset(sorted(str(p) for p in tmp_path.glob("train-*.tfrecord")))
+    for record in records:
+        example = schema.decode_example(record)
+        ids = example["instance_ids"].numpy()
+        assert example["has_instances"] == 1 and 2 <= len(np.unique(ids[ids > 0])) <= 4
+        np.testing.assert_array_equal(ids > 0, example["parsing"].numpy() > 0)
+    with pytest.raises(ValueError, match="scene='crowd'"):
+        synthetic.write_synthetic_dataset(tmp_path / "x", 1, 0, SIZE, scene="crowd")
+
+
+def test_scene_flag_and_converter_option(tmp_path, capsys):
+    from spd_tf import cli_args
+    from spd_tf.config import DataConfig
+    from spd_tf.errors import SettingValueError
+    from tfrecords_tools import convert_synthetic
+
+    parser = cli_args.Parser(prog="train")
+    cli_args.add_config_flags(parser, DataConfig, "demo")
+    values = cli_args.config_values(DataConfig, parser.parse_args(["--synthetic-scene", "multi"]), False)
+    assert DataConfig(**values).synthetic_scene == "multi" and DataConfig().synthetic_scene == "single"
+    with pytest.raises(SettingValueError, match="crowd"):
+        DataConfig(synthetic_scene="crowd")
+    convert_synthetic.main(["--out", str(tmp_path), "--num-train", "2", "--num-val", "1", "--image-size", "64",
+                            "--scene", "multi"])
+    assert json.loads((tmp_path / synthetic.REPORT_NAME).read_text())["scene"] == "multi"
+    val = next(iter(tf.data.TFRecordDataset(str(tmp_path / "val-00000-of-00001.tfrecord"))))
+    assert schema.decode_example(val)["has_instances"] == 1

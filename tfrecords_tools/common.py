@@ -35,6 +35,7 @@ from spd_tf.fileio import ensure_writable_dir, write_json_atomic
 PathLike = Union[str, os.PathLike]
 IN_FLIGHT_PER_WORKER = 4
 REENCODE_JPEG_QUALITY = 95
+MAX_INSTANCES = 8  # persons per person-id map; more is an error, never a silent merge
 
 
 class InputError(ValueError):
@@ -146,6 +147,21 @@ def encode_label_file(path: PathLike, height: int, width: int, num_classes: int,
     return encode_index_png(label)
 
 
+def encode_person_ids_file(record: layouts.Record, height: int, width: int, max_instances: int) -> bytes:
+    """Checks a person-id PNG (CIHP Human_ids/) against its image and `max_instances`;
+    returns the 8-bit PNG of instance/encoded. Raises InputError naming the file."""
+    try:
+        persons = layouts.load_person_ids(record.instance_path, record.label_path or record.image_path,
+                                          (height, width))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    ids = np.unique(persons[persons > 0])
+    if ids.size > max_instances or (ids.size and ids.max() > max_instances):
+        raise InputError(f"{record.instance_path}: {ids.size} persons (ids up to {ids.max()}) exceed "
+                         f"--max-instances {max_instances}")
+    return encode_index_png(persons)
+
+
 def tasks_of(parsing_png: bytes, keypoints, densepose) -> Tuple[str, ...]:
     present = (parsing_png, keypoints is not None, densepose is not None)
     return tuple(task for task, has in zip(config.TASKS, present) if has)
@@ -157,6 +173,7 @@ def encode_record(
     num_classes: int = labels.NUM_LIP_CLASSES,
     densepose_fn: Optional[Callable[[int, int], Tuple[Optional[dict], Tuple[str, ...]]]] = None,
     label_reader: Optional[Callable[[Path], np.ndarray]] = None,
+    max_instances: int = MAX_INSTANCES,
 ) -> Converted:
     """Record (image, optional label and keypoints) -> Converted; bad input raises InputError.
 
@@ -169,6 +186,9 @@ def encode_record(
         parsing_png = encode_label_file(
             record.label_path, image.height, image.width, num_classes, label_reader
         )
+    instance_png = b""
+    if record.instance_path is not None:
+        instance_png = encode_person_ids_file(record, image.height, image.width, max_instances)
     densepose, dropped = densepose_fn(image.height, image.width) if densepose_fn is not None else (None, ())
     example = schema.encode_example(
         image.data,
@@ -177,10 +197,11 @@ def encode_record(
         source_id=record.source_id,
         dataset=dataset,
         parsing_png=parsing_png,
+        instance_png=instance_png,
         keypoints=record.keypoints,
         densepose=densepose,
     )
-    tasks = tasks_of(parsing_png, record.keypoints, densepose)
+    tasks = tasks_of(parsing_png, record.keypoints, densepose) + (("instances",) if instance_png else ())
     return Converted(example.SerializeToString(), tasks, image.fixes, dropped)
 
 
@@ -311,6 +332,7 @@ def convert_split(
         "inputs": len(items),
         "written": writer.total,
         "tasks": {task: task_counts.get(task, 0) for task in config.TASKS},
+        "person_id_maps": task_counts.get("instances", 0),
         "shards": [p.name for p in writer.final_paths],
     }
     report.splits[split] = summary
@@ -378,6 +400,7 @@ def convert_labelled(
     workers: int = 1,
     examples_per_shard: int = 1000,
     report_path: Optional[PathLike] = None,
+    max_instances: int = MAX_INSTANCES,
 ) -> dict:
     """ATR / CIHP (images + parsing labels, for evaluation) -> shards; returns the report dict.
 
@@ -388,17 +411,18 @@ def convert_labelled(
     report = ConversionReport(dataset, root, out_dir)
     splits = [split] if split is not None or id_list is not None else [None]
     for listing in (listers.LISTERS[dataset](root, name, id_list) for name in splits):
-        convert_listing(report, listing, dataset, num_classes, out_dir, workers, examples_per_shard)
+        convert_listing(report, listing, dataset, num_classes, out_dir, workers, examples_per_shard, max_instances)
     return report.write(report_path or out_dir / f"{dataset}-report.json")
 
 
 def convert_listing(report: ConversionReport, listing: layouts.Listing, dataset: str,
-                    num_classes: int, out_dir: Path, workers: int, examples_per_shard: int) -> dict:
+                    num_classes: int, out_dir: Path, workers: int, examples_per_shard: int,
+                    max_instances: int = MAX_INSTANCES) -> dict:
     """One listed split of labelled images -> shards, recorded in `report`."""
     report.add_skipped(listing.split, listing.skipped)
     items = [(record.source_id, record) for record in listing]
     build = functools.partial(encode_record, dataset=dataset, num_classes=num_classes,
-                              label_reader=listing.label_reader)
+                              label_reader=listing.label_reader, max_instances=max_instances)
     return convert_split(report, listing.split, items, build, out_dir=out_dir, workers=workers,
                          examples_per_shard=examples_per_shard)
 
@@ -409,6 +433,9 @@ def labelled_main(dataset: str, description: str, num_classes: int, argv: Option
     add_data_root(parser, dataset)
     parser.add_argument("--split", default=None, help="split whose list ({split}_id.txt or {split}.txt) to use; default: all images")
     parser.add_argument("--id-list", type=Path, default=None, help="explicit id list file (overrides --split's list)")
+    if dataset == "cihp":
+        parser.add_argument("--max-instances", type=int, default=MAX_INSTANCES,
+                            help="most persons per Human_ids/ map; an image with more is skipped, named in the report")
     add_output_arguments(parser)
     args = parser.parse_args(argv)
     check_out_dir(parser.prog, args.out_dir)
@@ -417,6 +444,7 @@ def labelled_main(dataset: str, description: str, num_classes: int, argv: Option
         report = convert_labelled(
             dataset, args.root, args.out_dir, args.split, id_list=args.id_list, num_classes=num_classes,
             workers=args.workers, examples_per_shard=args.examples_per_shard, report_path=path,
+            max_instances=getattr(args, "max_instances", MAX_INSTANCES),
         )
     except layouts.LayoutError as e:
         parser.error(str(e))

@@ -4,9 +4,13 @@ Expected layout under ROOT (one split folder, e.g. CIHP's Validation/):
   images/*.jpg + labels/*.png          (the CIHP_PGN layout), or
   Images/*.jpg + Category_ids/*.png    (the official instance-level-human-parsing release)
   optional {split}_id.txt or {split}.txt ("/images/x.jpg /labels/x.png" lines) in ROOT,
-  ROOT/list/ or ROOT/lists/ choosing the images.
+  ROOT/list/ or ROOT/lists/ choosing the images,
+  optional Human_ids/*.png beside the label folder: person ids (0 none, 1..N).
 Labels are 8-bit class indices in the LIP 20-class scheme (index 10 = torso skin), 255 =
-ignore. Each multi-person image becomes one example (`image/dataset` = cihp). Output:
+ignore. Each multi-person image becomes one example (`image/dataset` = cihp); its person
+ids, when present, go to `instance/encoded`. A person-id PNG of another size than its label,
+or with more persons than --max-instances (default 8), skips that image with the file and
+the count in the report: persons are never merged. Output:
 OUT/{split}-*-of-*.tfrecord (split `all` without a list) and OUT/cihp-report.json.
 """
 

@@ -182,7 +182,8 @@ def warp_image(image: tf.Tensor, matrix: tf.Tensor, output_size, pad_value) -> t
 
 
 def warp_parsing(parsing: tf.Tensor, matrix: tf.Tensor, output_size, fill=labels.IGNORE_LABEL) -> tf.Tensor:
-    """uint8 label map [H, W] -> [h, w] (nearest neighbour, padded with `fill`)."""
+    """Label map [H, W] (uint8 classes, int32 person ids) -> [h, w] (nearest neighbour, padded
+    with `fill`), so every output pixel carries one of the input's values."""
     warped = _warp(parsing[..., None], matrix, output_size, float(fill), "NEAREST")
     return warped[..., 0]
 
@@ -233,12 +234,17 @@ def resize_to_input(image: tf.Tensor, parsing: tf.Tensor, output_size):
     sy, sx = tf.unstack(tf.constant(output_size, tf.float32) / size)
     out_h, out_w = output_size
     resized = tf.image.resize(tf.cast(image, tf.float32), output_size, method="bilinear")
-    labels_ = tf.image.resize(parsing[..., None], output_size, method="nearest")[..., 0]
     return (
         tf.ensure_shape(resized, [out_h, out_w, 3]),
-        tf.ensure_shape(labels_, [out_h, out_w]),
+        resize_label_map(parsing, output_size),
         _affine(sx, 0.0, 0.0, sy, 0.0, 0.0),
     )
+
+
+def resize_label_map(label_map: tf.Tensor, output_size) -> tf.Tensor:
+    """Label map [H, W] (classes or person ids) -> [h, w], nearest: the evaluation resize."""
+    resized = tf.image.resize(label_map[..., None], output_size, method="nearest")[..., 0]
+    return tf.ensure_shape(resized, list(output_size))
 
 
 def load_uv_symmetry(path: Optional[str]) -> Optional[UVSymmetry]:

@@ -16,7 +16,8 @@ Layouts understood (ROOT is the path the user gives):
   ATR   ROOT/JPEGImages/ + ROOT/SegmentationClassAug/, optional {split}_id.txt / {split}.txt
         in ROOT or ROOT/list(s)/.
   CIHP  ROOT/images/ + ROOT/labels/ (or the official Images/ + Category_ids/), optional
-        {split}_id.txt or {split}.txt ("/images/x.jpg /labels/x.png" lines).
+        {split}_id.txt or {split}.txt ("/images/x.jpg /labels/x.png" lines), optional
+        ROOT/Human_ids/ (person ids 0 none, 1..N, one PNG per label).
   CCP   ROOT/photos/NNNN.jpg + ROOT/annotations/pixel-level/NNNN.mat + ROOT/label_list.mat,
         optional ROOT/{split}_id.txt (spd_tf.data.ccp maps the 59 tags to 15 classes).
 """
@@ -36,6 +37,8 @@ PathLike = Union[str, os.PathLike]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 LABEL_SUFFIXES = (".png",)
 POSE_CSV_FIELDS = 1 + labels.NUM_LIP_JOINTS * 3
+# Where CIHP keeps its ground-truth person ids: a folder beside the label folder.
+CIHP_PERSON_DIR = "Human_ids"
 
 
 class LayoutError(ValueError):
@@ -50,6 +53,7 @@ class Record:
     image_path: Path
     label_path: Optional[Path] = None
     keypoints: Optional[np.ndarray] = None  # float32 [16, 3] (x, y, v); missing joint = -1
+    instance_path: Optional[Path] = None  # PNG of person ids (CIHP Human_ids/), if any
 
 
 @dataclasses.dataclass
@@ -276,10 +280,20 @@ def list_atr(root: PathLike, split: Optional[str] = None, id_list: Optional[Path
 
 
 def list_cihp(root: PathLike, split: Optional[str] = None, id_list: Optional[PathLike] = None) -> Listing:
-    """CIHP: images/ + labels/ (or Images/ + Category_ids/); optional {split}_id.txt / {split}.txt."""
-    return _labelled_listing(
+    """CIHP: images/ + labels/ (or Images/ + Category_ids/); optional {split}_id.txt / {split}.txt.
+
+    A record's `instance_path` is Human_ids/<id>.png beside the label folder when it exists
+    (a listing without person ids still scores and trains parsing)."""
+    listing = _labelled_listing(
         "cihp", Path(root), split, [("images", "labels"), ("Images", "Category_ids")], (".", "list", "lists"), id_list
     )
+    person_dir = listing.label_dir.parent / CIHP_PERSON_DIR
+    if person_dir.is_dir():
+        listing.records = [
+            dataclasses.replace(r, instance_path=p) if (p := person_dir / f"{r.label_path.stem}.png").exists() else r
+            for r in listing.records
+        ]
+    return listing
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -318,3 +332,13 @@ def load_label(path: PathLike) -> np.ndarray:
             raise ValueError(f"{path}: label values {array.min()}..{array.max()} do not fit uint8")
         array = array.astype(np.uint8)
     return array
+
+
+def load_person_ids(path: PathLike, label_path: PathLike, size) -> np.ndarray:
+    """A person-id PNG (0 none, 1..N) as int32 [H, W]; LayoutError naming it unless it is
+    `size` (height, width), the size of its parsing label `label_path`."""
+    persons = load_label(path)
+    if persons.shape != tuple(size):
+        raise LayoutError(f"{path}: person-id PNG is {persons.shape[1]}x{persons.shape[0]} but its label "
+                          f"{Path(label_path).name} is {size[1]}x{size[0]}")
+    return persons.astype(np.int32)

@@ -115,17 +115,21 @@ class Parser:
         )
         image = augment.warp_image(example["image"], matrix, self.input_size, self.pad_value)
         parsing = augment.warp_parsing(example["parsing"], matrix, self.input_size)
-        return self.make_targets(example, image, parsing, matrix, flipped)
+        persons = augment.warp_parsing(example["instance_ids"], matrix, self.input_size, fill=0)
+        return self.make_targets(example, image, parsing, persons, matrix, flipped)
 
     def evaluate(self, serialized: tf.Tensor):
         example = schema.decode_example(serialized)
         image, parsing, matrix = augment.resize_to_input(
             example["image"], example["parsing"], self.input_size
         )
-        return self.make_targets(example, image, parsing, matrix, tf.constant(False))
+        persons = augment.resize_label_map(example["instance_ids"], self.input_size)
+        return self.make_targets(example, image, parsing, persons, matrix, tf.constant(False))
 
-    def make_targets(self, example, image, parsing, matrix, flipped):
-        """Maps every label through `matrix`, renames sides when `flipped`, builds targets."""
+    def make_targets(self, example, image, parsing, persons, matrix, flipped):
+        """Maps every label through `matrix`, renames sides when `flipped`, builds targets.
+
+        `persons` (person ids, already warped) needs no renaming: a mirror keeps who is who."""
         parsing = tf.cond(
             flipped, lambda: augment.swap_parsing_sides(parsing, self.label_set), lambda: parsing
         )
@@ -169,6 +173,8 @@ class Parser:
             "pose_heatmaps": heatmaps,
             "keypoints": keypoints,
             "has_segmentation": example["has_segmentation"],
+            "instance_ids": tf.ensure_shape(tf.cast(persons, tf.int32), [height, width]),
+            "has_instances": example["has_instances"],
             "has_pose": example["has_pose"],
             "source_id": example["source_id"],
             "densepose_masks": tf.cast(masks, tf.int32),

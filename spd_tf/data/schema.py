@@ -4,7 +4,9 @@
 and `decode_example` (serialized string in, dict of tensors out; used by the input pipeline,
 evaluation and the `tf_example` serving signature) are the only two places that know the
 feature keys. A task is present when its field is non-empty, and the decoded dict carries
-`has_segmentation` / `has_pose` / `has_densepose` flags so losses can mask absent tasks.
+`has_segmentation` / `has_pose` / `has_densepose` / `has_instances` flags so losses can mask
+absent tasks. Multi-person records (CIHP, synthetic multi-person scenes) also carry
+`instance/encoded`: a PNG of person ids (0 none, 1..N, CIHP Human_ids/ semantics).
 """
 
 from typing import Mapping, Optional
@@ -25,6 +27,7 @@ FEATURE_SPEC = {
     "image/height": tf.io.FixedLenFeature([], tf.int64),
     "image/width": tf.io.FixedLenFeature([], tf.int64),
     "parsing/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "instance/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "pose/keypoints": tf.io.VarLenFeature(tf.float32),
     "densepose/bbox": tf.io.VarLenFeature(tf.float32),
     "densepose/x": tf.io.VarLenFeature(tf.float32),
@@ -56,11 +59,13 @@ def encode_example(
     source_id: str,
     dataset: str,
     parsing_png: bytes = b"",
+    instance_png: bytes = b"",
     keypoints: Optional[np.ndarray] = None,
     densepose: Optional[Mapping[str, np.ndarray]] = None,
 ) -> tf.train.Example:
     """Builds one Example.
 
+    instance_png: uint8 PNG of person ids (0 none, 1..N), the size of the parsing PNG.
     keypoints: [16, 3] (x, y, v) in image pixels, LIP joint order; missing joint = (-1, -1, -1).
     densepose: dict with `bbox` [4] (x0, y0, w, h in image pixels), `x`, `y` [N] in image
       pixels, `i` [N] patch 1..24, `u`, `v` [N] in [0, 1], optional `masks_png` (bytes).
@@ -78,6 +83,8 @@ def encode_example(
         "image/width": _ints([width]),
         "parsing/encoded": _bytes(parsing_png),
     }
+    if instance_png:  # only when present: single-person records stay byte for byte as before
+        feature["instance/encoded"] = _bytes(instance_png)
     if keypoints is not None:
         keypoints = np.asarray(keypoints, np.float32)
         if keypoints.shape != (labels.NUM_LIP_JOINTS, 3):
@@ -118,8 +125,9 @@ def decode_example(serialized: tf.Tensor) -> dict:
     Returns image uint8 [H, W, 3] (grayscale/RGBA forced to RGB), parsing uint8 [H, W]
     (all 255 when absent), keypoints float32 [16, 3] (all -1 when absent), densepose_bbox
     float32 [4], densepose_{x,y,u,v} float32 [N], densepose_i int32 [N], densepose_masks
-    uint8 [h, w] (0x0 when absent), height/width int32, source_id/dataset strings and
-    float32 presence flags has_segmentation / has_pose / has_densepose.
+    uint8 [h, w] (0x0 when absent), instance_ids int32 [H, W] person ids (all 0 when
+    absent), height/width int32, source_id/dataset strings and float32 presence flags
+    has_segmentation / has_pose / has_densepose / has_instances.
     """
     parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
     image = tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
@@ -132,6 +140,13 @@ def decode_example(serialized: tf.Tensor) -> dict:
         has_parsing,
         lambda: tf.io.decode_png(parsed["parsing/encoded"], channels=1)[..., 0],
         lambda: tf.fill(tf.shape(image)[:2], tf.constant(labels.IGNORE_LABEL, tf.uint8)),
+    )
+
+    has_instances = tf.strings.length(parsed["instance/encoded"]) > 0
+    instance_ids = tf.cond(
+        has_instances,
+        lambda: tf.cast(tf.io.decode_png(parsed["instance/encoded"], channels=1)[..., 0], tf.int32),
+        lambda: tf.zeros(tf.shape(image)[:2], tf.int32),
     )
 
     keypoints = tf.sparse.to_dense(parsed["pose/keypoints"])
@@ -159,6 +174,7 @@ def decode_example(serialized: tf.Tensor) -> dict:
         "source_id": parsed["image/source_id"],
         "dataset": parsed["image/dataset"],
         "parsing": parsing,
+        "instance_ids": instance_ids,
         "keypoints": keypoints,
         "densepose_bbox": bbox,
         "densepose_x": dense["x"],
@@ -170,6 +186,7 @@ def decode_example(serialized: tf.Tensor) -> dict:
         "has_segmentation": tf.cast(has_parsing, tf.float32),
         "has_pose": tf.cast(has_pose, tf.float32),
         "has_densepose": tf.cast(has_densepose, tf.float32),
+        "has_instances": tf.cast(has_instances, tf.float32),
     }
 
 

@@ -15,6 +15,12 @@ swaps them. Backgrounds are a shaded base colour with random clutter shapes.
 Keypoints are written as pixel indices (pixel centre = integer, as LIP); DensePose points
 and the box are continuous coordinates (pixel (r, c) covers [c, c+1) x [r, r+1)), as
 DensePose-COCO. The input pipeline reads both conventions the same way.
+
+Scenes (`DataConfig.synthetic_scene`): "single" draws one person per image; "multi" draws
+2-4 overlapping people back to front on one background, so occlusion is the same in the
+image, the parsing and the person-id map (`instance/encoded`, ids 1..N from back to front).
+Keypoints and DensePose are those of the front person only (N): the schema holds one
+person's pose and DensePose per example, and the front person is the one never occluded.
 """
 
 import hashlib
@@ -25,7 +31,7 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from spd_tf import fileio, labels, progress
+from spd_tf import config, fileio, labels, progress
 from spd_tf.data import schema
 from spd_tf.data import synthetic_drawing as drawing
 from spd_tf.data.writer import ShardedWriter
@@ -38,6 +44,8 @@ REPORT_NAME = "report.json"
 # Size for standalone generation (convert_synthetic, tests). train.py generates at its
 # model input size, so the random scale range (0.75-1.25) centres on the evaluation scale.
 DEFAULT_IMAGE_SIZE = (96, 96)
+SCENES = config.SYNTHETIC_SCENES
+SCENE_PEOPLE = (2, 4)  # people per multi-person scene, inclusive
 
 C = {name: i for i, name in enumerate(labels.LIP_CLASSES)}
 P = {name: i for i, name in enumerate(labels.DENSEPOSE_PATCHES)}
@@ -330,7 +338,8 @@ def _coarse_masks_png(patches: np.ndarray, bbox) -> bytes:
     return png.tobytes()
 
 
-def _densepose(rng, canvas: drawing.Canvas, surfaces, points_per_part: int) -> dict:
+def _densepose(rng, canvas: drawing.Canvas, surfaces, points_per_part: int, person: np.ndarray) -> dict:
+    """Visible DensePose points, box and coarse masks of the person whose pixels are `person`."""
     xs, ys, ii, us, vs = [], [], [], [], []
     for patch, kind, geometry in surfaces:
         count = points_per_part * (2 if kind == "quad" else 1)
@@ -343,11 +352,11 @@ def _densepose(rng, canvas: drawing.Canvas, surfaces, points_per_part: int) -> d
         visible &= patches > 0
         xs.append(xy[visible, 0]), ys.append(xy[visible, 1]), ii.append(patches[visible])
         us.append(u[visible]), vs.append(v[visible])
-    rows, cols = np.nonzero(canvas.parsing)
+    rows, cols = np.nonzero(person)
     bbox = [cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()]
     return {
         "bbox": np.asarray(bbox, np.float32),
-        "masks_png": _coarse_masks_png(canvas.patches, bbox),
+        "masks_png": _coarse_masks_png(np.where(person, canvas.patches, 0).astype(np.uint8), bbox),
         "x": np.concatenate(xs).astype(np.float32), "y": np.concatenate(ys).astype(np.float32),
         "i": np.concatenate(ii).astype(np.int64),
         "u": np.clip(np.concatenate(us), 0, 1).astype(np.float32),
@@ -364,19 +373,34 @@ def generate_person(rng: np.random.Generator, height: int, width: int, points_pe
     densepose dict (bbox x0, y0, w, h; x, y, i, u, v) as schema.encode_example takes it,
     and patches uint8 [H, W], the visible DensePose patch of every pixel (0 = none).
     """
+    return _draw(rng, height, width, 1, points_per_part)
+
+
+def generate_scene(rng: np.random.Generator, height: int, width: int, points_per_part: int = 6) -> dict:
+    """2-4 overlapping people (module docstring): generate_person's dict for the front
+    person's keypoints and DensePose, the parsing of all, plus instances uint8 [H, W]
+    (0 none, 1..N back to front)."""
+    return _draw(rng, height, width, int(rng.integers(SCENE_PEOPLE[0], SCENE_PEOPLE[1] + 1)), points_per_part)
+
+
+def _draw(rng, height: int, width: int, count: int, points_per_part: int) -> dict:
     canvas = drawing.Canvas(drawing.background(rng, height, width))
-    body = _Body(rng, height, width)
-    person = _Person(rng, canvas, body)
-    person.draw()
+    for index in range(1, count + 1):
+        canvas.person = index
+        body = _Body(rng, height, width)
+        person = _Person(rng, canvas, body)
+        person.draw()
     keypoints = np.concatenate([body.joints - 0.5, np.zeros((labels.NUM_LIP_JOINTS, 1))], 1)
     outside = (body.joints < 0).any(1) | (body.joints[:, 0] >= width) | (body.joints[:, 1] >= height)
     keypoints[outside] = -1
+    front = canvas.instances == count
     return {
         "image": np.clip(np.round(canvas.image), 0, 255).astype(np.uint8),
         "parsing": canvas.parsing,
         "keypoints": keypoints.astype(np.float32),
-        "densepose": _densepose(rng, canvas, person.surfaces, points_per_part),
-        "patches": canvas.patches,
+        "densepose": _densepose(rng, canvas, person.surfaces, points_per_part, front),
+        "patches": np.where(front, canvas.patches, 0).astype(np.uint8),
+        "instances": canvas.instances,
     }
 
 
@@ -385,26 +409,33 @@ def _example_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, ("train", "val").index(split), index])
 
 
-def encode_person(person: dict, source_id: str) -> bytes:
-    """Serialises a generated person (JPEG image, PNG parsing) with schema.encode_example."""
+def encode_person(person: dict, source_id: str, with_instances: bool = False) -> bytes:
+    """Serialises a generated person or scene (JPEG image, PNG parsing, and the person-id
+    PNG when `with_instances`) with schema.encode_example."""
     height, width = person["parsing"].shape
     bgr = cv2.cvtColor(person["image"], cv2.COLOR_RGB2BGR)
     ok_image, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
     ok_label, png = cv2.imencode(".png", person["parsing"])
-    if not (ok_image and ok_label):
+    ok_ids, ids = cv2.imencode(".png", person["instances"]) if with_instances else (True, b"")
+    if not (ok_image and ok_label and ok_ids):
         raise RuntimeError(f"{source_id}: OpenCV failed to encode the synthetic image")
     example = schema.encode_example(
         jpeg.tobytes(), height=height, width=width, source_id=source_id, dataset="synthetic",
-        parsing_png=png.tobytes(), keypoints=person["keypoints"], densepose=person["densepose"],
+        parsing_png=png.tobytes(), instance_png=bytes(ids), keypoints=person["keypoints"],
+        densepose=person["densepose"],
     )
     return example.SerializeToString()
 
 
 def write_synthetic_dataset(
     out_dir, num_train: int = 2000, num_val: int = 200, image_size: Tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    seed: int = 0, num_shards: int = 4,
+    seed: int = 0, num_shards: int = 4, scene: str = "single",
 ) -> dict:
-    """Writes train/val shards and report.json into `out_dir`; returns the report."""
+    """Writes train/val shards and report.json into `out_dir`; returns the report.
+
+    scene: "single" (one person per image) or "multi" (generate_scene, with person ids)."""
+    if scene not in SCENES:
+        raise ValueError(f"scene={scene!r} is not one of {SCENES}")
     if num_train < 0 or num_val < 0:
         raise ValueError(f"num_train={num_train}, num_val={num_val} must be >= 0")
     height, width = image_size
@@ -415,6 +446,9 @@ def write_synthetic_dataset(
         "generator_version": GENERATOR_VERSION, "image_size": [height, width], "seed": seed,
         "splits": {}, "class_image_fraction": {},
     }
+    if scene != "single":  # single-person reports stay as before
+        report["scene"] = scene
+    draw = generate_scene if scene == "multi" else generate_person
     class_counts = np.zeros(labels.NUM_LIP_CLASSES)
     for split, count in (("train", num_train), ("val", num_val)):
         if count == 0:
@@ -423,8 +457,8 @@ def write_synthetic_dataset(
         shards = max(1, min(num_shards, count)) if split == "train" else 1
         with ShardedWriter(out_dir, split, shards) as writer:
             for index in progress.track(range(count), f"synthetic {split}", "img", leave=False):
-                person = generate_person(_example_rng(seed, split, index), height, width)
-                writer.write(encode_person(person, f"synthetic_{split}_{index:06d}"))
+                person = draw(_example_rng(seed, split, index), height, width)
+                writer.write(encode_person(person, f"synthetic_{split}_{index:06d}", scene == "multi"))
                 class_counts[np.unique(person["parsing"])] += 1
                 points += person["densepose"]["i"].size
         report["splits"][split] = {
@@ -445,7 +479,7 @@ def _settings_key(settings: Dict) -> str:
 
 def ensure_synthetic_dataset(
     cache_dir, num_train: int = 2000, num_val: int = 200, image_size: Tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    seed: int = 0, num_shards: int = 4,
+    seed: int = 0, num_shards: int = 4, scene: str = "single",
 ) -> Tuple[str, str]:
     """Generates the dataset once per settings into `cache_dir`; returns (train_glob, val_glob).
 
@@ -457,9 +491,11 @@ def ensure_synthetic_dataset(
         "num_train": num_train, "num_val": num_val, "image_size": list(image_size),
         "seed": seed, "num_shards": num_shards,
     }
+    if scene != "single":  # the single-person cache keeps its key
+        settings["scene"] = scene
     final = Path(cache_dir) / f"synthetic-{_settings_key(settings)}"
     if not (final / COMPLETE_MARKER).exists():
         with fileio.atomic_path(final, directory=True) as temp:
-            write_synthetic_dataset(temp, num_train, num_val, image_size, seed, num_shards)
+            write_synthetic_dataset(temp, num_train, num_val, image_size, seed, num_shards, scene)
             fileio.write_json_atomic(temp / COMPLETE_MARKER, settings)
     return str(final / "train-*.tfrecord"), str(final / "val-*.tfrecord")

@@ -71,13 +71,16 @@ class Texture:
 
 
 class Canvas:
-    """Image, parsing and DensePose patch maps painted together, back to front."""
+    """Image, parsing, DensePose patch and person-id maps painted together, back to front
+    (so a later person occludes an earlier one in all four). `person` is the id painted."""
 
     def __init__(self, image: np.ndarray):
         self.height, self.width = image.shape[:2]
         self.image = image
         self.parsing = np.zeros((self.height, self.width), np.uint8)
         self.patches = np.zeros((self.height, self.width), np.uint8)
+        self.instances = np.zeros((self.height, self.width), np.uint8)
+        self.person = 1
 
     def blank(self) -> np.ndarray:
         return np.zeros((self.height, self.width), np.uint8)
@@ -89,6 +92,7 @@ class Canvas:
         self.image[rows, cols] = texture(rows, cols)
         if cls is not None:
             self.parsing[rows, cols] = cls
+            self.instances[rows, cols] = self.person if cls else 0
         if patch is not None:
             self.patches[rows, cols] = patch
 

@@ -99,3 +99,40 @@ def densepose_targets(
         "densepose_box": tf.where(has, norm_box, tf.fill([4], MISSING)),
         "has_densepose": tf.cast(has, tf.float32),
     }
+
+
+INSTANCE_SIGMA = 8.0  # Panoptic-DeepLab's centre Gaussian, in input pixels
+
+
+def instance_targets(instance_ids: tf.Tensor, max_instances: int, sigma: float = INSTANCE_SIGMA) -> Dict[str, tf.Tensor]:
+    """Panoptic-DeepLab targets at the input resolution from person ids [B, H, W] (0 = none).
+
+    Person k (1..max_instances) has its centre at the mean (row, column) of its pixels. Returns
+    instance_center [B, H, W]: the max over persons of Gaussians (sigma in input pixels, peak
+    1 at a centre on a pixel); instance_offset [B, H, W, 2]: (dy, dx) from each pixel to its
+    person's centre, 0 elsewhere; instance_offset_weight [B, H, W]: 1 on pixels of persons
+    1..max_instances; instance_centers [B, K, 2] (row, column) and instance_present [B, K].
+    Vectorised over persons with a one-hot [B, H, W, K], so no loop over ids.
+    """
+    ids = tf.cast(instance_ids, tf.int32)
+    shape = tf.shape(ids)
+    one_hot = tf.one_hot(ids - 1, max_instances, dtype=tf.float32)  # id 0 and ids > K: all zero
+    rows = tf.range(shape[1], dtype=tf.float32)
+    cols = tf.range(shape[2], dtype=tf.float32)
+    count = tf.reduce_sum(one_hot, axis=[1, 2])  # [B, K]
+    center_y = tf.math.divide_no_nan(tf.einsum("bhwk,h->bk", one_hot, rows), count)
+    center_x = tf.math.divide_no_nan(tf.einsum("bhwk,w->bk", one_hot, cols), count)
+    present = tf.cast(count > 0, tf.float32)
+    along_y = tf.exp(-tf.square(rows[None, :, None] - center_y[:, None, :]) / (2.0 * sigma ** 2))  # [B, H, K]
+    along_x = tf.exp(-tf.square(cols[None, :, None] - center_x[:, None, :]) / (2.0 * sigma ** 2))  # [B, W, K]
+    gaussians = along_y[:, :, None, :] * along_x[:, None, :, :] * present[:, None, None, :]
+    offset_y = tf.einsum("bhwk,bk->bhw", one_hot, center_y) - rows[None, :, None]
+    offset_x = tf.einsum("bhwk,bk->bhw", one_hot, center_x) - cols[None, None, :]
+    weight = tf.reduce_sum(one_hot, axis=-1)
+    return {
+        "instance_center": tf.reduce_max(gaussians, axis=-1),
+        "instance_offset": tf.stack([offset_y, offset_x], axis=-1) * weight[..., None],
+        "instance_offset_weight": weight,
+        "instance_centers": tf.stack([center_y, center_x], axis=-1),
+        "instance_present": present,
+    }

@@ -3,7 +3,8 @@
 Inputs and outputs are the dicts of docs/interfaces.md. The graph is one functional
 `keras.Model`: the backbone of `config.backbone` (a nested model named "backbone"), the
 segmentation branch, the pose branch (sp, spd) and the DensePose ROI branch (sd, spd).
-Segmentation and pose refine each other (JPPNet); DensePose shares the trunk only.
+Segmentation and pose refine each other (JPPNet); DensePose shares the trunk only. With
+`instance_branch` any variant also has the person-grouping head on res5 (model/instance.py).
 """
 
 import keras
@@ -11,6 +12,7 @@ import keras
 from spd_tf.config import DENSEPOSE, POSE, ModelConfig
 from spd_tf.model import backbones
 from spd_tf.model.densepose import densepose_branch
+from spd_tf.model.instance import instance_branch
 from spd_tf.model.layers import StackStages, policy_name
 from spd_tf.model.pose import pose_refinement, pose_stage1
 from spd_tf.model.segmentation import segmentation_refinement, segmentation_stage1
@@ -79,6 +81,8 @@ def build_model(config: ModelConfig, backbone_weights=None, dtype=None) -> keras
         charts, box = densepose_branch(middle, seg_logits, inputs[BOX_KEY], config, dtype=dtype)
         outputs.update(charts)
         outputs[BOX_KEY] = box
+    if config.instance_branch:
+        outputs.update(instance_branch(deep, config, dtype=dtype))
     return keras.Model(inputs, outputs, name=f"spd_{config.variant}")
 
 

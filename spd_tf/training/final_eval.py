@@ -36,6 +36,9 @@ def headline(result: dict) -> str:
         parts.append(f"DensePose point accuracy (I) {100 * result['densepose']['i_accuracy']:.1f}%")
         if "foreground_iou" in result["densepose"]:
             parts.append(f"DensePose foreground IoU {100 * result['densepose']['foreground_iou']:.1f}%")
+    if "instances" in result:
+        parts.append(f"AP^r (vol) {100 * result['instances']['ap_r']['ap_vol']:.1f}%")
+        parts.append(f"AP^p (vol) {100 * result['instances']['ap_p']['ap_vol']:.1f}%")
     return " | ".join(parts)
 
 

@@ -29,7 +29,8 @@ def _synthetic_data(data: DataConfig, cache_dir: str, image_size) -> DataConfig:
 
     # People drawn at the model's input size: the random training scale (0.75-1.25) then
     # centres on the evaluation scale (a plain resize to the input size).
-    train_glob, val_glob = ensure_synthetic_dataset(cache_dir, image_size=tuple(image_size))
+    train_glob, val_glob = ensure_synthetic_dataset(cache_dir, image_size=tuple(image_size),
+                                                    scene=data.synthetic_scene)
     return data.replace(train_patterns=(train_glob,), val_patterns=(val_glob,))
 
 

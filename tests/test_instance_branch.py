@@ -1,0 +1,184 @@
+"""The instance branch (Panoptic-DeepLab person grouping): targets, loss, grouping, model, training."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spd_tf import artifacts, inference, losses
+from spd_tf.config import ModelConfig, TrainConfig
+from spd_tf.data import synthetic
+from spd_tf.data.targets import INSTANCE_SIGMA, instance_targets
+from spd_tf.errors import SettingValueError
+from spd_tf.model.spd import build_model
+from spd_tf.training import cli
+from train_support import TINY_FLAGS
+
+TINY = dict(backbone="resnet18", input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
+
+# Two hand-placed persons on a 12 x 10 map: a 3 x 2 block and an L of four pixels.
+PERSON_1 = [(r, c) for r in (1, 2, 3) for c in (1, 2)]
+PERSON_2 = [(6, 4), (6, 5), (6, 6), (7, 4)]
+
+
+def _two_persons() -> np.ndarray:
+    ids = np.zeros((12, 10), np.int32)
+    for person, pixels in ((1, PERSON_1), (2, PERSON_2)):
+        for r, c in pixels:
+            ids[r, c] = person
+    return ids
+
+
+def test_targets_of_a_hand_built_two_person_map():
+    targets = {k: v.numpy() for k, v in instance_targets(tf.constant(_two_persons()[None]), 3).items()}
+    # Mass centres by hand: (2, 1.5) and ((6 + 6 + 6 + 7) / 4, (4 + 5 + 6 + 4) / 4).
+    np.testing.assert_allclose(targets["instance_centers"][0, :2], [[2.0, 1.5], [6.25, 4.75]])
+    np.testing.assert_array_equal(targets["instance_present"][0], [1, 1, 0])
+    offset = targets["instance_offset"][0]
+    np.testing.assert_allclose(offset[1, 1], [1.0, 0.5])
+    np.testing.assert_allclose(offset[3, 2], [-1.0, -0.5])
+    np.testing.assert_allclose(offset[7, 4], [-0.75, 0.75])
+    np.testing.assert_allclose(offset[6, 6], [0.25, -1.25])
+    np.testing.assert_array_equal(offset[0, 0], [0, 0])
+    np.testing.assert_array_equal(targets["instance_offset_weight"][0], _two_persons() > 0)
+    # The heatmap is the larger of the two Gaussians (sigma 8 input pixels) everywhere.
+    rows, cols = np.mgrid[:12, :10]
+    gaussians = [np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * INSTANCE_SIGMA ** 2))
+                 for cy, cx in ((2.0, 1.5), (6.25, 4.75))]
+    np.testing.assert_allclose(targets["instance_center"][0], np.maximum(*gaussians), rtol=1e-6)
+
+
+def test_ids_above_max_instances_get_no_target():
+    targets = instance_targets(tf.constant(_two_persons()[None]), 1)
+    np.testing.assert_array_equal(targets["instance_offset_weight"].numpy()[0], _two_persons() == 1)
+    assert targets["instance_centers"].shape == (1, 1, 2)
+
+
+def _s_outputs(center, offset, batch):
+    logits = tf.zeros((batch, 12, 10, 20))
+    return {"segmentation": logits, "segmentation_stages": logits[:, None],
+            "instance_center": center, "instance_offset": offset}
+
+
+def _labels(ids, has_instances):
+    batch = ids.shape[0]
+    return {"segmentation": tf.zeros(ids.shape, tf.int32), "has_segmentation": tf.zeros(batch),
+            "instance_ids": tf.constant(ids), "has_instances": tf.constant(has_instances, tf.float32)}
+
+
+def test_loss_is_zero_for_perfect_predictions_and_exactly_zero_without_person_ids():
+    config = ModelConfig(variant="s", instance_branch=True, **TINY)
+    ids = np.stack([_two_persons(), _two_persons()[::-1]])
+    targets = instance_targets(tf.constant(ids), config.max_instances)
+    perfect = _s_outputs(targets["instance_center"][..., None], targets["instance_offset"], 2)
+    values = losses.compute_losses(perfect, _labels(ids, [1, 1]), config, TrainConfig())
+    assert float(values["instance_center"]) == pytest.approx(0, abs=1e-12)
+    assert float(values["instance_offset"]) == pytest.approx(0, abs=1e-6)
+
+    center = tf.Variable(tf.random.normal((2, 12, 10, 1)))
+    offset = tf.Variable(tf.random.normal((2, 12, 10, 2)))
+    with tf.GradientTape() as tape:
+        wrong = losses.compute_losses(_s_outputs(center, offset, 2), _labels(ids, [1, 0]), config, TrainConfig())
+        alone = losses.compute_losses(_s_outputs(center[:1], offset[:1], 1), _labels(ids[:1], [1]), config,
+                                      TrainConfig(), global_batch_size=2)
+    for name in ("instance_center", "instance_offset"):
+        assert float(wrong[name]) > 0
+        # The example without person ids adds exactly nothing.
+        assert float(wrong[name]) == float(alone[name])
+    center_gradient, offset_gradient = tape.gradient(wrong["total"], [center, offset])
+    assert not center_gradient.numpy()[1].any() and not offset_gradient.numpy()[1].any()
+    weighted = 200.0 * float(wrong["instance_center"]) + 0.01 * float(wrong["instance_offset"])
+    assert float(wrong["total"]) == pytest.approx(weighted, rel=1e-6)  # segmentation absent: 0
+
+
+def _hand_built_maps():
+    """A 4 x 4 grid of a 32 x 32 input (stride 8): peaks 0.9 at cell (0, 0) and 0.6 at
+    (3, 3); 0.5 beside the first (not a local maximum) and 0.05 at (0, 3) (under 0.1)."""
+    center = np.zeros((1, 4, 4, 1), np.float32)
+    center[0, 0, 0], center[0, 0, 1], center[0, 3, 3], center[0, 0, 3] = 0.9, 0.5, 0.6, 0.05
+    return center
+
+
+def test_grouping_of_a_hand_built_centre_map():
+    grouping = inference.InstanceGrouping((32, 32), max_instances=3, threshold=0.1)
+    centers, scores = inference.instance_centers(tf.constant(_hand_built_maps()), grouping)
+    np.testing.assert_allclose(scores.numpy(), [[0.9, 0.6, 0.0]])
+    np.testing.assert_allclose(centers.numpy()[0, :2], [[3.5, 3.5], [27.5, 27.5]])  # cell (i + 0.5) * 8 - 0.5
+
+    rows, cols = np.mgrid[:32, :32]
+    for shift in (0.0, 12.0):
+        offset = np.full((1, 4, 4, 2), shift, np.float32)
+        ids, _ = inference.group_instances(tf.constant(_hand_built_maps()), tf.constant(offset), grouping)
+        # pixel + offset is nearer (3.5, 3.5) than (27.5, 27.5) where y + x + 2 shift < 31;
+        # on the line between them the tie goes to the higher-scored person.
+        np.testing.assert_array_equal(ids.numpy()[0], np.where(rows + cols + 2 * shift <= 31, 1, 2))
+
+
+def test_postprocess_keeps_persons_on_the_parsing_foreground_at_image_size():
+    grouping = inference.InstanceGrouping((32, 32), max_instances=3, threshold=0.1)
+    logits = np.zeros((1, 4, 4, 20), np.float32)
+    logits[0, :, :2, 5] = 4.0  # class 5 on the left half, background (class 0) on the right
+    logits[0, :, 2:, 0] = 4.0
+    outputs = {"segmentation": tf.constant(logits), "instance_center": tf.constant(_hand_built_maps()),
+               "instance_offset": tf.zeros((1, 4, 4, 2))}
+    results = inference.postprocess(outputs, [[32, 64]], grouping=grouping)
+    labels, instances = results["labels"].numpy()[0], results["instances"].numpy()[0]
+    assert instances.shape == (32, 64) and instances.dtype == np.int32
+    assert (labels == 5).any() and (labels == 0).any()
+    rows, cols = np.mgrid[:32, :64]
+    at_input = np.where(rows + cols // 2 <= 31, 1, 2)  # nearest resize 32 -> 64 columns
+    np.testing.assert_array_equal(instances, np.where(labels > 0, at_input, 0))
+    np.testing.assert_allclose(results["instance_scores"].numpy(), [[0.9, 0.6, 0.0]])
+    assert set(inference.postprocess(outputs, [[32, 64]])) == {"labels", "image_size"}  # no grouping given
+
+
+@pytest.mark.parametrize("variant", ["s", "spd"])
+def test_model_outputs_and_the_heads_parameters(variant):
+    plain = build_model(ModelConfig(variant=variant, **TINY))
+    config = ModelConfig(variant=variant, instance_branch=True, **TINY)
+    model = build_model(config)
+    outputs = model({"image": tf.zeros((2, 64, 64, 3)), **({"densepose_box": None} if variant == "spd" else {})})
+    assert outputs["instance_center"].shape == (2, 8, 8, 1) and outputs["instance_offset"].shape == (2, 8, 8, 2)
+    assert outputs["instance_center"].dtype == tf.float32
+    assert "instance_center" not in plain.output
+    # The branch adds exactly its conv (3x3, bias) and two 1x1 predictions; nothing else changes.
+    channels, width = model.get_layer("instance_conv_conv").input.shape[-1], config.width(128)
+    head = 9 * channels * width + width + (width + 1) * 1 + (width + 1) * 2
+    assert model.count_params() - plain.count_params() == head
+
+
+def test_settings_are_validated():
+    assert not ModelConfig().instance_branch and ModelConfig().max_instances == 8
+    with pytest.raises(SettingValueError, match="max_instances"):
+        ModelConfig(max_instances=0)
+    with pytest.raises(SettingValueError, match="instance_threshold"):
+        ModelConfig(instance_threshold=1.0)
+    with pytest.raises(SettingValueError, match="instance_offset_weight"):
+        TrainConfig(instance_offset_weight=-1.0)
+    model, _, train = cli.resolve_configs(cli.build_parser().parse_args(
+        ["--instance-branch", "--max-instances", "4", "--instance-center-weight", "100"]))[:3]
+    assert (model.instance_branch, model.max_instances, train.instance_center_weight) == (True, 4, 100.0)
+
+
+def test_training_on_multi_person_scenes_then_evaluation_and_export(tmp_path, capsys):
+    data = tmp_path / "multi"
+    synthetic.write_synthetic_dataset(data, 4, 3, (64, 64), seed=1, num_shards=1, scene="multi")
+    run_dir = tmp_path / "run"
+    flags = [flag for flag in TINY_FLAGS if flag not in ("--no-eval", "--no-export")]
+    code = cli.main(["--data", str(data / "train-*"), "--val-data", str(data / "val-*"), "--variant", "s",
+                     "--instance-branch", "--steps", "3", "--run-dir", str(run_dir), *flags])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "loss_instance_center" in out and "loss_instance_offset" in out
+    metrics = json.loads((run_dir / artifacts.METRICS_NAME).read_text())
+    assert metrics["instances"]["num_examples"] == 3
+    assert len(metrics["instances"]["ap_r"]["ap_per_threshold"]) == 9
+    assert "AP^r (vol)" in out
+
+    export = artifacts.saved_model_dir(run_dir / artifacts.EXPORT_DIR / "spd")
+    loaded = artifacts.load(export)
+    for name in ("serving_default", "image_tensor", "tf_example"):
+        assert {"instances", "instance_scores"} <= set(loaded.model.signatures[name].structured_outputs)
+    (one,) = loaded.images_runner()([np.zeros((40, 50, 3), np.uint8)])
+    assert one["instances"].shape == (40, 50) and one["instance_scores"].shape == (8,)

@@ -15,6 +15,9 @@ exported with. Output, per image stem:
   OUT/overlay/<stem>.jpg     parsing colours blended over the photo
   OUT/keypoints/<stem>.json  {"joints": {name: {"x", "y", "score"}}, ...} (pose models)
   OUT/skeleton/<stem>.jpg    skeleton with joint colours (pose models)
+  OUT/instances/<stem>.png   person ids (0 none, 1..N by score), models with --instance-branch
+  OUT/instances/<stem>.json  {"scores": [score of person 1, ...]} (the centre-heatmap peaks)
+  OUT/persons/<stem>.jpg     one colour per person blended over the photo (instance branch)
   OUT/densepose/<stem>.png   IUV PNG in DensePose's format: channels (I, 255 U, 255 V) in
                              cv2 order, i.e. cv2.imread(path)[..., 0] is I (DensePose models)
 Inputs sharing a stem (a.jpg, a.png, dir/a.jpg) get distinct names (a, a_2, ...; never an
@@ -68,11 +71,21 @@ def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str,
         write_json_atomic(out_dir / "keypoints" / f"{stem}.json", keypoints_json(result["keypoints"], image.shape))
         skeleton = visualize.draw_skeleton(image, result["keypoints"], names=True)
         files[f"skeleton/{stem}.jpg"] = _encode(".jpg", skeleton[..., ::-1])
+    written_json = ("keypoints" in result)
+    if "instances" in result:
+        persons = result["instances"].astype(np.uint8)
+        scores = np.asarray(result["instance_scores"], np.float64)
+        write_json_atomic(out_dir / "instances" / f"{stem}.json",
+                          {"scores": [float(v) for v in scores[:int(persons.max())]]})
+        written_json += 1
+        files[f"instances/{stem}.png"] = _encode(".png", persons)
+        files[f"persons/{stem}.jpg"] = _encode(".jpg", visualize.overlay(
+            image, persons, palette=visualize.person_palette())[..., ::-1])
     if "densepose_iuv" in result:
         files[f"densepose/{stem}.png"] = _encode(".png", quantize_iuv(result["densepose_iuv"]))
     for name, data in files.items():
         write_bytes_atomic(out_dir / name, data)
-    return len(files) + ("keypoints" in result)
+    return len(files) + written_json
 
 
 def keypoints_json(keypoints: np.ndarray, image_shape) -> dict:

@@ -63,6 +63,16 @@ def palette_png(labels: np.ndarray, palette: np.ndarray = lip.LIP_PALETTE) -> by
     )
 
 
+def person_palette(count: int = 256) -> np.ndarray:
+    """uint8 [count, 3]: black for 0 (no person), then well-separated hues (golden-ratio
+    steps), so neighbouring person ids get unlike colours."""
+    hues = (np.arange(count) * 0.618033988749895 % 1.0 * 180).astype(np.uint8)
+    hsv = np.stack([hues, np.full(count, 200, np.uint8), np.full(count, 255, np.uint8)], -1)[None]
+    palette = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0]
+    palette[0] = 0
+    return palette
+
+
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.6,
             palette: np.ndarray = lip.LIP_PALETTE) -> np.ndarray:
     """Blends the palette's colours over the image; background (0) and ignore stay photo."""

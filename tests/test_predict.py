@@ -157,3 +157,21 @@ def test_precision_flag_runs_a_run_dir_and_refuses_a_saved_model(exported, train
     assert predict.main([str(tmp_path / "in"), "--model", str(exported[2]), "--out", str(tmp_path / "o"),
                          "--precision", "bfloat16"]) == 1
     assert "precision='bfloat16': the saved_model export" in capsys.readouterr().err
+
+
+def test_instance_outputs_are_the_person_ids_with_their_scores(tmp_path):
+    """A result with an instance map writes it losslessly, its scores and a person overlay."""
+    image = np.full((6, 8, 3), 100, np.uint8)
+    labels = np.zeros((6, 8), np.uint8)
+    labels[:, 2:] = 5
+    persons = np.zeros((6, 8), np.int32)
+    persons[:, 2:5], persons[:, 5:] = 1, 2
+    result = {"labels": labels, "instances": persons, "instance_scores": np.array([0.9, 0.4, 0, 0], np.float32)}
+    count = predict.write_outputs(tmp_path, "group", image, result)
+    assert count == 6
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "instances" / "group.png"), cv2.IMREAD_UNCHANGED), persons)
+    scores = json.loads((tmp_path / "instances" / "group.json").read_text())["scores"]
+    assert scores == pytest.approx([0.9, 0.4])
+    overlay = cv2.imread(str(tmp_path / "persons" / "group.jpg"))[..., ::-1].astype(int)
+    assert abs(overlay[0, 0] - 100).max() <= 3  # no person: the photo
+    assert abs(overlay[3, 3] - overlay[3, 6]).max() > 30  # two persons, two colours

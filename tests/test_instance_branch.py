@@ -168,7 +168,8 @@ def test_training_on_multi_person_scenes_then_evaluation_and_export(tmp_path, ca
     flags = [flag for flag in TINY_FLAGS if flag not in ("--no-eval", "--no-export")]
     code = cli.main(["--data", str(data / "train-*"), "--val-data", str(data / "val-*"), "--variant", "s",
                      "--instance-branch", "--steps", "3", "--run-dir", str(run_dir), *flags])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out + captured.err  # progress lines (with the losses) go to stderr
     assert code == 0, out
     assert "loss_instance_center" in out and "loss_instance_offset" in out
     metrics = json.loads((run_dir / artifacts.METRICS_NAME).read_text())

@@ -80,3 +80,16 @@ def test_bad_person_id_maps_are_skipped_and_named(shared_data, tmp_path):
     assert reasons[crowded] == f"{root}/Human_ids/{crowded}.png: 4 persons (ids up to 4) exceed --max-instances 3"
     written = decode_all(tmp_path / "out", "val")
     assert sorted(written) == sorted(set(persons) - {small, crowded}) and len(reasons) == 2
+
+
+def test_person_ids_that_do_not_match_the_label_are_skipped_and_named(shared_data, tmp_path):
+    root, persons = _cihp_copy_with_person_ids(shared_data, tmp_path)
+    source_id = sorted(persons)[0]
+    label = np.asarray(Image.open(root / "labels" / f"{source_id}.png"))
+    shifted = np.roll(persons[source_id], label.shape[1] // 4, axis=1)  # ids beside the people
+    Image.fromarray(shifted).save(root / "Human_ids" / f"{source_id}.png")
+    convert_cihp.main(["--data", str(root), "--split", "val", "--out", str(tmp_path / "out")])
+    report = json.loads((tmp_path / "out/cihp-report.json").read_text())
+    reason = {entry["item"]: entry["reason"] for entry in report["skipped"]}[source_id]
+    assert reason.startswith(f"{root}/Human_ids/{source_id}.png: person ids do not match the label {source_id}.png: ")
+    assert source_id not in decode_all(tmp_path / "out", "val")

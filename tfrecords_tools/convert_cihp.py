@@ -9,8 +9,9 @@ Expected layout under ROOT (one split folder, e.g. CIHP's Validation/):
 Labels are 8-bit class indices in the LIP 20-class scheme (index 10 = torso skin), 255 =
 ignore. Each multi-person image becomes one example (`image/dataset` = cihp); its person
 ids, when present, go to `instance/encoded`. A person-id PNG of another size than its label,
-or with more persons than --max-instances (default 8), skips that image with the file and
-the count in the report: persons are never merged. Output:
+with more persons than --max-instances (default 8), or whose ids disagree with the label's
+person pixels (more than 1 %: an id on background, none on a person) skips that image with the
+file and the count in the report: persons are never merged. Output:
 OUT/{split}-*-of-*.tfrecord (split `all` without a list) and OUT/cihp-report.json.
 """
 

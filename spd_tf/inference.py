@@ -377,6 +377,8 @@ def postprocess(outputs: Mapping[str, tf.Tensor], image_size, include_probabilit
         input_ids, scores = group_instances(outputs[CENTER_KEY], outputs[OFFSET_KEY], grouping)
         results["instances"] = _instances_at_image_size(input_ids, results["labels"], image_size, canvas)
         results["instance_scores"] = scores
+        if "pose" in outputs:
+            results["person_keypoints"] = person_keypoints(outputs["pose"], input_ids, scores, image_size)
     return results
 
 
@@ -449,6 +451,33 @@ def group_instances(center: tf.Tensor, offset: tf.Tensor, grouping: InstanceGrou
     return ids, scores
 
 
+# Heatmap value of the cells of other persons when one person's joints are read (below any
+# peak a linear heatmap head gives).
+_OTHER_PERSON = -1e4
+
+
+def person_keypoints(heatmaps: tf.Tensor, input_ids: tf.Tensor, scores: tf.Tensor, image_size) -> tf.Tensor:
+    """[B, h, w, J] heatmaps, person ids at the input size [B, H, W] and scores [B, K] ->
+    [B, K, J, 3] (x, y, peak) in image pixels, as `heatmap_keypoints` reads each joint but
+    only among the cells grouped to that person (bottom-up pose: joints go to persons
+    through the grouping). Cells are grouped before the parsing mask, so a wrist just off
+    the parsed silhouette still counts. Zeros for unused slots and for a person with no
+    cell on the heatmap grid. One person at a time, so memory does not grow with K."""
+    heatmaps = tf.cast(heatmaps, tf.float32)
+    ids = tf.image.resize(input_ids[..., None], tf.shape(heatmaps)[1:3], method="nearest")
+
+    def one(person):
+        mine = tf.equal(ids, person + 1)
+        joints = heatmap_keypoints(tf.where(mine, heatmaps, _OTHER_PERSON), image_size)
+        present = (tf.gather(scores, person, axis=1) > 0) & tf.reduce_any(mine, axis=[1, 2, 3])
+        return tf.where(present[:, None, None] & (joints[..., 2:] > _OTHER_PERSON / 2), joints, 0.0)
+
+    count = scores.shape[1]
+    per_person = tf.map_fn(one, tf.range(count), fn_output_signature=tf.TensorSpec([None, heatmaps.shape[-1], 3]),
+                           parallel_iterations=1)
+    return tf.transpose(per_person, [1, 0, 2, 3])
+
+
 def _instances_at_image_size(input_ids: tf.Tensor, labels: tf.Tensor, image_size, canvas) -> tf.Tensor:
     """Person ids at the input size -> at each image's size (nearest), kept on the parsing
     foreground only (class 1..C-1), padded with the output's fill."""
@@ -504,7 +533,7 @@ def _fused_at_image_size(base: dict, passes: dict, image_size: tf.Tensor, includ
                                  + (["densepose_iuv"] if "densepose_i" in inputs else []))
     if grouping is not None and CENTER_KEY in inputs:
         tasks += (INSTANCE,)
-    names = [o.name for o in output_spec.OUTPUTS if (o.task is None or o.task in tasks)
+    names = [o.name for o in output_spec.OUTPUTS if output_spec.available(o, tasks)
              and (include_probabilities or o.name != "probabilities")]
     canvas = tf.reduce_max(image_size, axis=0)
 

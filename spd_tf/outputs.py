@@ -25,6 +25,7 @@ class Output:
     shape: str  # for the docs, e.g. "[B, H, W, 3]"
     meaning: str
     fill: int = 0  # value outside an image's real part (spatial outputs of a padded batch)
+    also_needs: Optional[str] = None  # a second task the output needs (person keypoints: pose)
 
     @property
     def integer(self) -> bool:
@@ -46,6 +47,9 @@ OUTPUTS = (
            "person id per parsing-foreground pixel, 1..N by descending score, 0 = none (instance branch)"),
     Output("instance_scores", "float32", False, INSTANCE, "[B, K]",
            "centre-heatmap peak of person k at k - 1, 0 for unused slots (K = max_instances)"),
+    Output("person_keypoints", "float32", False, INSTANCE, "[B, K, 16, 3]",
+           "LIP joints of person k at k - 1: each joint's heatmap peak among the pixels grouped to that "
+           "person (x, y, score); 0 for unused slots (instance branch + pose)", also_needs=POSE),
     Output("image_size", "int32", False, None, "[B, 2]",
            "(height, width) of each image: the real part of its padded row"),
 )
@@ -60,6 +64,13 @@ def spec(name: str) -> Output:
     return BY_NAME[name]
 
 
+def available(output: Output, tasks: Iterable[str]) -> bool:
+    """Whether a model predicting `tasks` (INSTANCE included) has `output`."""
+    tasks = tuple(tasks)
+    return ((output.task is None or output.task in tasks)
+            and (output.also_needs is None or output.also_needs in tasks))
+
+
 def tasks_of(names: Iterable[str]) -> Tuple[str, ...]:
     """The tasks a model with these outputs predicts, in config.TASKS order."""
     present = {BY_NAME[name].task for name in names if name in BY_NAME}
@@ -72,5 +83,5 @@ def markdown_table() -> str:
     for output in OUTPUTS:
         per, padding = ("pixel", str(output.fill)) if output.spatial else ("image", "-")
         rows.append(f"| `{output.name}` | {output.dtype} | `{output.shape}` | {per} | "
-                    f"{output.task or 'all'} | {padding} | {output.meaning} |")
+                    f"{output.task or 'all'}{' + ' + output.also_needs if output.also_needs else ''} | {padding} | {output.meaning} |")
     return "\n".join(rows)

@@ -16,8 +16,10 @@ exported with. Output, per image stem:
   OUT/keypoints/<stem>.json  {"joints": {name: {"x", "y", "score"}}, ...} (pose models)
   OUT/skeleton/<stem>.jpg    skeleton with joint colours (pose models)
   OUT/instances/<stem>.png   person ids (0 none, 1..N by score), models with --instance-branch
-  OUT/instances/<stem>.json  {"scores": [score of person 1, ...]} (the centre-heatmap peaks)
-  OUT/persons/<stem>.jpg     one colour per person blended over the photo (instance branch)
+  OUT/instances/<stem>.json  {"scores": [score of person 1, ...] (the centre-heatmap peaks),
+                             "persons": [{"id", "score", "joints" (pose models)}]}
+  OUT/persons/<stem>.jpg     one colour per person blended over the photo, each person's
+                             skeleton on it (instance branch; skeletons with pose)
   OUT/densepose/<stem>.png   IUV PNG in DensePose's format: channels (I, 255 U, 255 V) in
                              cv2 order, i.e. cv2.imread(path)[..., 0] is I (DensePose models)
 Inputs sharing a stem (a.jpg, a.png, dir/a.jpg) get distinct names (a, a_2, ...; never an
@@ -74,13 +76,10 @@ def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str,
     written_json = ("keypoints" in result)
     if "instances" in result:
         persons = result["instances"].astype(np.uint8)
-        scores = np.asarray(result["instance_scores"], np.float64)
-        write_json_atomic(out_dir / "instances" / f"{stem}.json",
-                          {"scores": [float(v) for v in scores[:int(persons.max())]]})
+        write_json_atomic(out_dir / "instances" / f"{stem}.json", instances_json(result, image.shape))
         written_json += 1
         files[f"instances/{stem}.png"] = _encode(".png", persons)
-        files[f"persons/{stem}.jpg"] = _encode(".jpg", visualize.overlay(
-            image, persons, palette=visualize.person_palette())[..., ::-1])
+        files[f"persons/{stem}.jpg"] = _encode(".jpg", visualize.persons_picture(image, result)[..., ::-1])
     if "densepose_iuv" in result:
         files[f"densepose/{stem}.png"] = _encode(".png", quantize_iuv(result["densepose_iuv"]))
     for name, data in files.items():
@@ -97,6 +96,19 @@ def keypoints_json(keypoints: np.ndarray, image_shape) -> dict:
             for name, (x, y, score) in zip(lip.LIP_JOINTS, np.asarray(keypoints, np.float64))
         },
     }
+
+
+def instances_json(result: Dict[str, np.ndarray], image_shape) -> dict:
+    """{"scores": [...], "persons": [{"id", "score", "joints" (pose models)}]} for the persons
+    of one image's instance map (ids 1..N, N = its largest id)."""
+    count = int(result["instances"].max())
+    scores = np.asarray(result["instance_scores"], np.float64)[:count]
+    persons = [{"id": index + 1, "score": float(score)} for index, score in enumerate(scores)]
+    if "person_keypoints" in result:
+        for person, keypoints in zip(persons, result["person_keypoints"]):
+            person["joints"] = keypoints_json(keypoints, image_shape)["joints"]
+    return {"image_size": {"height": int(image_shape[0]), "width": int(image_shape[1])},
+            "scores": [float(v) for v in scores], "persons": persons}
 
 
 def _encode(ext: str, array: np.ndarray) -> bytes:

@@ -117,6 +117,16 @@ def draw_skeleton(
     return out
 
 
+def persons_picture(image: np.ndarray, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """One colour per person of `instances` over the photo and, with `person_keypoints`,
+    each detected person's skeleton (joints above score 0)."""
+    count = int(np.asarray(outputs["instances"]).max())
+    out = overlay(image, np.asarray(outputs["instances"]).astype(np.uint8), palette=person_palette())
+    for keypoints in np.asarray(outputs.get("person_keypoints", np.zeros((0, lip.NUM_LIP_JOINTS, 3))))[:count]:
+        out = draw_skeleton(out, keypoints)
+    return out
+
+
 def iuv_image(iuv: np.ndarray) -> np.ndarray:
     """DensePose IUV [H, W, 3] -> RGB: hue from the patch I, brightness from U and V.
 
@@ -155,7 +165,8 @@ def contact_sheet(
     """input | [label] | prediction | overlay | [pose] | [DensePose], one RGB image with titles.
 
     `outputs` holds one image's `labels` and, when the model has those branches,
-    `keypoints`, `densepose_iuv` and `densepose_box`; `truth` is the ground-truth label map
+    `keypoints`, `densepose_iuv` and `densepose_box`, `instances` (a persons panel replaces
+    the pose panel: one colour and one skeleton per person); `truth` is the ground-truth label map
     when there is one (val images). Only panels with content are drawn, so a segmentation-only
     model's sheet has no empty pose or DensePose panels. Panels are scaled to `panel_height`
     (None keeps the image size).
@@ -167,7 +178,9 @@ def contact_sheet(
         panels.append(("label", lip.colorize(np.asarray(truth), palette)))
     panels.append(("prediction", lip.colorize(np.asarray(outputs["labels"]), palette)))
     panels.append(("overlay", overlay(image, outputs["labels"], palette=palette)))
-    if "keypoints" in outputs:
+    if "instances" in outputs:
+        panels.append(("persons", persons_picture(image, outputs)))
+    elif "keypoints" in outputs:
         panels.append(("pose", draw_skeleton(image, outputs["keypoints"])))
     if "densepose_iuv" in outputs:
         dense = uv_contours(image, outputs["densepose_iuv"])

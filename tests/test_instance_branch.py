@@ -133,6 +133,27 @@ def test_postprocess_keeps_persons_on_the_parsing_foreground_at_image_size():
     assert set(inference.postprocess(outputs, [[32, 64]])) == {"labels", "image_size"}  # no grouping given
 
 
+def test_each_person_gets_the_joint_peaks_among_its_own_pixels():
+    grouping = inference.InstanceGrouping((32, 32), max_instances=3, threshold=0.1)
+    heatmaps = np.zeros((1, 4, 4, 16), np.float32)
+    heatmaps[0, 0, 1, 0] = 0.8  # right ankle: near person 1 ...
+    heatmaps[0, 3, 2, 0] = 0.9  # ... and a higher peak near person 2
+    heatmaps[0, 2, 3, 9] = 0.7  # left wrist: person 2 only
+    outputs = {"segmentation": tf.zeros((1, 4, 4, 20)), "pose": tf.constant(heatmaps),
+               "instance_center": tf.constant(_hand_built_maps()), "instance_offset": tf.zeros((1, 4, 4, 2))}
+    results = inference.postprocess(outputs, [[32, 32]], grouping=grouping)
+    persons = results["person_keypoints"].numpy()[0]
+    assert persons.shape == (3, 16, 3)
+    # Cells (r, c) with r + c <= 2 belong to person 1 (centre cell (0, 0)), the rest to person 2.
+    # Peaks move a quarter cell (2 px) towards the larger neighbour (at an edge: the cell itself).
+    np.testing.assert_allclose(persons[0, 0], [1 * 8 + 3.5, 0 * 8 + 3.5 - 2, 0.8])
+    np.testing.assert_allclose(persons[1, 0], [2 * 8 + 3.5, 3 * 8 + 3.5 + 2, 0.9])
+    np.testing.assert_allclose(persons[1, 9, 2], 0.7)
+    np.testing.assert_array_equal(persons[2], 0.0)  # unused slot
+    # The single-person reading keeps the global peaks.
+    np.testing.assert_allclose(results["keypoints"].numpy()[0, 0, 2], 0.9)
+
+
 @pytest.mark.parametrize("variant", ["s", "spd"])
 def test_model_outputs_and_the_heads_parameters(variant):
     plain = build_model(ModelConfig(variant=variant, **TINY))

@@ -65,9 +65,8 @@ def write_contact_sheet(model, model_config: ModelConfig, val_patterns: Sequence
     -> RUN/contact_sheet.png."""
     _, examples = evaluation.tfrecord_examples(list(val_patterns))
     chosen = [example for _, example in zip(range(count), examples)]
-    sheet = stack_sheets(contact_sheets(model, model_config.input_size, [example.image for example in chosen],
-                                        panel_height=256, palette=model_config.label_set.palette_array,
-                                        truths=[example.parsing for example in chosen]))
+    sheet = stack_sheets(contact_sheets(model, model_config, [example.image for example in chosen],
+                                        panel_height=256, truths=[example.parsing for example in chosen]))
     # Written once per run and often committed (docs/): 0.5 s of compression makes it 4x smaller.
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:

@@ -302,6 +302,5 @@ class Trainer:
                 self.model_config, self.data_config, training=False, batch_size=PREVIEW_EXAMPLES,
             )))
             self._preview_images = np.clip(features["image"].numpy(), 0, 255).astype(np.uint8)
-        sheets = contact_sheets(self.model, self.model_config.input_size, self._preview_images,
-                                palette=self.model_config.label_set.palette_array)
+        sheets = contact_sheets(self.model, self.model_config, self._preview_images)
         self.summaries.images(step, {"predictions": np.stack(sheets)})

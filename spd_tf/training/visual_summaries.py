@@ -12,15 +12,17 @@ import tensorflow as tf
 from spd_tf import inference, visualize
 
 
-def contact_sheets(model, input_size: Sequence[int], images: Iterable[np.ndarray],
-                   panel_height=None, palette=visualize.lip.LIP_PALETTE,
+def contact_sheets(model, model_config, images: Iterable[np.ndarray], panel_height=None,
                    truths: Optional[Sequence[Optional[np.ndarray]]] = None) -> List[np.ndarray]:
-    """One RGB sheet per uint8 [H, W, 3] image, predictions drawn at the image's own size;
-    `truths` (ground-truth label maps, None where absent) adds a label panel."""
+    """One RGB sheet per uint8 [H, W, 3] image, predictions drawn at the image's own size
+    (with the instance branch: one colour and skeleton per person); `truths` (ground-truth
+    label maps, None where absent) adds a label panel."""
+    grouping = inference.instance_grouping(model_config)
     sheets = []
     for index, image in enumerate(images):
-        results = inference.infer(model, tf.constant(image[None]), input_size)
+        results = inference.infer(model, tf.constant(image[None]), model_config.input_size, grouping=grouping)
         one = inference.split_batch(results)[0]
         truth = truths[index] if truths is not None else None
-        sheets.append(visualize.contact_sheet(image, one, panel_height, palette, truth=truth))
+        sheets.append(visualize.contact_sheet(image, one, panel_height, model_config.label_set.palette_array,
+                                              truth=truth))
     return sheets

@@ -260,7 +260,7 @@ class Loaded:
             return _keras_images_runner(self.model, self.model_config, protocol, include_probabilities)
         if self.kind == "saved_model":
             return _saved_model_images_runner(self.model.signatures["image_tensor"])
-        return lambda images: inference.split_batch(_portable_results(self.model, images, include_probabilities))
+        return lambda images: inference.split_batch(_portable_results(self, images, include_probabilities))
 
     def bytes_runner(self, include_probabilities: bool = False) -> BytesRunner:
         """Encoded JPEG/PNG images -> batched numpy results (spd_tf.inference layout, one scale)."""
@@ -268,7 +268,7 @@ class Loaded:
 
         if self.kind in ("tflite", "onnx"):
             return lambda images: _portable_results(
-                self.model, [inference.decode_rgb(data) for data in images], include_probabilities)
+                self, [inference.decode_rgb(data) for data in images], include_probabilities)
         if self.kind == "saved_model":  # returns what it was exported with (probabilities or not)
             signature = self.model.signatures["serving_default"]
 
@@ -280,8 +280,9 @@ class Loaded:
             @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
             def run(image_bytes):
                 batch, image_size = inference.decode_images(image_bytes, input_size)
-                return inference.postprocess(inference.forward(model, batch), image_size, include_probabilities,
-                                             inference.instance_grouping(self.model_config))
+                grouping = inference.instance_grouping(self.model_config)
+                return inference.postprocess(inference.forward(model, batch, grouping=grouping), image_size,
+                                             include_probabilities, grouping)
 
         return lambda images: {k: v.numpy() for k, v in run(tf.constant(images, tf.string)).items()}
 
@@ -380,6 +381,11 @@ def _saved_model_images_runner(signature) -> ImagesRunner:
     return run
 
 
-def _portable_results(runtime, images: Sequence[np.ndarray], include_probabilities: bool) -> dict:
+def _portable_results(loaded: "Loaded", images: Sequence[np.ndarray], include_probabilities: bool) -> dict:
+    """A TFLite / ONNX export's numpy path; persons grouped as its export.json says."""
+    runtime = loaded.model
     batch, image_size = inference.preprocess_numpy(list(images), runtime.input_size)
-    return inference.postprocess_numpy(runtime(batch), image_size, include_probabilities)
+    settings = loaded.configs.get("instance_grouping")
+    grouping = None if not settings else inference.InstanceGrouping(
+        tuple(runtime.input_size), int(settings["max_instances"]), float(settings["threshold"]))
+    return inference.postprocess_numpy(runtime(batch), image_size, include_probabilities, grouping)

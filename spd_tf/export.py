@@ -106,9 +106,9 @@ def build_archive(
         ]
     )
     def run(batch, image_size):
-        outputs = inference.forward_in_chunks(model, batch, forward_batch)
-        return inference.postprocess(outputs, image_size, include_probabilities,
-                                     inference.instance_grouping(model_config))
+        grouping = inference.instance_grouping(model_config)
+        outputs = inference.forward_in_chunks(model, batch, forward_batch, grouping)
+        return inference.postprocess(outputs, image_size, include_probabilities, grouping)
 
     def from_bytes(image_bytes):
         return run(*inference.decode_images(image_bytes, size, max_image_side, max_request_pixels))

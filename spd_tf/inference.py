@@ -26,12 +26,15 @@ the network on a few images at a time.
 `image_size` says which part of each row is real, the rest is the output's `fill`).
 Branches the model lacks are absent keys. The instance branch's person map and scores
 (`group_instances`) need its settings, `grouping=instance_grouping(model_config)`; without
-them postprocess leaves them out.
+them postprocess leaves them out. Given to `forward` too, a DensePose model also gets one ROI
+per detected person (`person_densepose`), pasted back on that person's pixels.
 """
 
 import dataclasses
+import weakref
 from typing import Callable, Mapping, Optional, Sequence, Tuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -262,21 +265,23 @@ def scaled_size(input_size: Sequence[int], scale: float) -> Tuple[int, int]:
 
 def forward(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
             label_set: lip.LabelSet = lip.LABEL_SETS["lip"], output_size=None,
-            scaled_batches: Optional[Mapping[float, tf.Tensor]] = None) -> dict:
+            scaled_batches: Optional[Mapping[float, tf.Tensor]] = None,
+            grouping: Optional["InstanceGrouping"] = None) -> dict:
     """Model outputs for `batch` (at the model input size), fused as `protocol` says.
 
     Parsing logits (stage mean or last stage) are resized bilinearly and pose heatmaps
     (last stage) nearest to `output_size` (default: the scale-1 output grid) and averaged
-    (`network_passes`, `fuse`).
+    (`network_passes`, `fuse`). With `grouping`, DensePose models add per-person charts.
     """
-    base, passes = network_passes(model, batch, protocol, label_set, scaled_batches)
+    base, passes = network_passes(model, batch, protocol, label_set, scaled_batches, grouping)
     target = output_size if output_size is not None else tf.shape(base["segmentation"])[1:3]
     return dict(base, **fuse(passes, target))
 
 
 def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
                    label_set: lip.LabelSet = lip.LABEL_SETS["lip"],
-                   scaled_batches: Optional[Mapping[float, tf.Tensor]] = None) -> Tuple[dict, dict]:
+                   scaled_batches: Optional[Mapping[float, tf.Tensor]] = None,
+                   grouping: Optional["InstanceGrouping"] = None) -> Tuple[dict, dict]:
     """(base, passes): the plain scale-1 outputs, and {fusable key: one map per scale (scale 1
     first), at that scale's output grid}.
 
@@ -284,12 +289,14 @@ def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["
     (left/right classes and joints swapped) and averaged with the plain pass there.
     `scaled_batches` {scale: batch} gives the other scales' inputs (e.g. resized from the
     original image); by default they are resized from `batch`. DensePose comes from the
-    plain scale-1 pass: flipping U/V exactly needs DensePose's UV symmetry table.
+    plain scale-1 pass: flipping U/V exactly needs DensePose's UV symmetry table; so do the
+    per-person charts (`person_densepose`, with `grouping`).
     """
     batch = tf.convert_to_tensor(batch, tf.float32)
     count = tf.shape(batch)[0]
     base = None
     passes = {}
+    per_person = grouping is not None and _person_densepose_parts(model) is not None
     if 1.0 not in protocol.scales:
         raise ValueError(f"test-time scales {protocol.scales} must include 1 (the output grid)")
     for scale in sorted(protocol.scales, key=lambda s: s != 1.0):  # scale 1 first
@@ -302,9 +309,11 @@ def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["
             inputs = tf.image.resize(batch, size, method="bilinear")
         if protocol.flip:
             inputs = tf.concat([inputs, tf.reverse(inputs, axis=[2])], axis=0)
-        outputs = _call(model, inputs)
+        outputs = _call(_person_densepose_parts(model)[0] if per_person and base is None else model, inputs)
         if base is None:
             base = {k: v[:count] for k, v in outputs.items()}
+            if per_person:
+                base.update(person_densepose(model, base, base.pop(DENSEPOSE_FEATURES), grouping))
         for key, value in _fusable(outputs, protocol.stage_mean).items():
             passes.setdefault(key, []).append(_unflip(value, count, key, label_set) if protocol.flip else value)
     return base, passes
@@ -337,21 +346,30 @@ def _unflip(value: tf.Tensor, count, key: str, label_set: lip.LabelSet) -> tf.Te
     return (value[:count] + mirrored) / 2.0
 
 
-# The model outputs post-processing reads (the model frame TFLite / ONNX exports return).
-MODEL_FRAME_OUTPUTS = ("segmentation", "pose", "densepose_i", "densepose_u", "densepose_v",
-                  "densepose_coarse", "densepose_box", CENTER_KEY, OFFSET_KEY)
+_CHARTS = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
+PERSON_IUV, PERSON_BOXES = "person_densepose_iuv", "person_densepose_boxes"
+# The model outputs post-processing reads (the model frame TFLite / ONNX exports return),
+# and the per-person DensePose `forward` adds with a grouping.
+MODEL_FRAME_OUTPUTS = ("segmentation", "pose", *_CHARTS, "densepose_box", CENTER_KEY, OFFSET_KEY,
+                       PERSON_IUV, PERSON_BOXES)
 
 
-def forward_in_chunks(model, batch: tf.Tensor, chunk: int = 1) -> dict:
+def forward_in_chunks(model, batch: tf.Tensor, chunk: int = 1,
+                      grouping: Optional["InstanceGrouping"] = None) -> dict:
     """`forward(model, ...)` on `chunk` images at a time (in a graph loop), so the network's
     activations do not grow with the request; returns the outputs post-processing needs."""
     specs = {k: tf.TensorSpec([chunk, *model.output[k].shape[1:]], tf.float32)
              for k in MODEL_FRAME_OUTPUTS if k in model.output}
+    if grouping is not None and _person_densepose_parts(model) is not None:
+        persons = [chunk, grouping.max_instances]
+        specs[PERSON_IUV] = tf.TensorSpec([*persons, *model.output["densepose_i"].shape[1:3], 3], tf.float32)
+        specs[PERSON_BOXES] = tf.TensorSpec([*persons, 4], tf.float32)
     count = tf.shape(batch)[0]
     padded = tf.pad(batch, [[0, (-count) % chunk], [0, 0], [0, 0], [0, 0]])
     chunks = tf.reshape(padded, [-1, chunk, *batch.shape[1:]])
     outputs = tf.map_fn(
-        lambda images: {k: tf.cast(v, tf.float32) for k, v in forward(model, images).items() if k in specs},
+        lambda images: {k: tf.cast(v, tf.float32) for k, v in forward(model, images, grouping=grouping).items()
+                        if k in specs},
         chunks, fn_output_signature=specs, parallel_iterations=1,
     )
     return {k: tf.reshape(v, [-1, *v.shape[2:]])[:count] for k, v in outputs.items()}
@@ -359,6 +377,70 @@ def forward_in_chunks(model, batch: tf.Tensor, chunk: int = 1) -> dict:
 
 def _call(model, batch: tf.Tensor) -> dict:
     return model(select_model_inputs(model, {"image": batch}), training=False)
+
+
+# ---- DensePose per person: one ROI per grouped person ----------------------------------------
+
+DENSEPOSE_FEATURES = "densepose_features"
+_PERSON_DENSEPOSE_PARTS = weakref.WeakKeyDictionary()
+
+
+def _person_densepose_parts(model):
+    """(the model also returning the features its ROI is cropped from, the ROI crop layer, the
+    head from crop to charts: the same weights) for a model with DensePose and the instance
+    branch, else None. Built once per model; kept beside it, not on it (no extra tracked
+    attributes in its checkpoints)."""
+    outputs = getattr(model, "output", None)
+    if not isinstance(outputs, dict) or CENTER_KEY not in outputs or "densepose_i" not in outputs:
+        return None
+    if model not in _PERSON_DENSEPOSE_PARTS:
+        crop = model.get_layer("densepose_roi_crop")
+        featured = keras.Model(model.inputs, {**outputs, DENSEPOSE_FEATURES: crop.input[0]})
+        head = keras.Model(crop.output, {k: outputs[k] for k in _CHARTS})
+        _PERSON_DENSEPOSE_PARTS[model] = (featured, crop, head)
+    return _PERSON_DENSEPOSE_PARTS[model]
+
+
+def person_boxes(input_ids: tf.Tensor, segmentation: tf.Tensor, count: int):
+    """(boxes [B, K, 4] normalised (y0, x0, y1, x1), present [B, K]): the extent of each
+    person's cells that the parsing calls foreground, on the parsing grid (as the model's
+    own ROI box, spd_tf.model.densepose.RoiBox, over all foreground)."""
+    grid = tf.shape(segmentation)[1:3]
+    ids = tf.image.resize(input_ids[..., None], grid, method="nearest")[..., 0]
+    foreground = tf.argmax(segmentation, axis=-1, output_type=tf.int32) != 0
+    mine = tf.equal(ids[..., None], tf.range(1, count + 1)) & foreground[..., None]  # [B, h, w, K]
+
+    def extent(along):  # along: [B, n, K] -> first, one-past-last / n
+        size = tf.shape(along)[1]
+        as_int = tf.cast(along, tf.int32)
+        first = tf.argmax(as_int, axis=1, output_type=tf.int32)
+        last = size - 1 - tf.argmax(tf.reverse(as_int, axis=[1]), axis=1, output_type=tf.int32)
+        size = tf.cast(size, tf.float32)
+        return tf.cast(first, tf.float32) / size, tf.cast(last + 1, tf.float32) / size
+
+    rows, cols = tf.reduce_any(mine, axis=2), tf.reduce_any(mine, axis=1)
+    y0, y1 = extent(rows)
+    x0, x1 = extent(cols)
+    return tf.stack([y0, x0, y1, x1], axis=-1), tf.reduce_any(rows, axis=1)
+
+
+def person_densepose(model, base: Mapping[str, tf.Tensor], features: tf.Tensor, grouping: "InstanceGrouping") -> dict:
+    """{person IUV [B, K, R, R, 3] at the ROI's resolution, person boxes [B, K, 4] (normalised)}:
+    the model's DensePose head on one ROI per grouped person (its foreground extent), cropped
+    from the same features as the model's one-box ROI. Only persons that exist run the
+    head; the other slots are 0. IUV (`_iuv_of`), not the charts, is kept per person: 3
+    channels instead of ~90, so K persons cost less than the one-box charts."""
+    _, crop, head = _person_densepose_parts(model)
+    input_ids, scores = group_instances(base[CENTER_KEY], base[OFFSET_KEY], grouping)
+    count = grouping.max_instances
+    boxes, present = person_boxes(input_ids, base["segmentation"], count)
+    present &= scores > 0
+    where = tf.cast(tf.where(present), tf.int32)  # [N, 2] (image, person)
+    crops = crop.crop(features, tf.gather_nd(boxes, where), where[:, 0])
+    charts = head(crops, training=False)
+    iuv = _iuv_of(tf.concat([tf.cast(charts[k], tf.float32) for k in _CHARTS], -1), charts["densepose_i"].shape[-1])
+    iuv = tf.scatter_nd(where, iuv, tf.concat([tf.shape(boxes)[:2], tf.shape(iuv)[1:]], 0))
+    return {PERSON_IUV: iuv, PERSON_BOXES: tf.where(present[..., None], boxes, 0.0)}
 
 
 def postprocess(outputs: Mapping[str, tf.Tensor], image_size, include_probabilities: bool = False,
@@ -379,6 +461,8 @@ def postprocess(outputs: Mapping[str, tf.Tensor], image_size, include_probabilit
         results["instance_scores"] = scores
         if "pose" in outputs:
             results["person_keypoints"] = person_keypoints(outputs["pose"], input_ids, scores, image_size)
+        if PERSON_BOXES in outputs:
+            results.update(_person_densepose_pasted(outputs, results, image_size, canvas))
     return results
 
 
@@ -518,9 +602,9 @@ def infer(
         for scale in protocol.scales if scale != 1.0
     }
     if not protocol.at_image_size:
-        return postprocess(forward(model, batch, protocol, label_set, None, scaled), image_size,
+        return postprocess(forward(model, batch, protocol, label_set, None, scaled, grouping), image_size,
                            include_probabilities, grouping)
-    base, passes = network_passes(model, batch, protocol, label_set, scaled)
+    base, passes = network_passes(model, batch, protocol, label_set, scaled, grouping)
     return _fused_at_image_size(base, passes, image_size, include_probabilities, grouping)
 
 
@@ -651,37 +735,99 @@ def heatmap_keypoints(heatmaps: tf.Tensor, image_size) -> tf.Tensor:
 
 
 def _densepose(outputs: Mapping[str, tf.Tensor], image_size, canvas) -> dict:
-    """Pastes the ROI charts into the person box at image size: I = the fine argmax where
-    the coarse head says body, else 0; U/V of that patch (0 off the body)."""
-    y0, x0, y1, x1 = tf.unstack(tf.cast(outputs["densepose_box"], tf.float32), axis=-1)
-    size = tf.cast(image_size, tf.float32)
-    box = tf.stack([x0 * size[:, 1], y0 * size[:, 0], x1 * size[:, 1], y1 * size[:, 0]], axis=-1)
-    keys = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
-    charts = tf.concat([tf.cast(outputs[k], tf.float32) for k in keys], -1)
-    parts = outputs["densepose_i"].shape[-1]
+    """The one-box IUV and its box in image pixels (`_pasted_iuv`)."""
+    iuv, box = _pasted_iuv([outputs[k] for k in _CHARTS], outputs["densepose_box"], image_size, canvas)
+    return {"densepose_iuv": iuv, "densepose_box": box}
 
-    def iuv_of(resized):
-        # detectron2: a pixel is body where the coarse head says so; there, the fine I.
-        body = tf.argmax(resized[..., 3 * parts:], axis=-1, output_type=tf.int32) > 0
-        patch = tf.argmax(resized[..., :parts], axis=-1, output_type=tf.int32)
-        patch = tf.where(body, patch, tf.zeros_like(patch))
-        u = tf.gather(resized[..., parts : 2 * parts], patch, batch_dims=2)
-        v = tf.gather(resized[..., 2 * parts : 3 * parts], patch, batch_dims=2)
-        on_body = tf.cast(patch > 0, tf.float32)
-        return tf.stack([tf.cast(patch, tf.float32), tf.clip_by_value(u, 0.0, 1.0) * on_body,
-                         tf.clip_by_value(v, 0.0, 1.0) * on_body], axis=-1)
+
+def _person_densepose_pasted(outputs: Mapping[str, tf.Tensor], results: Mapping[str, tf.Tensor],
+                             image_size, canvas) -> dict:
+    """IUV of each person on that person's pixels (person after person, so one extra image
+    of IUV is the largest temporary), and the person boxes in image pixels (0 for unused
+    slots). An image with no person keeps its one-box IUV."""
+    instances, scores = results["instances"], results["instance_scores"]
+    boxes = tf.stack([_pixel_boxes(box, image_size) for box in tf.unstack(outputs[PERSON_BOXES], axis=1)], axis=1)
+    boxes *= tf.cast(scores > 0, tf.float32)[..., None]
+    anyone = tf.reduce_any(scores > 0, axis=1)[:, None, None, None]
+    start = tf.where(anyone, tf.zeros_like(results["densepose_iuv"]), results["densepose_iuv"])
+
+    def add(iuv, person):
+        def paste():
+            pasted = _pasted_person_iuv(tf.gather(outputs[PERSON_IUV], person, axis=1),
+                                        tf.gather(outputs[PERSON_BOXES], person, axis=1), image_size, canvas)
+            return tf.where(tf.equal(instances, person + 1)[..., None], pasted, iuv)
+        return tf.cond(tf.reduce_any(tf.gather(scores, person, axis=1) > 0), paste, lambda: iuv)
+
+    iuv = tf.foldl(add, tf.range(scores.shape[1]), initializer=start, parallel_iterations=1)
+    return {"densepose_iuv": iuv, "person_boxes": boxes}
+
+
+def _iuv_of(charts: tf.Tensor, parts: int) -> tf.Tensor:
+    """Charts (I, U, V, coarse concatenated; I has `parts` channels) -> IUV: I = the fine
+    argmax where the coarse head says body (detectron2), else 0; U/V of that patch, 0 off
+    the body."""
+    body = tf.argmax(charts[..., 3 * parts:], axis=-1, output_type=tf.int32) > 0
+    patch = tf.argmax(charts[..., :parts], axis=-1, output_type=tf.int32)
+    patch = tf.where(body, patch, tf.zeros_like(patch))
+    batch_dims = len(charts.shape) - 1
+    u = tf.gather(charts[..., parts : 2 * parts], patch[..., None], batch_dims=batch_dims)[..., 0]
+    v = tf.gather(charts[..., 2 * parts : 3 * parts], patch[..., None], batch_dims=batch_dims)[..., 0]
+    on_body = tf.cast(patch > 0, tf.float32)
+    return tf.stack([tf.cast(patch, tf.float32), tf.clip_by_value(u, 0.0, 1.0) * on_body,
+                     tf.clip_by_value(v, 0.0, 1.0) * on_body], axis=-1)
+
+
+def _pixel_boxes(boxes: tf.Tensor, image_size) -> tf.Tensor:
+    """Normalised (y0, x0, y1, x1) [B, 4] -> (x0, y0, x1, y1) in each image's pixels."""
+    y0, x0, y1, x1 = tf.unstack(tf.cast(boxes, tf.float32), axis=-1)
+    size = tf.cast(image_size, tf.float32)
+    return tf.stack([x0 * size[:, 1], y0 * size[:, 0], x1 * size[:, 1], y1 * size[:, 0]], axis=-1)
+
+
+def _pixel_extent(pixel_box: tf.Tensor, shape: tf.Tensor):
+    """(top, left, height, width) of the whole pixels a box (x0, y0, x1, y1) touches, inside
+    an image of `shape` and at least one pixel."""
+    top = tf.clip_by_value(tf.cast(tf.floor(pixel_box[1]), tf.int32), 0, shape[0] - 1)
+    left = tf.clip_by_value(tf.cast(tf.floor(pixel_box[0]), tf.int32), 0, shape[1] - 1)
+    bottom = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[3]), tf.int32), top + 1, shape[0])
+    right = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[2]), tf.int32), left + 1, shape[1])
+    return top, left, bottom - top, right - left
+
+
+def _pasted_iuv(charts: Sequence[tf.Tensor], boxes: tf.Tensor, image_size, canvas):
+    """Pastes ROI charts (I, U, V, coarse; [B, R, R, C]) into their boxes [B, 4] (normalised
+    y0, x0, y1, x1) at image size, resizing the charts bilinearly before `_iuv_of` (in bands
+    of rows). Returns (IUV [B, H, W, 3], boxes in pixels)."""
+    box = _pixel_boxes(boxes, image_size)
+    parts = charts[0].shape[-1]
+    charts = tf.concat([tf.cast(chart, tf.float32) for chart in charts], -1)
 
     def one(args):
         chart, pixel_box, shape = args
-        top = tf.clip_by_value(tf.cast(tf.floor(pixel_box[1]), tf.int32), 0, shape[0] - 1)
-        left = tf.clip_by_value(tf.cast(tf.floor(pixel_box[0]), tf.int32), 0, shape[1] - 1)
-        bottom = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[3]), tf.int32), top + 1, shape[0])
-        right = tf.clip_by_value(tf.cast(tf.math.ceil(pixel_box[2]), tf.int32), left + 1, shape[1])
-        return _banded(chart, tf.stack([bottom - top, right - left]), iuv_of, tf.float32, canvas, (top, left), 0.0)
+        top, left, height, width = _pixel_extent(pixel_box, shape)
+        return _banded(chart, tf.stack([height, width]), lambda band: _iuv_of(band, parts), tf.float32, canvas,
+                       (top, left), 0.0)
 
     iuv = tf.map_fn(one, (charts, box, image_size), fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32),
                     parallel_iterations=1)
-    return {"densepose_iuv": iuv, "densepose_box": box}
+    return iuv, box
+
+
+def _pasted_person_iuv(iuv: tf.Tensor, boxes: tf.Tensor, image_size, canvas) -> tf.Tensor:
+    """One person's ROI IUV [B, R, R, 3] pasted into its boxes [B, 4] (normalised) at image
+    size: I nearest, U/V bilinear; 0 outside the box."""
+
+    def one(args):
+        patch, pixel_box, shape = args
+        top, left, height, width = _pixel_extent(pixel_box, shape)
+        size = tf.stack([height, width])
+        resized = tf.concat([tf.image.resize(patch[..., :1], size, method="nearest"),
+                             tf.image.resize(patch[..., 1:], size, method="bilinear")], -1)
+        resized = tf.where(resized[..., :1] > 0, resized, 0.0)
+        return tf.pad(resized, [[top, canvas[0] - top - height], [left, canvas[1] - left - width], [0, 0]])
+
+    return tf.map_fn(one, (iuv, _pixel_boxes(boxes, image_size), image_size),
+                     fn_output_signature=tf.TensorSpec([None, None, 3], tf.float32), parallel_iterations=1)
 
 
 def split_batch(results: Mapping[str, tf.Tensor]) -> list:
@@ -743,8 +889,10 @@ def preprocess_numpy(images: Sequence[np.ndarray], input_size: Sequence[int],
     return np.stack([resize_bilinear(image, input_size) for image in images]), sizes
 
 
-def postprocess_numpy(outputs: Mapping[str, np.ndarray], image_size, include_probabilities: bool = False) -> dict:
-    """Model-frame numpy outputs -> the `postprocess` results (module doc), as numpy."""
+def postprocess_numpy(outputs: Mapping[str, np.ndarray], image_size, include_probabilities: bool = False,
+                      grouping: Optional[InstanceGrouping] = None) -> dict:
+    """Model-frame numpy outputs -> the `postprocess` results (module doc), as numpy. The
+    exported files hold the one-box DensePose ROI, so there is no per-person DensePose here."""
     image_size = np.asarray(image_size, np.int32)
     canvas = image_size.max(axis=0)
     logits = np.asarray(outputs["segmentation"], np.float32)
@@ -763,7 +911,66 @@ def postprocess_numpy(outputs: Mapping[str, np.ndarray], image_size, include_pro
         results["keypoints"] = heatmap_keypoints_numpy(outputs["pose"], image_size)
     if "densepose_i" in outputs:
         results.update(_densepose_numpy(outputs, image_size, canvas))
+    if grouping is not None and CENTER_KEY in outputs:
+        input_ids, scores = group_instances_numpy(outputs[CENTER_KEY], outputs[OFFSET_KEY], grouping)
+        instances = np.full(labels.shape, output_spec.spec("instances").fill, np.int32)
+        for row, size in enumerate(image_size):
+            instances[row, : size[0], : size[1]] = resize_nearest(input_ids[row], size)
+        results["instances"] = np.where((labels != 0) & (labels != output_spec.spec("labels").fill), instances,
+                                        output_spec.spec("instances").fill)
+        results["instance_scores"] = scores
+        if "pose" in outputs:
+            results["person_keypoints"] = person_keypoints_numpy(outputs["pose"], input_ids, scores, image_size)
     return results
+
+
+def resize_nearest(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """[h, w, ...] -> [H, W, ...] as tf.image.resize(method="nearest") picks (half-pixel centres)."""
+    array = np.asarray(array)
+    for axis in (0, 1):
+        scale = array.shape[axis] / size[axis]
+        index = np.minimum(np.floor((np.arange(size[axis]) + 0.5) * scale).astype(int), array.shape[axis] - 1)
+        array = np.take(array, index, axis=axis)
+    return array
+
+
+def group_instances_numpy(center: np.ndarray, offset: np.ndarray, grouping: InstanceGrouping):
+    """`group_instances` in numpy: (person ids [B, H, W] at the input size, scores [B, K])."""
+    center = np.asarray(center, np.float32)[..., 0]
+    batch, height, width = center.shape
+    count, pad = grouping.max_instances, CENTER_NMS_KERNEL // 2
+    padded = np.pad(center, [[0, 0], [pad, pad], [pad, pad]], constant_values=-np.inf)
+    pooled = np.max([padded[:, i : i + height, j : j + width]
+                     for i in range(CENTER_NMS_KERNEL) for j in range(CENTER_NMS_KERNEL)], axis=0)
+    flat = np.where((center >= pooled) & (center > grouping.threshold), center, -1.0).reshape(batch, -1)
+    flat = np.pad(flat, [[0, 0], [0, count]], constant_values=-1.0)
+    index = np.argsort(-flat, axis=1, kind="stable")[:, :count]  # top_k: ties to the lower index
+    values = np.take_along_axis(flat, index, axis=1)
+    valid = values > grouping.threshold
+    stride = np.asarray(grouping.input_size, np.float32) / np.asarray([height, width], np.float32)
+    centers = (np.stack([index // width, index % width], -1).astype(np.float32) + 0.5) * stride - 0.5
+    rows = np.arange(grouping.input_size[0], dtype=np.float32)[:, None, None]
+    cols = np.arange(grouping.input_size[1], dtype=np.float32)[None, :, None]
+    ids = np.zeros((batch, *grouping.input_size), np.int32)
+    for row in np.flatnonzero(valid.any(axis=1)):
+        pixel_offset = resize_bilinear(offset[row], grouping.input_size)
+        distance = (np.square(rows + pixel_offset[..., :1] - centers[row, :, 0])
+                    + np.square(cols + pixel_offset[..., 1:] - centers[row, :, 1]))
+        ids[row] = np.where(valid[row], distance, np.inf).argmin(-1) + 1
+    return ids, np.where(valid, values, 0.0).astype(np.float32)
+
+
+def person_keypoints_numpy(heatmaps: np.ndarray, input_ids: np.ndarray, scores: np.ndarray, image_size) -> np.ndarray:
+    """`person_keypoints` in numpy: [B, K, J, 3] (x, y, peak) per grouped person."""
+    heatmaps = np.asarray(heatmaps, np.float32)
+    ids = np.stack([resize_nearest(one, heatmaps.shape[1:3]) for one in input_ids])[..., None]
+    per_person = []
+    for person in range(scores.shape[1]):
+        mine = ids == person + 1
+        joints = heatmap_keypoints_numpy(np.where(mine, heatmaps, _OTHER_PERSON), image_size)
+        present = (scores[:, person] > 0) & mine.any(axis=(1, 2, 3))
+        per_person.append(np.where(present[:, None, None] & (joints[..., 2:] > _OTHER_PERSON / 2), joints, 0.0))
+    return np.stack(per_person, axis=1).astype(np.float32)
 
 
 def heatmap_keypoints_numpy(heatmaps: np.ndarray, image_size) -> np.ndarray:

@@ -40,7 +40,8 @@ OUTPUTS = (
     Output("keypoints", "float32", False, POSE, "[B, 16, 3]",
            "LIP joints (x, y, score = heatmap peak) in image pixels"),
     Output("densepose_iuv", "float32", True, DENSEPOSE, "[B, H, W, 3]",
-           "I as float, U, V in [0, 1]; 0 outside the person box and off the body"),
+           "I as float, U, V in [0, 1]; 0 outside the person box and off the body (instance branch: "
+           "each person's own ROI on its pixels)"),
     Output("densepose_box", "float32", False, DENSEPOSE, "[B, 4]",
            "person box (x0, y0, x1, y1) in image pixels"),
     Output("instances", "int32", True, INSTANCE, "[B, H, W]",
@@ -50,6 +51,9 @@ OUTPUTS = (
     Output("person_keypoints", "float32", False, INSTANCE, "[B, K, 16, 3]",
            "LIP joints of person k at k - 1: each joint's heatmap peak among the pixels grouped to that "
            "person (x, y, score); 0 for unused slots (instance branch + pose)", also_needs=POSE),
+    Output("person_boxes", "float32", False, INSTANCE, "[B, K, 4]",
+           "DensePose ROI of person k at k - 1 (x0, y0, x1, y1) in image pixels: the extent of its parsed "
+           "pixels; 0 for unused slots (instance branch + DensePose)", also_needs=DENSEPOSE),
     Output("image_size", "int32", False, None, "[B, 2]",
            "(height, width) of each image: the real part of its padded row"),
 )

@@ -7,7 +7,8 @@
 Both formats hold one graph: pixels at the model's fixed input size (float32 0..255 or
 uint8, `input_dtype`) -> the model-frame outputs `segmentation` logits [B, h/s, w/s, C],
 `pose` heatmaps, `densepose_i/u/v/coarse` ROI charts and `densepose_box` (y0, x0, y1, x1 in
-[0, 1]); branches the variant lacks are absent. Resizing from and back to the image's size
+[0, 1]), the instance branch's `instance_center` / `instance_offset`; branches the model
+lacks are absent (the numpy path groups persons, but DensePose stays one box). Resizing from and back to the image's size
 is the numpy path of spd_tf.inference (preprocess_numpy / postprocess_numpy).
 
 DensePose's ROI: `tf.image.crop_and_resize` has no TFLite builtin (only the TF Select "flex"
@@ -34,6 +35,7 @@ from spd_tf.artifacts import EXPORT_JSON, MODEL_FILES, check_model_name, model_i
 from spd_tf.config import ModelConfig
 from spd_tf.fileio import atomic_path
 from spd_tf.model.densepose import RoiBox, RoiCrop
+from spd_tf.model.instance import CENTER_KEY, OFFSET_KEY
 from spd_tf.inference import MODEL_FRAME_OUTPUTS
 from spd_tf.model.spd import BOX_KEY, IMAGE_KEY, select_model_inputs
 from spd_tf.runtimes import INPUT_NAME
@@ -115,6 +117,8 @@ def expected_outputs(model_config: ModelConfig) -> list:
         keys.append("pose")
     if model_config.has("densepose"):
         keys += ["densepose_i", "densepose_u", "densepose_v", "densepose_coarse", BOX_KEY]
+    if model_config.instance_branch:
+        keys += [CENTER_KEY, OFFSET_KEY]
     return sorted(keys)
 
 
@@ -161,6 +165,10 @@ def export_metadata(fmt: str, precision: str, model_config: ModelConfig, input_d
         "label_set": model_config.label_set.to_dict(),
         "output_stride": model_config.output_stride,
         "densepose_roi": "builtin" if model_config.has("densepose") else None,
+        # What the numpy path needs to group persons (spd_tf.inference.InstanceGrouping).
+        "instance_grouping": ({"max_instances": model_config.max_instances,
+                               "threshold": model_config.instance_threshold}
+                              if model_config.instance_branch else None),
         "source_run": None if source_run is None else str(source_run),
         **extra,
     }

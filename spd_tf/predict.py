@@ -99,14 +99,18 @@ def keypoints_json(keypoints: np.ndarray, image_shape) -> dict:
 
 
 def instances_json(result: Dict[str, np.ndarray], image_shape) -> dict:
-    """{"scores": [...], "persons": [{"id", "score", "joints" (pose models)}]} for the persons
-    of one image's instance map (ids 1..N, N = its largest id)."""
+    """{"scores": [...], "persons": [{"id", "score", "joints" (pose models), "box" (DensePose
+    models: x0, y0, x1, y1 in pixels)}]} for the persons of one image's instance map (ids
+    1..N, N = its largest id)."""
     count = int(result["instances"].max())
     scores = np.asarray(result["instance_scores"], np.float64)[:count]
     persons = [{"id": index + 1, "score": float(score)} for index, score in enumerate(scores)]
     if "person_keypoints" in result:
         for person, keypoints in zip(persons, result["person_keypoints"]):
             person["joints"] = keypoints_json(keypoints, image_shape)["joints"]
+    if "person_boxes" in result:
+        for person, box in zip(persons, np.asarray(result["person_boxes"], np.float64)):
+            person["box"] = [float(v) for v in box]
     return {"image_size": {"height": int(image_shape[0]), "width": int(image_shape[1])},
             "scores": [float(v) for v in scores], "persons": persons}
 

@@ -83,3 +83,22 @@ def test_ops_without_a_builtin_are_refused(tmp_path):
     tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
     with pytest.raises(ValueError, match="no builtin for TensorFlow op.*CropAndResize"):
         convert_saved_model(tmp_path, "float32")
+
+
+def test_an_instance_model_groups_persons_from_its_tflite_file(tmp_path):
+    from spd_tf.config import ModelConfig
+    from spd_tf.model.spd import build_model
+
+    config = ModelConfig(variant="sp", instance_branch=True, backbone="resnet18", input_size=(64, 64),
+                         width_multiplier=0.125, num_refinement_stages=1)
+    model = build_model(config)
+    center = model.get_layer("instance_center")
+    center.bias.assign(np.full(center.bias.shape, 10.0, np.float32))  # every centre peak is a person
+    (path,) = export_tflite(model, config, tmp_path, ("float32",))
+    image = np.random.default_rng(3).integers(0, 255, (50, 40, 3), np.uint8)
+    (from_file,) = artifacts.load(path).images_runner()([image])
+    (from_keras,) = artifacts.from_model(model, config).images_runner()([image])
+    assert {"instances", "instance_scores", "person_keypoints"} <= set(from_file)
+    assert (from_file["instance_scores"] > 0).sum() >= 2
+    np.testing.assert_allclose(from_file["instance_scores"], from_keras["instance_scores"], atol=1e-3)
+    assert (from_file["instances"] == from_keras["instances"]).mean() >= 0.99

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spd_tf import artifacts, inference, losses
+from spd_tf import artifacts, export, inference, losses
 from spd_tf.config import ModelConfig, TrainConfig
 from spd_tf.data import synthetic
 from spd_tf.data.targets import INSTANCE_SIGMA, instance_targets
@@ -152,6 +152,83 @@ def test_each_person_gets_the_joint_peaks_among_its_own_pixels():
     np.testing.assert_array_equal(persons[2], 0.0)  # unused slot
     # The single-person reading keeps the global peaks.
     np.testing.assert_allclose(results["keypoints"].numpy()[0, 0, 2], 0.9)
+
+
+def _two_blocks_of_foreground() -> np.ndarray:
+    """Parsing logits on an 8 x 8 grid (64 x 64 input): foreground (class 1) on rows 0-2 x
+    columns 0-2 and rows 5-7 x columns 4-7, background elsewhere."""
+    logits = np.zeros((1, 8, 8, 20), np.float32)
+    logits[..., 0] = 1.0
+    logits[0, :3, :3, 1] = logits[0, 5:, 4:, 1] = 2.0
+    return logits
+
+
+def test_each_detected_person_gets_its_own_densepose_roi():
+    config = ModelConfig(variant="spd", instance_branch=True, **TINY)
+    model = build_model(config)
+    grouping = inference.instance_grouping(config)
+    featured, _, _ = inference._person_densepose_parts(model)
+    assert featured.count_params() == model.count_params()  # the same weights, one more output
+    image = tf.random.stateless_uniform((1, 64, 64, 3), (1, 2), 0.0, 255.0)
+    base = dict(featured({"image": image, "densepose_box": None}, training=False))
+    features = base.pop(inference.DENSEPOSE_FEATURES)
+    center = np.zeros((1, 8, 8, 1), np.float32)
+    center[0, 1, 1], center[0, 6, 6] = 0.9, 0.7
+    base.update(segmentation=tf.constant(_two_blocks_of_foreground()), instance_center=tf.constant(center),
+                instance_offset=tf.zeros((1, 8, 8, 2)))
+    persons = inference.person_densepose(model, base, features, grouping)
+    boxes = persons[inference.PERSON_BOXES].numpy()[0]
+    np.testing.assert_allclose(boxes[:2], [[0, 0, 3 / 8, 3 / 8], [5 / 8, 4 / 8, 1, 1]])  # each block's extent
+    np.testing.assert_array_equal(boxes[2:], 0.0)
+    iuv = persons[inference.PERSON_IUV].numpy()[0]
+    assert iuv.shape == (8, 112, 112, 3) and not iuv[2:].any()  # no head run for empty slots
+    for person in range(2):  # equal to the network run with that person's box as its one ROI
+        charts = model({"image": image, "densepose_box": tf.constant(boxes[None, person])}, training=False)
+        expected = inference._iuv_of(tf.concat([charts[k] for k in inference._CHARTS], -1), 25).numpy()[0]
+        np.testing.assert_allclose(iuv[person], expected, atol=1e-5)
+    assert iuv[0, ..., 0].max() > 0  # some body predicted, so the comparison means something
+
+
+def test_person_iuv_is_pasted_on_each_persons_own_pixels():
+    grouping = inference.InstanceGrouping((32, 32), max_instances=3, threshold=0.1)
+    roi = np.zeros((1, 3, 4, 4, 3), np.float32)
+    roi[0, 0] = (3, 0.25, 0.5)  # person 1: patch 3 over its whole ROI
+    roi[0, 1] = (7, 0.75, 1.0)  # person 2: patch 7
+    charts = {k: tf.zeros((1, 4, 4, 15 if k == "densepose_coarse" else 25)) for k in inference._CHARTS}
+    outputs = {"segmentation": tf.constant(np.full((1, 4, 4, 20), [0, 1] + [0] * 18, np.float32)),
+               "instance_center": tf.constant(_hand_built_maps()), "instance_offset": tf.zeros((1, 4, 4, 2)),
+               "densepose_box": tf.constant([[0.0, 0.0, 1.0, 1.0]]), **charts,
+               inference.PERSON_IUV: tf.constant(roi),
+               inference.PERSON_BOXES: tf.constant([[[0.0, 0.0, 1.0, 1.0], [0.5, 0.25, 1.0, 1.0], [0, 0, 0, 0]]])}
+    results = inference.postprocess(outputs, [[32, 64]], grouping=grouping)
+    instances, iuv = results["instances"].numpy()[0], results["densepose_iuv"].numpy()[0]
+    rows, cols = np.mgrid[:32, :64]
+    np.testing.assert_array_equal(iuv[instances == 1], [[3, 0.25, 0.5]] * int((instances == 1).sum()))
+    in_box_2 = (instances == 2) & (rows >= 16) & (cols >= 16)
+    np.testing.assert_array_equal(iuv[in_box_2], [[7, 0.75, 1.0]] * int(in_box_2.sum()))
+    np.testing.assert_array_equal(iuv[(instances == 2) & ~in_box_2], 0.0)  # outside its ROI
+    np.testing.assert_allclose(results["person_boxes"].numpy()[0], [[0, 0, 64, 32], [16, 16, 64, 32], [0, 0, 0, 0]])
+    # No person found: the one-box IUV, as without the branch.
+    alone = inference.postprocess(dict(outputs, instance_center=tf.zeros((1, 4, 4, 1))), [[32, 64]], grouping=grouping)
+    plain = inference.postprocess({k: v for k, v in outputs.items() if k in inference._CHARTS + ("segmentation", "densepose_box")},
+                                  [[32, 64]])
+    np.testing.assert_array_equal(alone["densepose_iuv"].numpy(), plain["densepose_iuv"].numpy())
+    np.testing.assert_array_equal(alone["person_boxes"].numpy(), 0.0)
+
+
+def test_person_densepose_reaches_the_saved_model(tmp_path):
+    config = ModelConfig(variant="spd", instance_branch=True, **TINY)
+    model = build_model(config)
+    center = model.get_layer("instance_center")
+    center.bias.assign(np.ones(center.bias.shape, np.float32))  # every centre peak is a person
+    path = export.export_saved_model(model, config, tmp_path, "persons")
+    loaded = artifacts.load(path)
+    assert "person_boxes" in loaded.model.signatures["serving_default"].structured_outputs
+    (one,) = loaded.images_runner()([np.full((48, 40, 3), 128, np.uint8)])
+    assert one["person_boxes"].shape == (8, 4) and one["densepose_iuv"].shape == (48, 40, 3)
+    found = one["instance_scores"] > 0
+    assert found.any() and (one["person_boxes"][~found] == 0).all()
+    assert (one["person_boxes"][found, 2:] <= [40, 48]).all()
 
 
 @pytest.mark.parametrize("variant", ["s", "spd"])

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from serving_support import training_run
-from spd_tf import artifacts, export, inference
+from spd_tf import artifacts, export, inference, portable
 from spd_tf.config import ModelConfig
 from spd_tf.model.densepose import RoiBox, RoiCrop
 from spd_tf.model.spd import build_model
@@ -59,6 +59,40 @@ def test_numpy_postprocess_equals_the_graph_path():
     for images, message in (([], "no images"), ([image[:0]], "image 0 is 0x23"), ([image], "1..20")):
         with pytest.raises(ValueError, match=message):
             inference.preprocess_numpy(images, (16, 16), max_side=20)
+
+
+def test_numpy_person_grouping_equals_the_graph_path():
+    rng = np.random.default_rng(5)
+    grouping = inference.InstanceGrouping((64, 48), max_instances=4, threshold=0.1)
+    center = rng.uniform(0.0, 0.3, size=(3, 8, 6, 1)).astype(np.float32)
+    center[0, 1, 1], center[0, 6, 4], center[1, 4, 2] = 0.9, 0.8, 0.7  # clear peaks, plus random ones
+    center[2] = 0.05  # nobody
+    outputs = {"segmentation": rng.normal(size=(3, 8, 6, 20)).astype(np.float32),
+               "pose": rng.normal(size=(3, 8, 6, 16)).astype(np.float32), "instance_center": center,
+               "instance_offset": rng.normal(0.0, 6.0, size=(3, 8, 6, 2)).astype(np.float32)}
+    image_size = np.array([[70, 50], [33, 91], [20, 20]], np.int32)
+    expected = inference.postprocess({k: tf.constant(v) for k, v in outputs.items()}, image_size, grouping=grouping)
+    results = inference.postprocess_numpy(outputs, image_size, grouping=grouping)
+    assert sorted(results) == sorted(expected)
+    assert (results["instance_scores"][:2] > 0).sum() >= 3 and not results["instances"][2].any()
+    np.testing.assert_array_equal(results["instances"], expected["instances"])
+    for key in ("instance_scores", "person_keypoints"):
+        np.testing.assert_allclose(results[key], expected[key], atol=1e-4, err_msg=key)
+    for size in ((5, 7), (16, 3), (9, 9)):
+        grid = rng.integers(0, 9, (6, 4)).astype(np.int32)
+        np.testing.assert_array_equal(inference.resize_nearest(grid, size),
+                                      tf.image.resize(grid[..., None], size, method="nearest")[..., 0])
+
+
+def test_instance_models_export_their_maps_and_grouping():
+    config = ModelConfig(variant="sd", instance_branch=True, max_instances=5, backbone="resnet18",
+                         input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
+    run = portable.model_frame_function(build_model(config), config, "float32")
+    names = sorted(run(tf.zeros((1, 64, 64, 3))))
+    assert names == portable.expected_outputs(config) and "instance_center" in names
+    check_outputs("tflite", config, names)
+    grouping = portable.export_metadata("tflite", "float32", config, "float32")["instance_grouping"]
+    assert grouping == {"max_instances": 5, "threshold": config.instance_threshold}
 
 
 def test_exports_are_versioned_and_found(tmp_path):

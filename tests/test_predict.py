@@ -177,7 +177,7 @@ def test_instance_outputs_are_the_person_ids_with_their_scores(tmp_path):
     assert abs(overlay[3, 3] - overlay[3, 6]).max() > 30  # two persons, two colours
 
 
-def test_per_person_keypoints_go_to_the_instances_json_and_the_persons_picture(tmp_path):
+def test_per_person_keypoints_and_boxes_go_to_the_instances_json_and_the_persons_picture(tmp_path):
     image = np.full((40, 60, 3), 100, np.uint8)
     labels = np.zeros((40, 60), np.uint8)
     labels[:, 10:50] = 5
@@ -187,13 +187,15 @@ def test_per_person_keypoints_go_to_the_instances_json_and_the_persons_picture(t
     joints[0, :, :] = [15.0, 20.0, 0.8]  # person 1: every joint at (15, 20)
     joints[1, 15] = [40.0, 5.0, 0.6]     # person 2: its left wrist only
     result = {"labels": labels, "instances": persons, "person_keypoints": joints,
-              "instance_scores": np.array([0.9, 0.4, 0.0], np.float32)}
+              "instance_scores": np.array([0.9, 0.4, 0.0], np.float32),
+              "person_boxes": np.array([[10, 0, 30, 40], [30, 0, 50, 40], [0, 0, 0, 0]], np.float32)}
     predict.write_outputs(tmp_path, "group", image, result)
     written = json.loads((tmp_path / "instances" / "group.json").read_text())
     assert [p["id"] for p in written["persons"]] == [1, 2] and written["scores"] == pytest.approx([0.9, 0.4])
     assert written["persons"][0]["joints"]["R_Ankle"] == pytest.approx({"x": 15.0, "y": 20.0, "score": 0.8})
     assert written["persons"][1]["joints"]["L_Wrist"]["score"] == pytest.approx(0.6)
     assert written["persons"][1]["joints"]["R_Ankle"]["score"] == 0.0
+    assert [p["box"] for p in written["persons"]] == [[10, 0, 30, 40], [30, 0, 50, 40]]
     picture = cv2.imread(str(tmp_path / "persons" / "group.jpg"))[..., ::-1].astype(int)
     plain = visualize.overlay(image, persons.astype(np.uint8), palette=visualize.person_palette()).astype(int)
     assert abs(picture[5, 40] - plain[5, 40]).max() > 30   # person 2's wrist is drawn

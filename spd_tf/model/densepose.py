@@ -83,6 +83,12 @@ class RoiCrop(keras.layers.Layer):
         return (first * size - 0.5) / scale, (last * size - 0.5) / scale
 
     def call(self, features, boxes):
+        return self.crop(features, boxes, tf.range(tf.shape(features)[0]))
+
+    def crop(self, features, boxes, box_indices):
+        """Crops of `features` [B, h, w, C] at `boxes` [N, 4] (normalised y0, x0, y1, x1) of
+        images `box_indices` [N]: one box per image in the network, one per person at
+        inference (spd_tf.inference.person_densepose)."""
         shape = tf.shape(features)
         height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
         y0, x0, y1, x1 = tf.unstack(tf.cast(boxes, tf.float32), axis=-1)
@@ -91,7 +97,7 @@ class RoiCrop(keras.layers.Layer):
         crops = tf.image.crop_and_resize(
             tf.cast(features, tf.float32),
             tf.stack([y_first, x_first, y_last, x_last], axis=-1),
-            tf.range(shape[0]),
+            tf.cast(box_indices, tf.int32),
             (self.crop_size, self.crop_size),
         )
         return tf.cast(crops, self.compute_dtype)

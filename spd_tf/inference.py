@@ -271,7 +271,7 @@ def forward(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
 
     Parsing logits (stage mean or last stage) are resized bilinearly and pose heatmaps
     (last stage) nearest to `output_size` (default: the scale-1 output grid) and averaged
-    (`network_passes`, `fuse`). With `grouping`, DensePose models add per-person charts.
+    (`network_passes`, `fuse`). With `grouping`, DensePose models add per-person IUV.
     """
     base, passes = network_passes(model, batch, protocol, label_set, scaled_batches, grouping)
     target = output_size if output_size is not None else tf.shape(base["segmentation"])[1:3]
@@ -290,7 +290,7 @@ def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["
     `scaled_batches` {scale: batch} gives the other scales' inputs (e.g. resized from the
     original image); by default they are resized from `batch`. DensePose comes from the
     plain scale-1 pass: flipping U/V exactly needs DensePose's UV symmetry table; so do the
-    per-person charts (`person_densepose`, with `grouping`).
+    per-person IUV (`person_densepose`, with `grouping`).
     """
     batch = tf.convert_to_tensor(batch, tf.float32)
     count = tf.shape(batch)[0]

@@ -52,6 +52,9 @@ LABEL_SET_PATH = "assets.extra/label_set.json"
 MODELS_CONFIG = "models.config"
 EXPORT_JSON = "export.json"
 MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
+# Beside the model file of an instance model with DensePose: the head that runs one ROI per
+# person (spd_tf.portable), named in export.json's "person_densepose".
+HEAD_FILES = {"tflite": "densepose_head.tflite", "onnx": "densepose_head.onnx"}
 _VERSION = re.compile(r"^\d+$")
 
 # --- layout ----------------------------------------------------------------------------------
@@ -226,7 +229,8 @@ class Loaded:
     "onnx"; model: the keras.Model, the loaded SavedModel or the spd_tf.runtimes runtime;
     configs: the run's config.json or the export's export.json ({} for a SavedModel);
     model_config: the ModelConfig of a run or in-memory model (None for an export);
-    precision: the network precision when it was chosen here (run / keras), else None.
+    precision: the network precision when it was chosen here (run / keras), else None;
+    densepose_head: a TFLite / ONNX export's per-person DensePose head runtime, if it has one.
     """
 
     kind: str
@@ -237,6 +241,7 @@ class Loaded:
     configs: dict = dataclasses.field(default_factory=dict)
     model_config: Optional[ModelConfig] = None
     precision: Optional[str] = None
+    densepose_head: Optional[object] = None
 
     @property
     def description(self) -> str:
@@ -316,7 +321,13 @@ def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None
         metadata = json.loads(metadata_path.read_text()) if metadata_path.exists() else {}
         label_set = labels.get_label_set(metadata.get("label_set", "lip"))
         tasks = VARIANTS[metadata["variant"]] if "variant" in metadata else ("segmentation",)
-        return Loaded(kind, model_file, open_runtime(model_file), label_set, tasks, metadata)
+        head = None
+        if metadata.get("person_densepose"):
+            head_file = model_file.parent / metadata["person_densepose"]["file"]
+            if not head_file.exists():
+                raise FileNotFoundError(f"{head_file}: named by {metadata_path} but missing")
+            head = open_runtime(head_file)
+        return Loaded(kind, model_file, open_runtime(model_file), label_set, tasks, metadata, densepose_head=head)
     try:
         version = saved_model_dir(path)
     except FileNotFoundError as error:
@@ -382,10 +393,12 @@ def _saved_model_images_runner(signature) -> ImagesRunner:
 
 
 def _portable_results(loaded: "Loaded", images: Sequence[np.ndarray], include_probabilities: bool) -> dict:
-    """A TFLite / ONNX export's numpy path; persons grouped as its export.json says."""
+    """A TFLite / ONNX export's numpy path; persons grouped as its export.json says, each with
+    its own DensePose ROI when the export has the head file."""
     runtime = loaded.model
     batch, image_size = inference.preprocess_numpy(list(images), runtime.input_size)
     settings = loaded.configs.get("instance_grouping")
     grouping = None if not settings else inference.InstanceGrouping(
         tuple(runtime.input_size), int(settings["max_instances"]), float(settings["threshold"]))
-    return inference.postprocess_numpy(runtime(batch), image_size, include_probabilities, grouping)
+    head = None if loaded.densepose_head is None else loaded.densepose_head.run
+    return inference.postprocess_numpy(runtime(batch), image_size, include_probabilities, grouping, head)

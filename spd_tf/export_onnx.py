@@ -1,7 +1,7 @@
 """ONNX export of the model-frame graph (spd_tf.portable) with tf2onnx, run by onnxruntime.
 
     spd-export --model RUN --format onnx
-    # -> OUT/spd-onnx/<version>/{model.onnx, export.json}
+    # -> OUT/spd-onnx/<version>/{model.onnx, export.json} (+ densepose_head.onnx, spd_tf.portable)
 
 Same input and outputs as the TFLite export; float32 only, opset 17. tf2onnx converts the
 traced tf.function (its Keras path does not handle Keras 3), so it works with TF 2.21.
@@ -48,8 +48,12 @@ def export_onnx(model: keras.Model, model_config: ModelConfig, export_base, mode
     run = model_frame_function(model, model_config, input_dtype)
     data, output_names = convert(run, Path(export_base))
     check_outputs("onnx", model_config, output_names)
+    head = None
+    if run.densepose_head is not None:
+        head, head_outputs = convert(run.densepose_head, Path(export_base))
+        check_outputs("onnx", model_config, head_outputs, head=True)
     metadata = export_metadata("onnx", "float32", model_config, input_dtype, source_run, opset=OPSET)
-    return write_model_export(export_base, f"{model_name}-onnx", version, "onnx", data, metadata)
+    return write_model_export(export_base, f"{model_name}-onnx", version, "onnx", data, metadata, head)
 
 
 def convert(run, scratch_parent: Path):

@@ -2,6 +2,7 @@
 
     spd-export --model RUN --format tflite --tflite-precision float32,float16,int8
     # -> OUT/spd-tflite-<precision>/<version>/{model.tflite, export.json}
+    #    (+ densepose_head.tflite for an instance model with DensePose, spd_tf.portable)
 
 Precisions: float32; float16 (weights stored as float16, computed in float32); int8
 (dynamic range: int8 weights, activations quantised on the fly; no calibration data).
@@ -22,6 +23,7 @@ from spd_tf.portable import check_outputs, export_metadata, model_frame_function
 from spd_tf.runtimes import SIGNATURE, tflite_interpreter
 
 PRECISIONS = ("float32", "float16", "int8")
+HEAD_SIGNATURE = "densepose_head"  # the head file's one signature (spd_tf.portable)
 
 
 def export_tflite(
@@ -39,24 +41,29 @@ def export_tflite(
     if unknown:
         raise ValueError(f"TFLite precision(s) {unknown} are not among {PRECISIONS}")
     run = model_frame_function(model, model_config, input_dtype)
+    endpoints = {SIGNATURE: run, **({HEAD_SIGNATURE: run.densepose_head} if run.densepose_head else {})}
     with tempfile.TemporaryDirectory() as saved_model:
         archive = keras.export.ExportArchive()
         archive.track(run.tracked_model)
-        archive.add_endpoint(SIGNATURE, run)
+        for name, function in endpoints.items():
+            archive.add_endpoint(name, function)
         archive.write_out(saved_model, verbose=False)
-        converted = {precision: convert_saved_model(saved_model, precision) for precision in precisions}
+        converted = {precision: {name: convert_saved_model(saved_model, precision, name) for name in endpoints}
+                     for precision in precisions}
     paths = []
-    for precision, data in converted.items():
-        runner = tflite_interpreter(model_content=data).get_signature_runner(SIGNATURE)
-        check_outputs("tflite", model_config, runner.get_output_details())
+    for precision, files in converted.items():
+        for name, data in files.items():
+            runner = tflite_interpreter(model_content=data).get_signature_runner(name)
+            check_outputs("tflite", model_config, runner.get_output_details(), head=name == HEAD_SIGNATURE)
         metadata = export_metadata("tflite", precision, model_config, input_dtype, source_run)
-        paths.append(write_model_export(export_base, f"{model_name}-tflite-{precision}", version, "tflite", data, metadata))
+        paths.append(write_model_export(export_base, f"{model_name}-tflite-{precision}", version, "tflite",
+                                        files[SIGNATURE], metadata, files.get(HEAD_SIGNATURE)))
     return paths
 
 
-def convert_saved_model(saved_model, precision: str) -> bytes:
-    """The flatbuffer of SAVED_MODEL's serving signature at `precision`, TFLite builtins only."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[SIGNATURE])
+def convert_saved_model(saved_model, precision: str, signature: str = SIGNATURE) -> bytes:
+    """The flatbuffer of one SAVED_MODEL signature at `precision`, TFLite builtins only."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[signature])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if precision != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: dynamic-range int8

@@ -296,7 +296,7 @@ def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["
     count = tf.shape(batch)[0]
     base = None
     passes = {}
-    per_person = grouping is not None and _person_densepose_parts(model) is not None
+    per_person = grouping is not None and person_densepose_parts(model) is not None
     if 1.0 not in protocol.scales:
         raise ValueError(f"test-time scales {protocol.scales} must include 1 (the output grid)")
     for scale in sorted(protocol.scales, key=lambda s: s != 1.0):  # scale 1 first
@@ -309,7 +309,7 @@ def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["
             inputs = tf.image.resize(batch, size, method="bilinear")
         if protocol.flip:
             inputs = tf.concat([inputs, tf.reverse(inputs, axis=[2])], axis=0)
-        outputs = _call(_person_densepose_parts(model)[0] if per_person and base is None else model, inputs)
+        outputs = _call(person_densepose_parts(model)[0] if per_person and base is None else model, inputs)
         if base is None:
             base = {k: v[:count] for k, v in outputs.items()}
             if per_person:
@@ -346,11 +346,11 @@ def _unflip(value: tf.Tensor, count, key: str, label_set: lip.LabelSet) -> tf.Te
     return (value[:count] + mirrored) / 2.0
 
 
-_CHARTS = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
+CHARTS = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
 PERSON_IUV, PERSON_BOXES = "person_densepose_iuv", "person_densepose_boxes"
 # The model outputs post-processing reads (the model frame TFLite / ONNX exports return),
 # and the per-person DensePose `forward` adds with a grouping.
-MODEL_FRAME_OUTPUTS = ("segmentation", "pose", *_CHARTS, "densepose_box", CENTER_KEY, OFFSET_KEY,
+MODEL_FRAME_OUTPUTS = ("segmentation", "pose", *CHARTS, "densepose_box", CENTER_KEY, OFFSET_KEY,
                        PERSON_IUV, PERSON_BOXES)
 
 
@@ -360,7 +360,7 @@ def forward_in_chunks(model, batch: tf.Tensor, chunk: int = 1,
     activations do not grow with the request; returns the outputs post-processing needs."""
     specs = {k: tf.TensorSpec([chunk, *model.output[k].shape[1:]], tf.float32)
              for k in MODEL_FRAME_OUTPUTS if k in model.output}
-    if grouping is not None and _person_densepose_parts(model) is not None:
+    if grouping is not None and person_densepose_parts(model) is not None:
         persons = [chunk, grouping.max_instances]
         specs[PERSON_IUV] = tf.TensorSpec([*persons, *model.output["densepose_i"].shape[1:3], 3], tf.float32)
         specs[PERSON_BOXES] = tf.TensorSpec([*persons, 4], tf.float32)
@@ -385,10 +385,10 @@ DENSEPOSE_FEATURES = "densepose_features"
 _PERSON_DENSEPOSE_PARTS = weakref.WeakKeyDictionary()
 
 
-def _person_densepose_parts(model):
+def person_densepose_parts(model):
     """(the model also returning the features its ROI is cropped from, the ROI crop layer, the
     head from crop to charts: the same weights) for a model with DensePose and the instance
-    branch, else None. Built once per model; kept beside it, not on it (no extra tracked
+    branch, else None. The TFLite / ONNX exports build their head file from these too. Built once per model; kept beside it, not on it (no extra tracked
     attributes in its checkpoints)."""
     outputs = getattr(model, "output", None)
     if not isinstance(outputs, dict) or CENTER_KEY not in outputs or "densepose_i" not in outputs:
@@ -396,7 +396,7 @@ def _person_densepose_parts(model):
     if model not in _PERSON_DENSEPOSE_PARTS:
         crop = model.get_layer("densepose_roi_crop")
         featured = keras.Model(model.inputs, {**outputs, DENSEPOSE_FEATURES: crop.input[0]})
-        head = keras.Model(crop.output, {k: outputs[k] for k in _CHARTS})
+        head = keras.Model(crop.output, {k: outputs[k] for k in CHARTS})
         _PERSON_DENSEPOSE_PARTS[model] = (featured, crop, head)
     return _PERSON_DENSEPOSE_PARTS[model]
 
@@ -430,7 +430,7 @@ def person_densepose(model, base: Mapping[str, tf.Tensor], features: tf.Tensor, 
     from the same features as the model's one-box ROI. Only persons that exist run the
     head; the other slots are 0. IUV (`_iuv_of`), not the charts, is kept per person: 3
     channels instead of ~90, so K persons cost less than the one-box charts."""
-    _, crop, head = _person_densepose_parts(model)
+    _, crop, head = person_densepose_parts(model)
     input_ids, scores = group_instances(base[CENTER_KEY], base[OFFSET_KEY], grouping)
     count = grouping.max_instances
     boxes, present = person_boxes(input_ids, base["segmentation"], count)
@@ -438,7 +438,7 @@ def person_densepose(model, base: Mapping[str, tf.Tensor], features: tf.Tensor, 
     where = tf.cast(tf.where(present), tf.int32)  # [N, 2] (image, person)
     crops = crop.crop(features, tf.gather_nd(boxes, where), where[:, 0])
     charts = head(crops, training=False)
-    iuv = _iuv_of(tf.concat([tf.cast(charts[k], tf.float32) for k in _CHARTS], -1), charts["densepose_i"].shape[-1])
+    iuv = _iuv_of(tf.concat([tf.cast(charts[k], tf.float32) for k in CHARTS], -1), charts["densepose_i"].shape[-1])
     iuv = tf.scatter_nd(where, iuv, tf.concat([tf.shape(boxes)[:2], tf.shape(iuv)[1:]], 0))
     return {PERSON_IUV: iuv, PERSON_BOXES: tf.where(present[..., None], boxes, 0.0)}
 
@@ -736,7 +736,7 @@ def heatmap_keypoints(heatmaps: tf.Tensor, image_size) -> tf.Tensor:
 
 def _densepose(outputs: Mapping[str, tf.Tensor], image_size, canvas) -> dict:
     """The one-box IUV and its box in image pixels (`_pasted_iuv`)."""
-    iuv, box = _pasted_iuv([outputs[k] for k in _CHARTS], outputs["densepose_box"], image_size, canvas)
+    iuv, box = _pasted_iuv([outputs[k] for k in CHARTS], outputs["densepose_box"], image_size, canvas)
     return {"densepose_iuv": iuv, "densepose_box": box}
 
 
@@ -890,9 +890,11 @@ def preprocess_numpy(images: Sequence[np.ndarray], input_size: Sequence[int],
 
 
 def postprocess_numpy(outputs: Mapping[str, np.ndarray], image_size, include_probabilities: bool = False,
-                      grouping: Optional[InstanceGrouping] = None) -> dict:
-    """Model-frame numpy outputs -> the `postprocess` results (module doc), as numpy. The
-    exported files hold the one-box DensePose ROI, so there is no per-person DensePose here."""
+                      grouping: Optional[InstanceGrouping] = None,
+                      densepose_head: Optional[Callable[[dict], dict]] = None) -> dict:
+    """Model-frame numpy outputs -> the `postprocess` results (module doc), as numpy.
+    `densepose_head` (an export's head file: {DENSEPOSE_FEATURES, PERSON_BOXES} -> charts)
+    gives each grouped person its own DensePose ROI, as `person_densepose` in the graph."""
     image_size = np.asarray(image_size, np.int32)
     canvas = image_size.max(axis=0)
     logits = np.asarray(outputs["segmentation"], np.float32)
@@ -921,7 +923,54 @@ def postprocess_numpy(outputs: Mapping[str, np.ndarray], image_size, include_pro
         results["instance_scores"] = scores
         if "pose" in outputs:
             results["person_keypoints"] = person_keypoints_numpy(outputs["pose"], input_ids, scores, image_size)
+        if densepose_head is not None and DENSEPOSE_FEATURES in outputs:
+            results.update(_person_densepose_numpy(outputs, results, input_ids, densepose_head, image_size))
     return results
+
+
+def person_boxes_numpy(input_ids: np.ndarray, segmentation: np.ndarray, count: int):
+    """`person_boxes` in numpy: (boxes [B, K, 4] normalised (y0, x0, y1, x1), present [B, K])."""
+    grid = np.shape(segmentation)[1:3]
+    ids = np.stack([resize_nearest(one, grid) for one in input_ids])
+    foreground = np.asarray(segmentation).argmax(-1) != 0
+    mine = (ids[..., None] == np.arange(1, count + 1)) & foreground[..., None]  # [B, h, w, K]
+
+    def extent(along):  # [B, n, K] -> first, one-past-last / n (0, 1/n when absent, as argmax)
+        size = along.shape[1]
+        first = along.argmax(axis=1)
+        last = size - 1 - along[:, ::-1].argmax(axis=1)
+        return first / size, (last + 1) / size
+
+    rows, cols = mine.any(axis=2), mine.any(axis=1)
+    (y0, y1), (x0, x1) = extent(rows), extent(cols)
+    return np.stack([y0, x0, y1, x1], -1).astype(np.float32), rows.any(axis=1)
+
+
+def _person_densepose_numpy(outputs: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray],
+                            input_ids: np.ndarray, densepose_head: Callable[[dict], dict], image_size) -> dict:
+    """`person_densepose` + `_person_densepose_pasted` in numpy: the head file run on one ROI
+    per grouped person (features repeated per person: at most K copies), each person's IUV
+    pasted on that person's pixels; an image with no person keeps its one-box IUV."""
+    scores, instances = results["instance_scores"], results["instances"]
+    boxes, present = person_boxes_numpy(input_ids, outputs["segmentation"], scores.shape[1])
+    present &= scores > 0
+    where = np.argwhere(present)
+    iuv = np.where(present.any(axis=1)[:, None, None, None], 0.0, results["densepose_iuv"]).astype(np.float32)
+    if len(where):
+        charts = densepose_head({DENSEPOSE_FEATURES: np.asarray(outputs[DENSEPOSE_FEATURES])[where[:, 0]],
+                                 PERSON_BOXES: boxes[where[:, 0], where[:, 1]]})
+        person_iuv = _iuv_of_numpy(np.concatenate([np.asarray(charts[k], np.float32) for k in CHARTS], -1),
+                                   np.shape(charts["densepose_i"])[-1])
+        for (row, person), patch in zip(where, person_iuv):
+            top, left, bottom, right = _pixel_extent_numpy(_pixel_boxes_numpy(boxes[row, person], image_size[row]),
+                                                           image_size[row])
+            size = (bottom - top, right - left)
+            pasted = np.concatenate([resize_nearest(patch[..., :1], size), resize_bilinear(patch[..., 1:], size)], -1)
+            pasted = np.where(pasted[..., :1] > 0, pasted, 0.0)
+            mine = instances[row, top:bottom, left:right] == person + 1
+            iuv[row, top:bottom, left:right] = np.where(mine[..., None], pasted, iuv[row, top:bottom, left:right])
+    pixel_boxes = np.where(present[..., None], _pixel_boxes_numpy(boxes, image_size[:, None]), 0.0)
+    return {"densepose_iuv": iuv, "person_boxes": pixel_boxes.astype(np.float32)}
 
 
 def resize_nearest(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -997,25 +1046,39 @@ def heatmap_keypoints_numpy(heatmaps: np.ndarray, image_size) -> np.ndarray:
 def _densepose_numpy(outputs: Mapping[str, np.ndarray], image_size: np.ndarray, canvas) -> dict:
     """`_densepose` in numpy: the ROI I/U/V pasted into the person box at image size, I = 0
     where the coarse head says background."""
-    y0, x0, y1, x1 = np.moveaxis(np.asarray(outputs["densepose_box"], np.float32), -1, 0)
-    size = image_size.astype(np.float32)
-    boxes = np.stack([x0 * size[:, 1], y0 * size[:, 0], x1 * size[:, 1], y1 * size[:, 0]], -1)
-    keys = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
-    charts = np.concatenate([np.asarray(outputs[k], np.float32) for k in keys], -1)
+    boxes = _pixel_boxes_numpy(np.asarray(outputs["densepose_box"], np.float32), image_size)
+    charts = np.concatenate([np.asarray(outputs[k], np.float32) for k in CHARTS], -1)
     parts = outputs["densepose_i"].shape[-1]
     iuv = np.zeros((len(image_size), *canvas, 3), np.float32)
-    for row, ((height, width), box) in enumerate(zip(image_size, boxes)):
-        top = int(np.clip(np.floor(box[1]), 0, height - 1))
-        left = int(np.clip(np.floor(box[0]), 0, width - 1))
-        bottom = int(np.clip(np.ceil(box[3]), top + 1, height))
-        right = int(np.clip(np.ceil(box[2]), left + 1, width))
-        resized = resize_bilinear(charts[row], (bottom - top, right - left))
-        body = resized[..., 3 * parts:].argmax(-1) > 0  # the coarse head says body
-        patch = np.where(body, resized[..., :parts].argmax(-1), 0)
-        u = np.take_along_axis(resized[..., parts : 2 * parts], patch[..., None], -1)[..., 0]
-        v = np.take_along_axis(resized[..., 2 * parts : 3 * parts], patch[..., None], -1)[..., 0]
-        on_body = (patch > 0).astype(np.float32)
-        iuv[row, top:bottom, left:right] = np.stack(
-            [patch.astype(np.float32), np.clip(u, 0, 1) * on_body, np.clip(v, 0, 1) * on_body], -1
-        )
+    for row, (size, box) in enumerate(zip(image_size, boxes)):
+        top, left, bottom, right = _pixel_extent_numpy(box, size)
+        iuv[row, top:bottom, left:right] = _iuv_of_numpy(resize_bilinear(charts[row], (bottom - top, right - left)),
+                                                         parts)
     return {"densepose_iuv": iuv, "densepose_box": boxes}
+
+
+def _pixel_boxes_numpy(boxes: np.ndarray, image_size) -> np.ndarray:
+    """`_pixel_boxes` in numpy: normalised (y0, x0, y1, x1) [..., 4] -> (x0, y0, x1, y1) pixels."""
+    y0, x0, y1, x1 = np.moveaxis(np.asarray(boxes, np.float32), -1, 0)
+    size = np.asarray(image_size, np.float32)
+    return np.stack([x0 * size[..., 1], y0 * size[..., 0], x1 * size[..., 1], y1 * size[..., 0]], -1)
+
+
+def _pixel_extent_numpy(pixel_box: np.ndarray, shape) -> tuple:
+    """`_pixel_extent` in numpy, as (top, left, bottom, right)."""
+    height, width = int(shape[0]), int(shape[1])
+    top = int(np.clip(np.floor(pixel_box[1]), 0, height - 1))
+    left = int(np.clip(np.floor(pixel_box[0]), 0, width - 1))
+    bottom = int(np.clip(np.ceil(pixel_box[3]), top + 1, height))
+    right = int(np.clip(np.ceil(pixel_box[2]), left + 1, width))
+    return top, left, bottom, right
+
+
+def _iuv_of_numpy(charts: np.ndarray, parts: int) -> np.ndarray:
+    """`_iuv_of` in numpy: charts [..., 4 * parts-ish] -> IUV [..., 3]."""
+    body = charts[..., 3 * parts:].argmax(-1) > 0  # the coarse head says body
+    patch = np.where(body, charts[..., :parts].argmax(-1), 0)
+    u = np.take_along_axis(charts[..., parts : 2 * parts], patch[..., None], -1)[..., 0]
+    v = np.take_along_axis(charts[..., 2 * parts : 3 * parts], patch[..., None], -1)[..., 0]
+    on_body = (patch > 0).astype(np.float32)
+    return np.stack([patch.astype(np.float32), np.clip(u, 0, 1) * on_body, np.clip(v, 0, 1) * on_body], -1)

@@ -8,8 +8,14 @@ Both formats hold one graph: pixels at the model's fixed input size (float32 0..
 uint8, `input_dtype`) -> the model-frame outputs `segmentation` logits [B, h/s, w/s, C],
 `pose` heatmaps, `densepose_i/u/v/coarse` ROI charts and `densepose_box` (y0, x0, y1, x1 in
 [0, 1]), the instance branch's `instance_center` / `instance_offset`; branches the model
-lacks are absent (the numpy path groups persons, but DensePose stays one box). Resizing from and back to the image's size
-is the numpy path of spd_tf.inference (preprocess_numpy / postprocess_numpy).
+lacks are absent. Resizing from and back to the image's size, and grouping persons, is the
+numpy path of spd_tf.inference (preprocess_numpy / postprocess_numpy).
+
+DensePose per person (instance branch + DensePose): the model file also returns
+`densepose_features` (what the ROI is cropped from), and a second file beside it,
+`densepose_head.<ext>`, maps (`densepose_features` [N, h/s, w/s, C], `person_densepose_boxes`
+[N, 4]) to the charts of one ROI per row, with the same weights; the numpy path runs it once
+on all grouped persons, as `inference.person_densepose` does in the graph.
 
 DensePose's ROI: `tf.image.crop_and_resize` has no TFLite builtin (only the TF Select "flex"
 kernel, which the LiteRT pip interpreter and most mobile runtimes lack), so the export graph
@@ -31,12 +37,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from spd_tf.artifacts import EXPORT_JSON, MODEL_FILES, check_model_name, model_in_precision, next_version
+from spd_tf.artifacts import EXPORT_JSON, HEAD_FILES, MODEL_FILES, check_model_name, model_in_precision, next_version
 from spd_tf.config import ModelConfig
 from spd_tf.fileio import atomic_path
 from spd_tf.model.densepose import RoiBox, RoiCrop
 from spd_tf.model.instance import CENTER_KEY, OFFSET_KEY
-from spd_tf.inference import MODEL_FRAME_OUTPUTS
+from spd_tf.inference import CHARTS, DENSEPOSE_FEATURES, MODEL_FRAME_OUTPUTS, PERSON_BOXES, person_densepose_parts
 from spd_tf.model.spd import BOX_KEY, IMAGE_KEY, select_model_inputs
 from spd_tf.runtimes import INPUT_NAME
 
@@ -93,21 +99,45 @@ def builtin_ops_model(model: keras.Model) -> keras.Model:
 
 
 def model_frame_function(model: keras.Model, model_config: ModelConfig, input_dtype: str):
-    """tf.function: `images` [B, h, w, 3] of `input_dtype` -> the model-frame outputs dict."""
+    """tf.function: `images` [B, h, w, 3] of `input_dtype` -> the model-frame outputs dict.
+    Its `densepose_head` is the head file's tf.function (instance models with DensePose) or None."""
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"input dtype {input_dtype!r} is not one of {INPUT_DTYPES}")
     portable = builtin_ops_model(model_in_precision(model, model_config, "float32"))
+    parts = person_densepose_parts(portable)
+    frame = portable if parts is None else parts[0]
     spec = tf.TensorSpec([None, *model_config.input_size, 3], input_dtype, name=INPUT_NAME)
 
     @tf.function(input_signature=[spec])
     def run(images):
         # A negative box = the predicted foreground's box, as in the SavedModel.
         features = {IMAGE_KEY: tf.cast(images, tf.float32), BOX_KEY: -tf.ones([tf.shape(images)[0], 4])}
-        outputs = portable(select_model_inputs(portable, features), training=False)
-        return {key: outputs[key] for key in MODEL_FRAME_OUTPUTS if key in outputs}
+        outputs = frame(select_model_inputs(frame, features), training=False)
+        return {key: outputs[key] for key in (*MODEL_FRAME_OUTPUTS, DENSEPOSE_FEATURES) if key in outputs}
 
     run.tracked_model = portable  # what a SavedModel of `run` must track
+    run.densepose_head = None if parts is None else _densepose_head_function(parts)
     return run
+
+
+def _densepose_head_function(parts) -> tf.function:
+    """tf.function: (features [N, h, w, C], boxes [N, 4] normalised y0, x0, y1, x1) -> the
+    DensePose charts of each row's ROI (builtin-op crop, the model's head weights)."""
+    featured, crop, head = parts
+    features_spec = tf.TensorSpec([None, *featured.output[DENSEPOSE_FEATURES].shape[1:]], tf.float32)
+
+    # The argument names are the file's input names (the numpy path's keys).
+    @tf.function(input_signature=[features_spec, tf.TensorSpec([None, 4], tf.float32)])
+    def densepose_head(densepose_features, person_densepose_boxes):
+        charts = head(crop(densepose_features, person_densepose_boxes), training=False)
+        return {key: tf.cast(charts[key], tf.float32) for key in CHARTS}
+
+    return densepose_head
+
+
+def has_person_densepose(model_config: ModelConfig) -> bool:
+    """Whether the exports of this config carry the per-person DensePose head file."""
+    return bool(model_config.instance_branch) and model_config.has("densepose")
 
 
 def expected_outputs(model_config: ModelConfig) -> list:
@@ -119,12 +149,14 @@ def expected_outputs(model_config: ModelConfig) -> list:
         keys += ["densepose_i", "densepose_u", "densepose_v", "densepose_coarse", BOX_KEY]
     if model_config.instance_branch:
         keys += [CENTER_KEY, OFFSET_KEY]
+    if has_person_densepose(model_config):
+        keys.append(DENSEPOSE_FEATURES)
     return sorted(keys)
 
 
-def check_outputs(fmt: str, model_config: ModelConfig, names: Sequence[str]) -> None:
-    """Refuses a converted model whose outputs are not exactly the model-frame outputs."""
-    expected = expected_outputs(model_config)
+def check_outputs(fmt: str, model_config: ModelConfig, names: Sequence[str], head: bool = False) -> None:
+    """Refuses a converted model (or `head` file) whose outputs are not exactly the expected ones."""
+    expected = sorted(CHARTS) if head else expected_outputs(model_config)
     if sorted(names) != expected:
         missing = sorted(set(expected) - set(names))
         raise ValueError(f"the {fmt} conversion does not express output(s) {missing or sorted(names)}; "
@@ -132,8 +164,9 @@ def check_outputs(fmt: str, model_config: ModelConfig, names: Sequence[str]) -> 
 
 
 def write_model_export(export_base, dir_name: str, version: Optional[int], fmt: str, data: bytes,
-                       metadata: dict) -> Path:
-    """EXPORT_BASE/<dir_name>/<version>/{model file, export.json}, atomically; returns the dir."""
+                       metadata: dict, head: Optional[bytes] = None) -> Path:
+    """EXPORT_BASE/<dir_name>/<version>/{model file, [head file,] export.json}, atomically;
+    returns the dir."""
     check_model_name(dir_name)
     model_dir = Path(export_base) / dir_name
     if version is None:
@@ -145,6 +178,8 @@ def write_model_export(export_base, dir_name: str, version: Optional[int], fmt: 
         raise FileExistsError(f"{final} already exists; exports never overwrite a version")
     with atomic_path(final, directory=True) as temp:
         (temp / MODEL_FILES[fmt]).write_bytes(data)
+        if head is not None:
+            (temp / HEAD_FILES[fmt]).write_bytes(head)
         (temp / EXPORT_JSON).write_text(json.dumps(dict(metadata, file=MODEL_FILES[fmt]), indent=2) + "\n")
         if final.exists():  # another export took this version meanwhile
             raise FileExistsError(f"{final} appeared during export; not overwriting it")
@@ -169,6 +204,9 @@ def export_metadata(fmt: str, precision: str, model_config: ModelConfig, input_d
         "instance_grouping": ({"max_instances": model_config.max_instances,
                                "threshold": model_config.instance_threshold}
                               if model_config.instance_branch else None),
+        # The per-person DensePose head file and its inputs (the numpy path runs it per person).
+        "person_densepose": ({"file": HEAD_FILES[fmt], "inputs": [DENSEPOSE_FEATURES, PERSON_BOXES]}
+                             if has_person_densepose(model_config) else None),
         "source_run": None if source_run is None else str(source_run),
         **extra,
     }

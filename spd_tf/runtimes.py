@@ -41,23 +41,53 @@ def onnx_session(model, num_threads: Optional[int] = None):
 
 
 class PortableModel(abc.ABC):
-    """A TFLite or ONNX export: pixels [B, h, w, 3] at `input_size` -> model-frame outputs."""
+    """A TFLite or ONNX export file: named input arrays -> named output arrays.
 
-    input_size: tuple
-    input_dtype: np.dtype
+    `inputs` maps each input's name to (its shape after the batch axis, None where free; its
+    dtype). A model file takes `images` [B, h, w, 3] at `input_size` (`__call__`); the
+    per-person DensePose head file (spd_tf.portable) takes features and boxes (`run`).
+    """
+
+    path: Path
+    inputs: dict
+
+    @property
+    def input_size(self) -> tuple:
+        return tuple(self.inputs[INPUT_NAME][0][:2])
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self.inputs[INPUT_NAME][1]
 
     def __call__(self, pixels) -> dict:
         pixels = np.asarray(pixels)
         if pixels.ndim != 4 or tuple(pixels.shape[1:]) != (*self.input_size, 3):
             raise ValueError(f"pixels must be [B, {self.input_size[0]}, {self.input_size[1]}, 3], got {pixels.shape}")
-        dtype = np.dtype(self.input_dtype)
-        if dtype == np.uint8 and pixels.dtype != np.uint8:
+        if np.dtype(self.input_dtype) == np.uint8 and pixels.dtype != np.uint8:
             pixels = np.clip(np.round(pixels), 0, 255)
-        return self._run(pixels.astype(dtype))
+        return self.run({INPUT_NAME: pixels})
+
+    def run(self, arrays) -> dict:
+        """Outputs of the file on `arrays` (one per input, by name), cast to the inputs' dtypes."""
+        if sorted(arrays) != sorted(self.inputs):
+            raise ValueError(f"{self.path} takes inputs {sorted(self.inputs)}, got {sorted(arrays)}")
+        checked = {}
+        for name, array in arrays.items():
+            array, (shape, dtype) = np.asarray(array), self.inputs[name]
+            if array.ndim != len(shape) + 1 or any(want not in (None, got) for want, got in zip(shape, array.shape[1:])):
+                raise ValueError(f"{self.path}: input {name!r} must be [B, {', '.join(map(str, shape))}], "
+                                 f"got {array.shape}")
+            checked[name] = array.astype(dtype)
+        return self._run(checked)
 
     @abc.abstractmethod
-    def _run(self, pixels: np.ndarray) -> dict:
-        """The runtime's own call on pixels already in the file's input dtype."""
+    def _run(self, arrays: dict) -> dict:
+        """The runtime's own call on arrays already checked and in the file's dtypes."""
+
+
+def _free_sides(shape) -> tuple:
+    """A file's input shape after the batch axis, None for sides it leaves free (-1 / names)."""
+    return tuple(int(side) if isinstance(side, (int, np.integer)) and side >= 0 else None for side in shape[1:])
 
 
 class TFLiteModel(PortableModel):
@@ -65,13 +95,12 @@ class TFLiteModel(PortableModel):
 
     def __init__(self, path, num_threads: Optional[int] = None):
         self.path = Path(path)
-        self._runner = tflite_interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner(SIGNATURE)
-        details = self._runner.get_input_details()[INPUT_NAME]
-        self.input_size = tuple(int(side) for side in details["shape"][1:3])
-        self.input_dtype = details["dtype"]
+        self._runner = tflite_interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner()  # a file's one signature
+        self.inputs = {name: (_free_sides(details["shape_signature"]), np.dtype(details["dtype"]))
+                       for name, details in self._runner.get_input_details().items()}
 
-    def _run(self, pixels):
-        return self._runner(**{INPUT_NAME: pixels})
+    def _run(self, arrays):
+        return self._runner(**arrays)
 
 
 class OnnxModel(PortableModel):
@@ -82,14 +111,12 @@ class OnnxModel(PortableModel):
     def __init__(self, path, num_threads: Optional[int] = None):
         self.path = Path(path)
         self._session = onnx_session(str(path), num_threads)
-        image = self._session.get_inputs()[0]
-        self._input = image.name
-        self.input_size = tuple(int(side) for side in image.shape[1:3])
-        self.input_dtype = self._DTYPES[image.type]
+        self.inputs = {item.name: (_free_sides(item.shape), np.dtype(self._DTYPES[item.type]))
+                       for item in self._session.get_inputs()}
         self._outputs = [output.name for output in self._session.get_outputs()]
 
-    def _run(self, pixels):
-        return dict(zip(self._outputs, self._session.run(self._outputs, {self._input: pixels})))
+    def _run(self, arrays):
+        return dict(zip(self._outputs, self._session.run(self._outputs, arrays)))
 
 
 RUNTIMES = {".tflite": TFLiteModel, ".onnx": OnnxModel}

@@ -61,3 +61,32 @@ def write_photos(folder, images: np.ndarray) -> None:
     for index, image in enumerate(images):
         (folder / f"p{index}.png").write_bytes(encode(image, ".png"))
     (folder / "corrupt.jpg").write_bytes(b"not a picture")
+
+
+def every_peak_a_person_model():
+    """(a random-weight `spd` model with the instance branch whose every centre peak is a
+    person, its config, two images of other sizes): per-person outputs for every slot."""
+    from spd_tf.config import ModelConfig
+
+    config = ModelConfig(variant="spd", instance_branch=True, backbone="resnet18", input_size=(64, 64),
+                         width_multiplier=0.125, num_refinement_stages=1)
+    keras.utils.set_random_seed(4)  # weights whose parsing finds foreground on these images
+    model = build_model(config)
+    center = model.get_layer("instance_center")
+    center.bias.assign(np.full(center.bias.shape, 10.0, np.float32))
+    rng = np.random.default_rng(3)
+    return model, config, [rng.integers(0, 255, (50, 40, 3), np.uint8), rng.integers(0, 255, (30, 70, 3), np.uint8)]
+
+
+def assert_same_persons(from_file: dict, from_keras: dict) -> None:
+    """An export's numpy path found the Keras model's persons, keypoints and per-person DensePose."""
+    assert sorted(from_file) == sorted(from_keras)
+    assert (from_file["instance_scores"] > 0).sum() >= 2
+    np.testing.assert_allclose(from_file["instance_scores"], from_keras["instance_scores"], atol=1e-3)
+    assert (from_file["instances"] == from_keras["instances"]).mean() >= 0.99
+    np.testing.assert_allclose(from_file["person_boxes"], from_keras["person_boxes"], atol=0.5)
+    part = from_keras["densepose_iuv"][..., 0]
+    assert (part > 0).mean() > 0.3  # the persons' ROIs found body
+    assert (from_file["densepose_iuv"][..., 0] == part).mean() >= 0.99
+    same = from_file["densepose_iuv"][..., 0] == part
+    np.testing.assert_allclose(from_file["densepose_iuv"][same], from_keras["densepose_iuv"][same], atol=1e-3)

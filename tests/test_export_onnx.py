@@ -12,7 +12,8 @@ import tensorflow as tf
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 
-from portable_support import served, trained_export, write_photos  # noqa: E402
+from portable_support import (assert_same_persons, every_peak_a_person_model, served,  # noqa: E402
+                              trained_export, write_photos)
 from spd_tf import artifacts, inference, predict  # noqa: E402
 from spd_tf.export_onnx import CONVERTER_ENV, FAILURE_MARK, _child_failure, convert, export_onnx  # noqa: E402
 from spd_tf.model.spd import select_model_inputs  # noqa: E402
@@ -38,6 +39,16 @@ def test_onnx_matches_the_saved_model(tmp_path_factory, tmp_path, capsys):
     assert predict.main([str(tmp_path / "in"), "--model", str(path / "model.onnx"), "--out", str(tmp_path / "out")]) == 0
     assert "corrupt.jpg" in capsys.readouterr().err
     assert (tmp_path / "out" / "p1.png").exists() and (tmp_path / "out" / "densepose" / "p0.png").exists()
+
+
+def test_an_instance_model_gives_each_person_its_densepose_from_its_onnx_files(tmp_path):
+    model, config, images = every_peak_a_person_model()
+    path = export_onnx(model, config, tmp_path)
+    assert sorted(p.name for p in path.iterdir()) == ["densepose_head.onnx", "export.json", "model.onnx"]
+    from_file = artifacts.load(path).images_runner()(images)
+    from_keras = artifacts.from_model(model, config).images_runner()(images)
+    for one_file, one_keras in zip(from_file, from_keras):
+        assert_same_persons(one_file, one_keras)
 
 
 def test_the_converter_process_uses_pure_python_protobuf():

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 pytest.importorskip("ai_edge_litert")
 
-from portable_support import served, trained_export, write_photos  # noqa: E402
+from portable_support import (assert_same_persons, every_peak_a_person_model, served,  # noqa: E402
+                              trained_export, write_photos)
 from spd_tf import artifacts, inference, predict  # noqa: E402
 from spd_tf.export_tflite import convert_saved_model, export_tflite  # noqa: E402
 from spd_tf.model.spd import select_model_inputs  # noqa: E402
@@ -85,20 +86,21 @@ def test_ops_without_a_builtin_are_refused(tmp_path):
         convert_saved_model(tmp_path, "float32")
 
 
-def test_an_instance_model_groups_persons_from_its_tflite_file(tmp_path):
-    from spd_tf.config import ModelConfig
-    from spd_tf.model.spd import build_model
-
-    config = ModelConfig(variant="sp", instance_branch=True, backbone="resnet18", input_size=(64, 64),
-                         width_multiplier=0.125, num_refinement_stages=1)
-    model = build_model(config)
-    center = model.get_layer("instance_center")
-    center.bias.assign(np.full(center.bias.shape, 10.0, np.float32))  # every centre peak is a person
+def test_an_instance_model_gives_each_person_its_keypoints_and_densepose_from_its_tflite_files(tmp_path):
+    model, config, images = every_peak_a_person_model()
     (path,) = export_tflite(model, config, tmp_path, ("float32",))
-    image = np.random.default_rng(3).integers(0, 255, (50, 40, 3), np.uint8)
-    (from_file,) = artifacts.load(path).images_runner()([image])
-    (from_keras,) = artifacts.from_model(model, config).images_runner()([image])
-    assert {"instances", "instance_scores", "person_keypoints"} <= set(from_file)
-    assert (from_file["instance_scores"] > 0).sum() >= 2
-    np.testing.assert_allclose(from_file["instance_scores"], from_keras["instance_scores"], atol=1e-3)
-    assert (from_file["instances"] == from_keras["instances"]).mean() >= 0.99
+    assert sorted(p.name for p in path.iterdir()) == ["densepose_head.tflite", "export.json", "model.tflite"]
+    loaded = artifacts.load(path)
+    from_file = loaded.images_runner()(images)
+    from_keras = artifacts.from_model(model, config).images_runner()(images)
+    for one_file, one_keras in zip(from_file, from_keras):
+        assert {"instances", "person_keypoints", "person_boxes"} <= set(one_file)
+        assert_same_persons(one_file, one_keras)
+    with pytest.raises(ValueError, match="densepose_head.tflite takes inputs"):
+        loaded.densepose_head.run({"images": np.zeros((1, 64, 64, 3), np.float32)})
+    with pytest.raises(ValueError, match="input 'person_densepose_boxes' must be"):
+        loaded.densepose_head.run({"densepose_features": np.zeros((1, 8, 8, 32), np.float32),
+                                   "person_densepose_boxes": np.zeros((1, 5), np.float32)})
+    (path / "densepose_head.tflite").unlink()
+    with pytest.raises(FileNotFoundError, match="densepose_head.tflite: named by .*export.json but missing"):
+        artifacts.load(path)

@@ -167,7 +167,7 @@ def test_each_detected_person_gets_its_own_densepose_roi():
     config = ModelConfig(variant="spd", instance_branch=True, **TINY)
     model = build_model(config)
     grouping = inference.instance_grouping(config)
-    featured, _, _ = inference._person_densepose_parts(model)
+    featured, _, _ = inference.person_densepose_parts(model)
     assert featured.count_params() == model.count_params()  # the same weights, one more output
     image = tf.random.stateless_uniform((1, 64, 64, 3), (1, 2), 0.0, 255.0)
     base = dict(featured({"image": image, "densepose_box": None}, training=False))
@@ -184,7 +184,7 @@ def test_each_detected_person_gets_its_own_densepose_roi():
     assert iuv.shape == (8, 112, 112, 3) and not iuv[2:].any()  # no head run for empty slots
     for person in range(2):  # equal to the network run with that person's box as its one ROI
         charts = model({"image": image, "densepose_box": tf.constant(boxes[None, person])}, training=False)
-        expected = inference._iuv_of(tf.concat([charts[k] for k in inference._CHARTS], -1), 25).numpy()[0]
+        expected = inference._iuv_of(tf.concat([charts[k] for k in inference.CHARTS], -1), 25).numpy()[0]
         np.testing.assert_allclose(iuv[person], expected, atol=1e-5)
     assert iuv[0, ..., 0].max() > 0  # some body predicted, so the comparison means something
 
@@ -194,7 +194,7 @@ def test_person_iuv_is_pasted_on_each_persons_own_pixels():
     roi = np.zeros((1, 3, 4, 4, 3), np.float32)
     roi[0, 0] = (3, 0.25, 0.5)  # person 1: patch 3 over its whole ROI
     roi[0, 1] = (7, 0.75, 1.0)  # person 2: patch 7
-    charts = {k: tf.zeros((1, 4, 4, 15 if k == "densepose_coarse" else 25)) for k in inference._CHARTS}
+    charts = {k: tf.zeros((1, 4, 4, 15 if k == "densepose_coarse" else 25)) for k in inference.CHARTS}
     outputs = {"segmentation": tf.constant(np.full((1, 4, 4, 20), [0, 1] + [0] * 18, np.float32)),
                "instance_center": tf.constant(_hand_built_maps()), "instance_offset": tf.zeros((1, 4, 4, 2)),
                "densepose_box": tf.constant([[0.0, 0.0, 1.0, 1.0]]), **charts,
@@ -210,7 +210,7 @@ def test_person_iuv_is_pasted_on_each_persons_own_pixels():
     np.testing.assert_allclose(results["person_boxes"].numpy()[0], [[0, 0, 64, 32], [16, 16, 64, 32], [0, 0, 0, 0]])
     # No person found: the one-box IUV, as without the branch.
     alone = inference.postprocess(dict(outputs, instance_center=tf.zeros((1, 4, 4, 1))), [[32, 64]], grouping=grouping)
-    plain = inference.postprocess({k: v for k, v in outputs.items() if k in inference._CHARTS + ("segmentation", "densepose_box")},
+    plain = inference.postprocess({k: v for k, v in outputs.items() if k in inference.CHARTS + ("segmentation", "densepose_box")},
                                   [[32, 64]])
     np.testing.assert_array_equal(alone["densepose_iuv"].numpy(), plain["densepose_iuv"].numpy())
     np.testing.assert_array_equal(alone["person_boxes"].numpy(), 0.0)

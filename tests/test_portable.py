@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from portable_support import assert_same_persons, every_peak_a_person_model
 from serving_support import training_run
 from spd_tf import artifacts, export, inference, portable
 from spd_tf.config import ModelConfig
@@ -93,6 +94,29 @@ def test_instance_models_export_their_maps_and_grouping():
     check_outputs("tflite", config, names)
     grouping = portable.export_metadata("tflite", "float32", config, "float32")["instance_grouping"]
     assert grouping == {"max_instances": 5, "threshold": config.instance_threshold}
+
+
+def test_numpy_person_densepose_equals_the_graph_path():
+    model, config, images = every_peak_a_person_model()
+    run = portable.model_frame_function(model, config, "float32")
+    assert "person_densepose" in portable.export_metadata("onnx", "float32", config, "float32")
+    batch, image_size = inference.preprocess_numpy(images, config.input_size)
+    outputs = {k: v.numpy() for k, v in run(batch).items()}
+    assert sorted(outputs) == portable.expected_outputs(config) and inference.DENSEPOSE_FEATURES in outputs
+
+    def head(arrays):
+        return {k: v.numpy() for k, v in run.densepose_head(**arrays).items()}
+
+    grouping = inference.instance_grouping(config)
+    results = inference.postprocess_numpy(outputs, image_size, grouping=grouping, densepose_head=head)
+    expected = artifacts.from_model(model, config).images_runner()(images)
+    for one_numpy, one_graph in zip(inference.split_batch(results), expected):
+        assert_same_persons(one_numpy, one_graph)
+    nobody = dict(outputs, instance_center=np.zeros_like(outputs["instance_center"]))
+    one_box = inference.postprocess_numpy(nobody, image_size)["densepose_iuv"]
+    results = inference.postprocess_numpy(nobody, image_size, grouping=grouping, densepose_head=head)
+    np.testing.assert_array_equal(results["densepose_iuv"], one_box)
+    assert not results["person_boxes"].any()
 
 
 def test_exports_are_versioned_and_found(tmp_path):

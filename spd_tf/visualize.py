@@ -186,8 +186,9 @@ def contact_sheet(
         dense = uv_contours(image, outputs["densepose_iuv"])
         mask = outputs["densepose_iuv"][..., 0] > 0
         dense[mask] = (0.5 * dense[mask] + 0.5 * iuv_image(outputs["densepose_iuv"])[mask]).astype(np.uint8)
-        x0, y0, x1, y1 = (int(round(v)) for v in outputs["densepose_box"])
-        cv2.rectangle(dense, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)
+        for box, colour in _densepose_frames(outputs):
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            cv2.rectangle(dense, (x0, y0), (x1 - 1, y1 - 1), colour, 1)
         panels.append(("DensePose", dense))
     if panel_height:
         width = max(1, round(image.shape[1] * panel_height / image.shape[0]))
@@ -200,6 +201,18 @@ def contact_sheet(
             columns.append(np.full((panel.shape[0] + 22, 4, 3), 255, np.uint8))
         columns.append(np.concatenate([bar, panel], axis=0))
     return np.concatenate(columns, axis=1)
+
+
+def _densepose_frames(outputs: Mapping[str, np.ndarray]) -> list:
+    """(box, colour) of each ROI that made the IUV: every detected person's box in that
+    person's colour (as in the persons panel), else the one-box ROI in white."""
+    scores = np.asarray(outputs.get("instance_scores", ()))
+    boxes = np.asarray(outputs.get("person_boxes", np.zeros((0, 4))))
+    people = [person for person in range(len(boxes)) if person < len(scores) and scores[person] > 0]
+    if people:
+        palette = person_palette()
+        return [(boxes[person], _colour(palette[person + 1])) for person in people]
+    return [(outputs["densepose_box"], (255, 255, 255))]
 
 
 def stack_sheets(sheets) -> np.ndarray:

@@ -101,6 +101,24 @@ def test_contact_sheet_draws_only_panels_with_content():
     np.testing.assert_array_equal(prediction_panel, lip.colorize(_label_map()))
 
 
+def test_densepose_panel_frames_each_person_in_its_colour():
+    image = np.zeros((40, 30, 3), np.uint8)
+    instances = np.zeros((40, 30), np.int32)
+    instances[5:35, 2:14], instances[5:35, 16:28] = 1, 2
+    outputs = {"labels": _label_map(), "densepose_iuv": np.zeros((40, 30, 3), np.float32),
+               "densepose_box": np.array([0, 0, 30, 40], np.float32), "instances": instances,
+               "instance_scores": np.array([0.9, 0.8, 0.0], np.float32),
+               "person_boxes": np.array([[2, 5, 14, 35], [16, 5, 28, 35], [0, 0, 0, 0]], np.float32)}
+    dense = visualize.contact_sheet(image, outputs, panel_height=None)[22:, -30:]
+    palette = visualize.person_palette()
+    np.testing.assert_array_equal(dense[20, 2], palette[1])  # person 1's left edge
+    np.testing.assert_array_equal(dense[20, 27], palette[2])  # person 2's right edge
+    assert not (dense == 255).all(-1).any()  # no one-box frame when persons were found
+    nobody = dict(outputs, instance_scores=np.zeros(3, np.float32))
+    dense = visualize.contact_sheet(image, nobody, panel_height=None)[22:, -30:]
+    np.testing.assert_array_equal(dense[20, 0], [255, 255, 255])  # the one-box ROI frame
+
+
 def test_contact_sheet_label_panel_is_the_ground_truth():
     image = np.full((40, 30, 3), 128, np.uint8)
     truth = np.zeros((40, 30), np.uint8)

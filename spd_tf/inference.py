@@ -388,8 +388,8 @@ _PERSON_DENSEPOSE_PARTS = weakref.WeakKeyDictionary()
 def person_densepose_parts(model):
     """(the model also returning the features its ROI is cropped from, the ROI crop layer, the
     head from crop to charts: the same weights) for a model with DensePose and the instance
-    branch, else None. The TFLite / ONNX exports build their head file from these too. Built once per model; kept beside it, not on it (no extra tracked
-    attributes in its checkpoints)."""
+    branch, else None; the TFLite / ONNX exports build their head file from these too. Built
+    once per model; kept beside it, not on it (no extra tracked attributes in its checkpoints)."""
     outputs = getattr(model, "output", None)
     if not isinstance(outputs, dict) or CENTER_KEY not in outputs or "densepose_i" not in outputs:
         return None
@@ -955,6 +955,7 @@ def _person_densepose_numpy(outputs: Mapping[str, np.ndarray], results: Mapping[
     boxes, present = person_boxes_numpy(input_ids, outputs["segmentation"], scores.shape[1])
     present &= scores > 0
     where = np.argwhere(present)
+    pixel_boxes = np.where(present[..., None], _pixel_boxes_numpy(boxes, image_size[:, None]), 0.0)
     iuv = np.where(present.any(axis=1)[:, None, None, None], 0.0, results["densepose_iuv"]).astype(np.float32)
     if len(where):
         charts = densepose_head({DENSEPOSE_FEATURES: np.asarray(outputs[DENSEPOSE_FEATURES])[where[:, 0]],
@@ -962,14 +963,12 @@ def _person_densepose_numpy(outputs: Mapping[str, np.ndarray], results: Mapping[
         person_iuv = _iuv_of_numpy(np.concatenate([np.asarray(charts[k], np.float32) for k in CHARTS], -1),
                                    np.shape(charts["densepose_i"])[-1])
         for (row, person), patch in zip(where, person_iuv):
-            top, left, bottom, right = _pixel_extent_numpy(_pixel_boxes_numpy(boxes[row, person], image_size[row]),
-                                                           image_size[row])
+            top, left, bottom, right = _pixel_extent_numpy(pixel_boxes[row, person], image_size[row])
             size = (bottom - top, right - left)
             pasted = np.concatenate([resize_nearest(patch[..., :1], size), resize_bilinear(patch[..., 1:], size)], -1)
             pasted = np.where(pasted[..., :1] > 0, pasted, 0.0)
             mine = instances[row, top:bottom, left:right] == person + 1
             iuv[row, top:bottom, left:right] = np.where(mine[..., None], pasted, iuv[row, top:bottom, left:right])
-    pixel_boxes = np.where(present[..., None], _pixel_boxes_numpy(boxes, image_size[:, None]), 0.0)
     return {"densepose_iuv": iuv, "person_boxes": pixel_boxes.astype(np.float32)}
 
 
@@ -1075,7 +1074,7 @@ def _pixel_extent_numpy(pixel_box: np.ndarray, shape) -> tuple:
 
 
 def _iuv_of_numpy(charts: np.ndarray, parts: int) -> np.ndarray:
-    """`_iuv_of` in numpy: charts [..., 4 * parts-ish] -> IUV [..., 3]."""
+    """`_iuv_of` in numpy: charts [..., I, U, V (`parts` channels each), coarse] -> IUV [..., 3]."""
     body = charts[..., 3 * parts:].argmax(-1) > 0  # the coarse head says body
     patch = np.where(body, charts[..., :parts].argmax(-1), 0)
     u = np.take_along_axis(charts[..., parts : 2 * parts], patch[..., None], -1)[..., 0]

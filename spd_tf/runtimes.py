@@ -95,7 +95,8 @@ class TFLiteModel(PortableModel):
 
     def __init__(self, path, num_threads: Optional[int] = None):
         self.path = Path(path)
-        self._runner = tflite_interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner()  # a file's one signature
+        # Each file holds one signature (the model, or the per-person DensePose head).
+        self._runner = tflite_interpreter(model_path=str(path), num_threads=num_threads).get_signature_runner()
         self.inputs = {name: (_free_sides(details["shape_signature"]), np.dtype(details["dtype"]))
                        for name, details in self._runner.get_input_details().items()}
 

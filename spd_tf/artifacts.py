@@ -38,6 +38,7 @@ from spd_tf.config import VARIANTS, ModelConfig
 from spd_tf.dtype_policies import inference_policy
 from spd_tf.errors import SettingFileNotFoundError, SettingValueError
 from spd_tf.fileio import write_json_atomic
+from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet, get_keypoint_set
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -49,6 +50,7 @@ METRICS_NAME = "metrics.json"
 CONTACT_SHEET_NAME = "contact_sheet.png"
 SAVED_MODEL_FILE = "saved_model.pb"
 LABEL_SET_PATH = "assets.extra/label_set.json"
+KEYPOINT_SET_PATH = "assets.extra/keypoint_set.json"
 MODELS_CONFIG = "models.config"
 EXPORT_JSON = "export.json"
 MODEL_FILES = {"tflite": "model.tflite", "onnx": "model.onnx"}
@@ -121,6 +123,19 @@ def portable_model_file(path) -> Optional[Path]:
     if not (path / EXPORT_JSON).exists():
         return None
     return path / json.loads((path / EXPORT_JSON).read_text())["file"]
+
+
+def write_keypoint_set(saved_model: Path, keypoint_set) -> Path:
+    """SAVED_MODEL/assets.extra/keypoint_set.json: the joints the `keypoints` output lists."""
+    path = Path(saved_model) / KEYPOINT_SET_PATH
+    write_json_atomic(path, keypoint_set.to_dict())
+    return path
+
+
+def read_keypoint_set(saved_model: Path) -> KeypointSet:
+    """The keypoint set an export declares; LIP's for exports made before keypoint sets."""
+    path = Path(saved_model) / KEYPOINT_SET_PATH
+    return get_keypoint_set(str(path)) if path.exists() else KEYPOINT_SETS["lip"]
 
 
 def write_label_set(saved_model: Path, label_set) -> Path:
@@ -242,6 +257,7 @@ class Loaded:
     model_config: Optional[ModelConfig] = None
     precision: Optional[str] = None
     densepose_head: Optional[object] = None
+    keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]
 
     @property
     def description(self) -> str:
@@ -304,7 +320,7 @@ def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None
         precision = precision or "float32"
         model, model_config = restore_run_model(path, checkpoint, precision)
         return Loaded("run", path, model, model_config.label_set, model_config.tasks, read_run_config(path),
-                      model_config, precision)
+                      model_config, precision, keypoint_set=model_config.keypoint_set)
     model_file = portable_model_file(path)
     kind = "saved_model" if model_file is None else model_file.suffix[1:]
     if precision is not None or checkpoint is not None:
@@ -327,7 +343,8 @@ def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None
             if not head_file.exists():
                 raise FileNotFoundError(f"{head_file}: named by {metadata_path} but missing")
             head = open_runtime(head_file)
-        return Loaded(kind, model_file, open_runtime(model_file), label_set, tasks, metadata, densepose_head=head)
+        return Loaded(kind, model_file, open_runtime(model_file), label_set, tasks, metadata, densepose_head=head,
+                      keypoint_set=get_keypoint_set(metadata.get("keypoint_set", "lip")))
     try:
         version = saved_model_dir(path)
     except FileNotFoundError as error:
@@ -336,14 +353,15 @@ def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None
                                        export_json=EXPORT_JSON) from None
     saved = tf.saved_model.load(str(version))
     tasks = outputs.tasks_of(saved.signatures["serving_default"].structured_outputs)
-    return Loaded("saved_model", version, saved, read_label_set(version), tasks)
+    return Loaded("saved_model", version, saved, read_label_set(version), tasks,
+                  keypoint_set=read_keypoint_set(version))
 
 
 def from_model(model, model_config: ModelConfig, precision: str = "float32") -> Loaded:
     """A model in memory (e.g. at the end of training), rebuilt in `precision` if needed."""
     model = model_in_precision(model, model_config, precision)
     return Loaded("keras", None, model, model_config.label_set, model_config.tasks,
-                  {"model": model_config.to_dict()}, model_config, precision)
+                  {"model": model_config.to_dict()}, model_config, precision, keypoint_set=model_config.keypoint_set)
 
 
 # --- runners ---------------------------------------------------------------------------------
@@ -367,7 +385,8 @@ def _keras_images_runner(model, model_config: ModelConfig, protocol, include_pro
     def run(images, image_size):
         return inference.infer(model, images, model_config.input_size, image_size, protocol=protocol,
                                label_set=model_config.label_set, include_probabilities=include_probabilities,
-                               grouping=inference.instance_grouping(model_config))
+                               grouping=inference.instance_grouping(model_config),
+                               keypoint_set=model_config.keypoint_set)
 
     return lambda images: inference.split_batch(run(*_pad(images)))
 

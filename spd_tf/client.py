@@ -21,6 +21,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from spd_tf import cli_args, outputs
+from spd_tf.keypoint_sets import get_keypoint_set
+from spd_tf.labels import get_label_set
 from spd_tf.predict import find_images, predict_files, report
 
 SIGNATURE = "serving_default"
@@ -108,14 +110,23 @@ def main(argv=None) -> int:
     cli_args.add_out(parser, required=True, help="output directory")
     cli_args.add_batch_size(parser, default=4)
     parser.add_argument("--grpc", action="store_true", help="use gRPC (needs tensorflow-serving-api)")
+    parser.add_argument("--label-set", default="lip", metavar="NAME|FILE.json",
+                        help="the served model's label set, for the palette (its export's assets.extra/label_set.json)")
+    parser.add_argument("--keypoint-set", default="lip", metavar="NAME|FILE.json",
+                        help="the served model's keypoint set, for joint names and the skeleton "
+                             "(its export's assets.extra/keypoint_set.json)")
     args = parser.parse_args(argv)
     call = predict_grpc if args.grpc else predict_rest
     try:
+        label_set, keypoint_set = get_label_set(args.label_set), get_keypoint_set(args.keypoint_set)
         files = find_images(args.inputs)
         summary = predict_files(
             files, lambda images: call(args.server, args.model_name, images, args.version),
-            args.out, args.batch_size, input_errors=(ServingError,),
+            args.out, args.batch_size, input_errors=(ServingError,), label_set=label_set, keypoint_set=keypoint_set,
         )
+    except ValueError as error:
+        print(f"spd-client: error: {error}", file=sys.stderr)
+        return 2
     except (FileNotFoundError, urllib.error.URLError, ConnectionError) as error:
         print(f"error: {getattr(error, 'reason', error)} (server {args.server})", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ Every field is validated on construction with an error that names the bad value.
 import dataclasses
 from typing import Optional, Tuple
 
-from spd_tf import labels
+from spd_tf import keypoint_sets, labels
 from spd_tf.errors import SettingValueError
 from spd_tf.model import backbones
 
@@ -129,7 +129,13 @@ class ModelConfig(_Config):
         labels.LABEL_SETS["lip"], "parsing classes: a registered set or a JSON file (name, classes, optional "
         "palette and flip_pairs)", metavar="lip|atr|cihp|ccp|FILE.json")
     num_classes: Optional[int] = None  # None: the label set's; another value is an error
-    num_joints: int = labels.NUM_LIP_JOINTS
+    # The pose head's joints: a registered set (lip, fashionista, coco), a keypoint-set JSON
+    # path or a dict; stored resolved (a keypoint_sets.KeypointSet), as the label set is.
+    keypoint_set: keypoint_sets.KeypointSet = option(
+        keypoint_sets.KEYPOINT_SETS["lip"], "pose joints: a registered set or a JSON file (name, joints, flip_pairs, "
+        "skeleton, head and/or torso pair); default: the training records' set, else lip",
+        metavar="lip|fashionista|coco|FILE.json")
+    num_joints: Optional[int] = None  # None: the keypoint set's; another value is an error
     num_patches: int = labels.NUM_DENSEPOSE_PATCHES  # I head has num_patches + 1 logits
     num_coarse_parts: int = labels.NUM_DENSEPOSE_COARSE_PARTS  # coarse head: + background
     # JPPNet refines pose and parsing twice. The demo has none: a stage costs 1.6x a step at
@@ -187,6 +193,17 @@ class ModelConfig(_Config):
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         label_set = labels.get_label_set(self.label_set)
         object.__setattr__(self, "label_set", label_set)
+        try:
+            keypoint_set = keypoint_sets.get_keypoint_set(self.keypoint_set)
+        except ValueError as error:
+            raise invalid(owner, "keypoint_set", getattr(self.keypoint_set, "name", self.keypoint_set),
+                          str(error)) from None
+        object.__setattr__(self, "keypoint_set", keypoint_set)
+        if self.num_joints is None:
+            object.__setattr__(self, "num_joints", keypoint_set.num_joints)
+        elif self.num_joints != keypoint_set.num_joints:
+            raise invalid(owner, "num_joints", self.num_joints, f"disagrees with keypoint_set "
+                          f"{keypoint_set.name!r} ({keypoint_set.num_joints} joints)")
         if self.num_classes is None:
             object.__setattr__(self, "num_classes", label_set.num_classes)
         elif self.num_classes != label_set.num_classes:
@@ -221,6 +238,7 @@ class ModelConfig(_Config):
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         values["label_set"] = self.label_set.to_dict()
+        values["keypoint_set"] = self.keypoint_set.to_dict()
         return values
 
     @property
@@ -251,6 +269,11 @@ class DataConfig(_Config):
     # TFRecord globs; empty -> built-in synthetic set.
     train_patterns: Tuple[str, ...] = option((), "training TFRecord globs; none: the built-in synthetic set",
                                              flag="data", metavar="GLOB")
+    # Mixing datasets (Fashionista's joints with CCP's photos): each glob a stream, drawn with
+    # these weights; the task-presence masks keep a record without pose from adding pose loss.
+    train_weights: Tuple[float, ...] = option((), "sampling weight of each --data glob (one per glob, e.g. 1,1 "
+                                              "draws both equally often); none: records in proportion to "
+                                              "their counts", flag="data-weights", metavar="W[,W...]")
     val_patterns: Tuple[str, ...] = option((), "validation TFRecord globs, evaluated at the end (synthetic "
                                            "val split without --data)", flag="val-data", metavar="GLOB")
     synthetic_scene: str = option("single", "built-in synthetic set without --data: one person per image, or "
@@ -282,6 +305,12 @@ class DataConfig(_Config):
         _check_positive(owner, "max_densepose_points", self.max_densepose_points)
         if self.rotation_degrees < 0:
             raise invalid(owner, "rotation_degrees", self.rotation_degrees, "must be >= 0")
+        if self.train_weights:
+            if len(self.train_weights) != len(self.train_patterns):
+                raise invalid(owner, "train_weights", self.train_weights, f"must give one weight per training glob "
+                              f"({len(self.train_patterns)})")
+            if min(self.train_weights) < 0 or not sum(self.train_weights) > 0:
+                raise invalid(owner, "train_weights", self.train_weights, "must be >= 0 and not all 0")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ from spd_tf.artifacts import METRICS_NAME
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_json_atomic
 from spd_tf.inference import PROTOCOLS
+from spd_tf.keypoint_sets import get_keypoint_set
 
 
 def build_parser() -> cli_args.Parser:
@@ -106,6 +107,7 @@ def parse_scales(text: str) -> tuple:
     return scales
 
 
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -119,7 +121,9 @@ def main(argv=None) -> int:
             total, examples = evaluation.directory_examples(
                 args.dataset, data_dir, args.split, with_images=needs_images)
         else:
-            total, examples = evaluation.tfrecord_examples(args.data, args.skip_corrupt_records)
+            keypoint_set = get_keypoint_set(evaluation.DATASET_KEYPOINT_SETS.get(args.dataset, "lip"))
+            total, examples = evaluation.tfrecord_examples(args.data, args.skip_corrupt_records,
+                                                           keypoint_set.num_joints)
         if args.model:
             from spd_tf import pretrained
             from spd_tf.artifacts import is_run_dir

@@ -29,19 +29,21 @@ from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
 from spd_tf.errors import SettingFileNotFoundError, SettingValueError
 from spd_tf.instance_metrics import PartInstanceAP, PersonAP
-from spd_tf.metrics import (
-    PCKH_GROUPS, DensePoseMetric, GeodesicTables, ParsingMetric, PCKhMetric,
-)
+from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet, get_keypoint_set
+from spd_tf.metrics import DensePoseMetric, GeodesicTables, ParsingMetric, PCKhMetric
 from spd_tf.predictions import Prediction, dequantize_iuv, quantize_iuv
 from spd_tf.progress import Progress
 
 # Dataset -> the label set of its ground truth.
-DATASET_LABEL_SETS = {"lip": "lip", "atr": "atr", "cihp": "cihp", "ccp": "ccp", "synthetic": "lip"}
+DATASET_LABEL_SETS = {"lip": "lip", "atr": "atr", "cihp": "cihp", "ccp": "ccp", "fashionista": "ccp",
+                      "synthetic": "lip"}
 DATASETS = tuple(DATASET_LABEL_SETS)
+# Dataset -> the keypoint set of its pose ground truth (datasets with joints).
+DATASET_KEYPOINT_SETS = {"lip": "lip", "fashionista": "fashionista", "synthetic": "lip"}
 
 RESULT_UNITS = {
     "parsing": "fractions in [0, 1]; mean_iou = plain mean over all classes incl. background",
-    "pose": "PCKh in percent (LIP); med_pixels in original-image pixels",
+    "pose": "PCKh (and PCK of the torso) in percent; med_pixels in original-image pixels",
     "densepose": "GPS / GPSm / uv_similarity_within_part in [0, 1]; i_accuracy and "
                  "foreground_iou fractions",
     "instances": "AP in [0, 1] per region-IoU threshold; ap_vol = mean over thresholds "
@@ -58,7 +60,7 @@ class Example:
     width: int
     image: Optional[np.ndarray] = None  # RGB uint8 [H, W, 3], only when a model needs it
     parsing: Optional[np.ndarray] = None  # uint8 [H, W], 255 = ignore
-    keypoints: Optional[np.ndarray] = None  # [16, 3] (x, y, v), missing = -1
+    keypoints: Optional[np.ndarray] = None  # [J, 3] (x, y, v) of the dataset's keypoint set, missing = -1
     densepose: Optional[dict] = None  # x, y, i, u, v points in image pixels; mask [H, W] or None
     instance_ids: Optional[np.ndarray] = None  # int [H, W] person ids, 0 = no person
 
@@ -66,8 +68,10 @@ class Example:
 # --- ground-truth sources ----------------------------------------------------------------
 
 
-def tfrecord_examples(patterns: Sequence[str], skip_corrupt: bool = False) -> tuple:
-    """(count, iterator of Example) over TFRecord files matching the glob `patterns`.
+def tfrecord_examples(patterns: Sequence[str], skip_corrupt: bool = False,
+                      num_joints: int = labels.NUM_LIP_JOINTS) -> tuple:
+    """(count, iterator of Example) over TFRecord files matching the glob `patterns`, keypoints
+    read as `num_joints` joints (the evaluated model's keypoint set).
 
     A truncated or corrupted shard is a CorruptRecordError naming it and the offset, found
     before anything is scored; with skip_corrupt its records up to the damage are used and
@@ -91,7 +95,7 @@ def tfrecord_examples(patterns: Sequence[str], skip_corrupt: bool = False) -> tu
 
     def generate() -> Iterator[Example]:
         records = tf.data.Dataset.from_tensor_slices(files).flat_map(lambda path: read_shard(path, skip_corrupt))
-        for record in records.map(decode_example):
+        for record in records.map(lambda serialized: decode_example(serialized, num_joints)):
             yield _example_from_record({k: v.numpy() for k, v in record.items()})
 
     return sum(counts.values()), generate()
@@ -165,7 +169,8 @@ class Evaluation:
     def __init__(self, dataset: str, predictor_tasks: Sequence[str],
                  densepose_tables: Optional[GeodesicTables] = None,
                  predictor_label_set: labels.LabelSet = labels.LABEL_SETS["lip"],
-                 ground_truth_label_set: Optional[labels.LabelSet] = None, strict: bool = False):
+                 ground_truth_label_set: Optional[labels.LabelSet] = None, strict: bool = False,
+                 predictor_keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]):
         if dataset not in DATASETS and ground_truth_label_set is None:
             raise ValueError(f"dataset {dataset!r} is not one of {DATASETS}")
         self.dataset = dataset
@@ -176,7 +181,11 @@ class Evaluation:
         self.predictor_label_set = predictor_label_set
         self.predictor_tasks = tuple(predictor_tasks)
         self.parsing = ParsingMetric(self.label_set.classes)
-        self.pose = PCKhMetric()
+        # Ground-truth joints are in the dataset's keypoint set (the model's for TFRecords of
+        # a user's own data); predictions of another set cannot be scored against them.
+        self.keypoint_set = get_keypoint_set(DATASET_KEYPOINT_SETS.get(dataset, predictor_keypoint_set))
+        self.predictor_keypoint_set = predictor_keypoint_set
+        self.pose = PCKhMetric(keypoint_set=self.keypoint_set)
         self.densepose = DensePoseMetric(densepose_tables)
         self.num_examples = 0
         self.ground_truth_counts = {SEGMENTATION: 0, POSE: 0, DENSEPOSE: 0}
@@ -203,9 +212,11 @@ class Evaluation:
         if example.keypoints is not None:
             self.ground_truth_counts[POSE] += 1
             keypoints = self._usable(POSE, example, prediction.keypoints, problems.get(POSE))
+            if keypoints is not False and self.predictor_keypoint_set.joints != self.keypoint_set.joints:
+                keypoints = False  # another keypoint set: said in the notes
             if keypoints is not False:
                 # A missing pose is placed at (1, 1) by PCKhMetric, as LIP's tool does: wrong.
-                keypoints = np.full((labels.NUM_LIP_JOINTS, 2), np.nan) if keypoints is None else keypoints
+                keypoints = np.full((self.keypoint_set.num_joints, 2), np.nan) if keypoints is None else keypoints
                 self.pose.update(example.keypoints, keypoints, name=example.source_id)
         if example.densepose is not None:
             self.ground_truth_counts[DENSEPOSE] += 1
@@ -304,6 +315,10 @@ class Evaluation:
             if invalid:
                 notes.append(f"{metric_name}: unusable {task} prediction for {len(invalid)} of {count} "
                              f"examples (scored as wrong), e.g. {next(iter(invalid.values()))}")
+        if (self.ground_truth_counts[POSE] and POSE in self.predictor_tasks
+                and self.predictor_keypoint_set.joints != self.keypoint_set.joints):
+            notes.append(f"PCKh/mED not computed: the predictor's keypoint set {self.predictor_keypoint_set.name!r} "
+                         f"is not the ground truth's {self.keypoint_set.name!r}")
         notes += self._instance_notes()
         dp = self.densepose
         if dp.exact and dp.scores and len(dp.mask_ious) != len(dp.scores):
@@ -376,7 +391,8 @@ def evaluate(examples: Iterable[Example], predictor: Callable[[Example], Predict
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     evaluation = Evaluation(dataset, predictor.tasks, densepose_tables,
                             getattr(predictor, "label_set", labels.LABEL_SETS["lip"]),
-                            ground_truth_label_set, strict)
+                            ground_truth_label_set, strict,
+                            getattr(predictor, "keypoint_set", KEYPOINT_SETS["lip"]))
     predict_batch = getattr(predictor, "predict_batch", None)
     if predict_batch is None:
         batch_size, predict_batch = 1, lambda chunk: [predictor(example) for example in chunk]
@@ -420,6 +436,7 @@ def format_parsing_table(result: dict) -> str:
         (f"mIoU (plain mean over all {num_classes} classes incl. background)", result["mean_iou"]),
         ("frequency-weighted IoU (SPD paper's 'weighted IoU')", result["frequency_weighted_iou"]),
         ("foreground accuracy (ground truth >= 1)", result["foreground_accuracy"]),
+        ("person-foreground IoU (classes 1.. vs background)", result["foreground_iou"]),
         ("mean precision (nan-mean over classes)", result["mean_precision"]),
         ("mean recall (nan-mean over classes)", result["mean_recall"]),
         ("mean F1 (nan-mean over classes)", result["mean_f1"]),
@@ -434,15 +451,25 @@ def format_parsing_table(result: dict) -> str:
 
 
 def format_pose_table(result: dict) -> str:
-    columns = [name for name, _ in PCKH_GROUPS] + ["U.Body", "Avg"]
-    values = " ".join(f"{result['pckh'][c]:>8.1f}" for c in columns)
-    return "\n".join([
-        f"PCKh@{result['threshold']} (LIP: head = |head top - upper neck|; "
-        f"{result['num_images_without_head']} of {result['num_images']} images without head left out)",
-        " ".join(f"{c:>8}" for c in columns),
-        values,
-        f"mED (mean distance, original-image pixels): {result['med_pixels']:.2f}",
-    ])
+    """PCKh (head-size normalised; LIP's columns for LIP), PCK of the torso size, mED."""
+    lines = []
+    keypoint_set = result.get("keypoint_set", "lip")
+    if "pckh" in result:
+        head = KEYPOINT_SETS[keypoint_set].head if keypoint_set in KEYPOINT_SETS else None
+        what = ("LIP: head = |head top - upper neck|" if keypoint_set == "lip" else
+                f"{keypoint_set}: head = |{' - '.join(KEYPOINT_SETS[keypoint_set].joints[j] for j in head[::-1])}|"
+                if head else keypoint_set)
+        lines += [f"PCKh@{result['threshold']} ({what}; {result['num_images_without_head']} of "
+                  f"{result['num_images']} images without head left out)", *_columns(result["pckh"])]
+    if "pck_torso" in result:
+        lines += [f"PCK@{result['torso_threshold']} of the torso size ({keypoint_set})", *_columns(result["pck_torso"])]
+    lines.append(f"mED (mean distance, original-image pixels): {result['med_pixels']:.2f}")
+    return "\n".join(lines)
+
+
+def _columns(groups: dict) -> list:
+    width = max(8, *(len(name) + 1 for name in groups))
+    return [" ".join(f"{name:>{width}}" for name in groups), " ".join(f"{value:>{width}.1f}" for value in groups.values())]
 
 
 def format_densepose_table(result: dict) -> str:

@@ -85,6 +85,7 @@ def export_saved_model(
     with atomic_path(final, directory=True) as temp:
         archive.write_out(str(temp), verbose=False)
         artifacts.write_label_set(temp, model_config.label_set)
+        artifacts.write_keypoint_set(temp, model_config.keypoint_set)
         if final.exists():  # another export took this version while we traced
             raise FileExistsError(f"{final} appeared during export; not overwriting it")
     write_models_config(export_base)

@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from spd_tf import labels as lip
 from spd_tf.config import INSTANCE
+from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet
 from spd_tf import outputs as output_spec
 from spd_tf.model.instance import CENTER_KEY, OFFSET_KEY
 from spd_tf.model.spd import select_model_inputs
@@ -236,7 +237,8 @@ class TestProtocol:
     (classes and joints swapped back); stage_mean: average every parsing stage's logits
     (JPPNet) rather than take the last; at_image_size: fuse at each image's original size
     (JPPNet; needs a batch of one size) rather than on the scale-1 output grid (fast).
-    Pose always takes the last stage, resized nearest (JPPNet's evaluate_pose).
+    Pose always takes the last stage (JPPNet's evaluate_pose), decoded without JPPNet's
+    nearest-resize bias (`fuse`, `heatmap_keypoints`; docs/evaluation.md).
     """
 
     scales: Tuple[float, ...] = (1.0,)
@@ -266,14 +268,15 @@ def scaled_size(input_size: Sequence[int], scale: float) -> Tuple[int, int]:
 def forward(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
             label_set: lip.LabelSet = lip.LABEL_SETS["lip"], output_size=None,
             scaled_batches: Optional[Mapping[float, tf.Tensor]] = None,
-            grouping: Optional["InstanceGrouping"] = None) -> dict:
+            grouping: Optional["InstanceGrouping"] = None,
+            keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> dict:
     """Model outputs for `batch` (at the model input size), fused as `protocol` says.
 
-    Parsing logits (stage mean or last stage) are resized bilinearly and pose heatmaps
-    (last stage) nearest to `output_size` (default: the scale-1 output grid) and averaged
-    (`network_passes`, `fuse`). With `grouping`, DensePose models add per-person IUV.
+    Parsing logits (stage mean or last stage) are resized bilinearly to `output_size`
+    (default: the scale-1 output grid) and pose heatmaps (last stage) to the scale-1 grid,
+    and averaged (`network_passes`, `fuse`). With `grouping`, DensePose models add per-person IUV.
     """
-    base, passes = network_passes(model, batch, protocol, label_set, scaled_batches, grouping)
+    base, passes = network_passes(model, batch, protocol, label_set, scaled_batches, grouping, keypoint_set)
     target = output_size if output_size is not None else tf.shape(base["segmentation"])[1:3]
     return dict(base, **fuse(passes, target))
 
@@ -281,7 +284,8 @@ def forward(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
 def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
                    label_set: lip.LabelSet = lip.LABEL_SETS["lip"],
                    scaled_batches: Optional[Mapping[float, tf.Tensor]] = None,
-                   grouping: Optional["InstanceGrouping"] = None) -> Tuple[dict, dict]:
+                   grouping: Optional["InstanceGrouping"] = None,
+                   keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> Tuple[dict, dict]:
     """(base, passes): the plain scale-1 outputs, and {fusable key: one map per scale (scale 1
     first), at that scale's output grid}.
 
@@ -315,16 +319,22 @@ def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["
             if per_person:
                 base.update(person_densepose(model, base, base.pop(DENSEPOSE_FEATURES), grouping))
         for key, value in _fusable(outputs, protocol.stage_mean).items():
-            passes.setdefault(key, []).append(_unflip(value, count, key, label_set) if protocol.flip else value)
+            permutation = label_set.flip_permutation if key == "segmentation" else keypoint_set.flip_permutation
+            passes.setdefault(key, []).append(_unflip(value, count, permutation) if protocol.flip else value)
     return base, passes
 
 
 def fuse(passes: Mapping[str, Sequence[tf.Tensor]], target) -> dict:
-    """Every pass resized to `target` [2] (parsing bilinearly, heatmaps nearest), averaged."""
+    """Every pass averaged: parsing logits resized bilinearly to `target` [2]; heatmaps
+    bilinearly to the scale-1 output grid, with the passes themselves under POSE_PASSES so
+    `heatmap_keypoints` decodes each on its own grid (JPPNet resizes heatmaps nearest to the
+    image, and the top-left pixel of the argmax block then biases every joint up and left)."""
     fused = {}
     for key, values in passes.items():
-        method = "bilinear" if key == "segmentation" else "nearest"
-        fused[key] = tf.add_n([tf.image.resize(value, target, method=method) for value in values]) / float(len(values))
+        size = target if key == "segmentation" else tf.shape(values[0])[1:3]
+        fused[key] = tf.add_n([tf.image.resize(value, size, method="bilinear") for value in values]) / float(len(values))
+        if key == "pose" and len(values) > 1:
+            fused[POSE_PASSES] = tuple(values)
     return fused
 
 
@@ -338,15 +348,15 @@ def _fusable(outputs: Mapping[str, tf.Tensor], stage_mean: bool) -> dict:
     return fusable
 
 
-def _unflip(value: tf.Tensor, count, key: str, label_set: lip.LabelSet) -> tf.Tensor:
+def _unflip(value: tf.Tensor, count, permutation) -> tf.Tensor:
     """Mean of a [2B, ...] (plain, mirrored) pair with the mirror flipped back and its
-    left/right classes or joints renamed."""
-    permutation = label_set.flip_permutation if key == "segmentation" else lip.LIP_JOINT_FLIP
+    left/right classes or joints renamed (`permutation`)."""
     mirrored = tf.gather(tf.reverse(value[count:], axis=[2]), permutation, axis=-1)
     return (value[:count] + mirrored) / 2.0
 
 
 CHARTS = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
+POSE_PASSES = "pose_passes"  # the per-scale heatmaps a multi-scale protocol fused
 PERSON_IUV, PERSON_BOXES = "person_densepose_iuv", "person_densepose_boxes"
 # The model outputs post-processing reads (the model frame TFLite / ONNX exports return),
 # and the per-person DensePose `forward` adds with a grouping.
@@ -452,7 +462,7 @@ def postprocess(outputs: Mapping[str, tf.Tensor], image_size, include_probabilit
     results = {"image_size": image_size}
     results.update(_segmentation(outputs["segmentation"], image_size, canvas, include_probabilities))
     if "pose" in outputs:
-        results["keypoints"] = heatmap_keypoints(outputs["pose"], image_size)
+        results["keypoints"] = heatmap_keypoints(outputs["pose"], image_size, outputs.get(POSE_PASSES, ()))
     if "densepose_i" in outputs:
         results.update(_densepose(outputs, image_size, canvas))
     if grouping is not None and CENTER_KEY in outputs:
@@ -587,6 +597,7 @@ def infer(
     label_set: lip.LabelSet = lip.LABEL_SETS["lip"],
     include_probabilities: bool = False,
     grouping: Optional[InstanceGrouping] = None,
+    keypoint_set: KeypointSet = KEYPOINT_SETS["lip"],
 ) -> dict:
     """preprocess -> forward -> postprocess for uint8 [B, H, W, 3] images.
 
@@ -602,9 +613,9 @@ def infer(
         for scale in protocol.scales if scale != 1.0
     }
     if not protocol.at_image_size:
-        return postprocess(forward(model, batch, protocol, label_set, None, scaled, grouping), image_size,
+        return postprocess(forward(model, batch, protocol, label_set, None, scaled, grouping, keypoint_set), image_size,
                            include_probabilities, grouping)
-    base, passes = network_passes(model, batch, protocol, label_set, scaled, grouping)
+    base, passes = network_passes(model, batch, protocol, label_set, scaled, grouping, keypoint_set)
     return _fused_at_image_size(base, passes, image_size, include_probabilities, grouping)
 
 
@@ -707,31 +718,81 @@ def _segmentation(logits: tf.Tensor, image_size, canvas, include_probabilities: 
     return {"labels": mapped}
 
 
-def heatmap_keypoints(heatmaps: tf.Tensor, image_size) -> tf.Tensor:
-    """[B, h, w, J] heatmaps -> [B, J, 3] (x, y, peak value) in image pixels.
+def heatmap_keypoints(heatmaps: tf.Tensor, image_size, passes: Sequence[tf.Tensor] = ()) -> tf.Tensor:
+    """[B, h, w, J] heatmaps -> [B, J, 3] (x, y, peak value) in image pixels, without bias.
 
-    The argmax is refined by a quarter cell towards the larger neighbour (the usual
-    correction for the grid quantisation of heatmap peaks).
+    Each joint is the argmax cell refined to a sub-cell position: the vertex of the parabola
+    through the log heatmap at three cells along each axis (exact for a Gaussian, the shape
+    of the training targets; Zhang et al., "Distribution-Aware Coordinate Representation of
+    Keypoints", CVPR 2020), then mapped to the image with half-pixel centres. With `passes`
+    (the per-scale maps `heatmaps` fuses), the fused map picks the mode and each pass is
+    refined on its own grid near it, the positions averaged by their peak values: resampling
+    a narrow peak onto another grid moves it, decoding it on its own grid does not.
     """
     heatmaps = tf.cast(heatmaps, tf.float32)
+    score = tf.reduce_max(tf.reshape(tf.transpose(heatmaps, [0, 3, 1, 2]), [tf.shape(heatmaps)[0], tf.shape(heatmaps)[3], -1]), -1)
+    size = tf.cast(image_size, tf.float32)
+    x, y, _ = _refined_peak(heatmaps, size)
+    if len(passes) > 1:
+        weighted, total = tf.zeros_like(tf.stack([x, y], -1)), tf.zeros_like(x)
+        for one in passes:
+            px, py, value = _refined_peak(tf.cast(one, tf.float32), size, near=(x, y))
+            weight = tf.maximum(value, 0.0) + 1e-6
+            weighted += tf.stack([px, py], -1) * weight[..., None]
+            total += weight
+        x, y = tf.unstack(weighted / total[..., None], axis=-1)
+    return tf.stack([x, y, score], axis=-1)
+
+
+def _refined_peak(heatmaps: tf.Tensor, size: tf.Tensor, near=None):
+    """(x, y, value) [B, J] in image pixels of each joint's peak: the argmax cell, or with
+    `near` (x, y in image pixels) the best cell of the 3x3 cells around that point; refined
+    to a sub-cell position (`_axis_offset`)."""
     shape = tf.shape(heatmaps)
     height, width = shape[1], shape[2]
     flat = tf.reshape(tf.transpose(heatmaps, [0, 3, 1, 2]), [shape[0], shape[3], -1])
-    index = tf.argmax(flat, axis=-1, output_type=tf.int32)
-    score = tf.reduce_max(flat, axis=-1)
-    y, x = index // width, index % width
-
-    def shift(coord, limit, step):
-        before = tf.gather(flat, index - step * tf.cast(coord > 0, tf.int32), batch_dims=2)
-        after = tf.gather(flat, index + step * tf.cast(coord < limit - 1, tf.int32), batch_dims=2)
-        return tf.cast(coord, tf.float32) + 0.25 * tf.sign(after - before)
-
-    x = shift(x, width, 1)
-    y = shift(y, height, width)
-    size = tf.cast(image_size, tf.float32)
+    if near is None:
+        index = tf.argmax(flat, axis=-1, output_type=tf.int32)
+    else:
+        col = _grid_cell(near[0], size[:, None, 1], width)
+        row = _grid_cell(near[1], size[:, None, 0], height)
+        candidates = [tf.clip_by_value(row + dr, 0, height - 1) * width + tf.clip_by_value(col + dc, 0, width - 1)
+                      for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
+        candidates = tf.stack(candidates, axis=-1)
+        best = tf.argmax(tf.gather(flat, candidates, batch_dims=2), axis=-1, output_type=tf.int32)
+        index = tf.gather(candidates, best, batch_dims=2)
+    value = tf.gather(flat, index, batch_dims=2)
+    row, col = index // width, index % width
+    x = tf.cast(col, tf.float32) + _axis_offset(flat, index, col, width, 1)
+    y = tf.cast(row, tf.float32) + _axis_offset(flat, index, row, height, width)
     x = (x + 0.5) * size[:, None, 1] / tf.cast(width, tf.float32) - 0.5
     y = (y + 0.5) * size[:, None, 0] / tf.cast(height, tf.float32) - 0.5
-    return tf.stack([x, y, score], axis=-1)
+    return x, y, value
+
+
+def _grid_cell(coordinate: tf.Tensor, image_side: tf.Tensor, cells) -> tf.Tensor:
+    """The cell of a grid of `cells` over `image_side` pixels that holds an image coordinate."""
+    cell = tf.floor((coordinate + 0.5) * tf.cast(cells, tf.float32) / image_side)
+    return tf.clip_by_value(tf.cast(cell, tf.int32), 0, cells - 1)
+
+
+def _axis_offset(flat: tf.Tensor, index: tf.Tensor, coord: tf.Tensor, limit, step) -> tf.Tensor:
+    """Sub-cell offset in [-0.5, 0.5] of the peak at `index` along one axis: the vertex of the
+    parabola through the log heatmap at three neighbouring cells on that axis (the peak's
+    neighbours, or the two cells inward at a border). Where a value is not positive or the
+    axis has under 3 cells: a quarter cell towards the larger neighbour."""
+    start = tf.clip_by_value(coord - 1, 0, tf.maximum(limit - 3, 0))
+    usable = limit >= 3
+    values = [tf.gather(flat, tf.where(usable, index + (start + k - coord) * step, index), batch_dims=2)
+              for k in range(3)]
+    first, middle, last = (tf.math.log(tf.maximum(v, 1e-30)) for v in values)
+    curvature = first - 2.0 * middle + last
+    vertex = tf.cast(start, tf.float32) + 1.0 - 0.5 * (last - first) / tf.where(curvature < 0, curvature, -1.0)
+    exact = usable & (curvature < 0) & (tf.reduce_min(tf.stack(values), axis=0) > 0)
+    before = tf.gather(flat, index - step * tf.cast(coord > 0, tf.int32), batch_dims=2)
+    after = tf.gather(flat, index + step * tf.cast(coord < limit - 1, tf.int32), batch_dims=2)
+    quarter = 0.25 * tf.sign(after - before)
+    return tf.where(exact, tf.clip_by_value(vertex - tf.cast(coord, tf.float32), -0.5, 0.5), quarter)
 
 
 def _densepose(outputs: Mapping[str, tf.Tensor], image_size, canvas) -> dict:
@@ -1022,24 +1083,35 @@ def person_keypoints_numpy(heatmaps: np.ndarray, input_ids: np.ndarray, scores: 
 
 
 def heatmap_keypoints_numpy(heatmaps: np.ndarray, image_size) -> np.ndarray:
-    """`heatmap_keypoints` in numpy: [B, h, w, J] -> [B, J, 3] (x, y, peak) in image pixels."""
+    """`heatmap_keypoints` in numpy (one pass): [B, h, w, J] -> [B, J, 3] (x, y, peak) in image pixels."""
     heatmaps = np.asarray(heatmaps, np.float32)
     batch, height, width, joints = heatmaps.shape
     flat = heatmaps.transpose(0, 3, 1, 2).reshape(batch, joints, -1)
     index = flat.argmax(-1)
     score = flat.max(-1)
     y, x = np.divmod(index, width)
-
-    def shift(coord, limit, step):
-        before = np.take_along_axis(flat, (index - step * (coord > 0))[..., None], -1)[..., 0]
-        after = np.take_along_axis(flat, (index + step * (coord < limit - 1))[..., None], -1)[..., 0]
-        return coord + 0.25 * np.sign(after - before)
-
-    x, y = shift(x, width, 1), shift(y, height, width)
+    x = x + _axis_offset_numpy(flat, index, x, width, 1)
+    y = y + _axis_offset_numpy(flat, index, y, height, width)
     size = np.asarray(image_size, np.float32)
     x = (x + 0.5) * size[:, None, 1] / width - 0.5
     y = (y + 0.5) * size[:, None, 0] / height - 0.5
     return np.stack([x, y, score], axis=-1).astype(np.float32)
+
+
+def _axis_offset_numpy(flat: np.ndarray, index: np.ndarray, coord: np.ndarray, limit: int, step: int) -> np.ndarray:
+    """`_axis_offset` in numpy."""
+    def at(where):
+        return np.take_along_axis(flat, where[..., None], -1)[..., 0]
+
+    start = np.clip(coord - 1, 0, max(limit - 3, 0))
+    usable = limit >= 3
+    values = [at(index + (start + k - coord) * step if usable else index) for k in range(3)]
+    first, middle, last = (np.log(np.maximum(v, 1e-30)) for v in values)
+    curvature = first - 2.0 * middle + last
+    vertex = start + 1.0 - 0.5 * (last - first) / np.where(curvature < 0, curvature, -1.0)
+    exact = usable & (curvature < 0) & (np.min(values, axis=0) > 0)
+    quarter = 0.25 * np.sign(at(index + step * (coord < limit - 1)) - at(index - step * (coord > 0)))
+    return np.where(exact, np.clip(vertex - coord, -0.5, 0.5), quarter).astype(np.float32)
 
 
 def _densepose_numpy(outputs: Mapping[str, np.ndarray], image_size: np.ndarray, canvas) -> dict:

@@ -315,14 +315,7 @@ class LabelSet:
 
     @classmethod
     def from_dict(cls, values: dict, origin: str = "label set") -> "LabelSet":
-        if not isinstance(values, dict):
-            raise ValueError(f"{origin}: expected a JSON object, got {type(values).__name__}")
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"{origin}: unknown key(s) {unknown}")
-        missing = [key for key in ("name", "classes") if key not in values]
-        if missing:
-            raise ValueError(f"{origin}: missing key(s) {missing}")
+        check_keys(values, cls, ("name", "classes"), origin)
         registered = LABEL_SETS.get(values["name"]) if isinstance(values["name"], str) else None
         if ("joint_groups" not in values and registered is not None
                 and list(values["classes"] or ()) == list(registered.classes)):
@@ -352,25 +345,41 @@ def get_label_set(spec) -> LabelSet:
     "flip_pairs": [[left, right], ...] (optional), "ignore_label": 255 (optional),
     "joint_groups": {"head": [class ids], ...} (optional; needed by --structure-loss ssl)}.
     """
-    if isinstance(spec, LabelSet):
+    return resolve_spec(spec, LabelSet, LABEL_SETS, "label set")
+
+
+def resolve_spec(spec, cls, registry: dict, kind: str):
+    """A `cls` instance from itself, a dict, a registered name or a JSON file (label and
+    keypoint sets alike); every error names the file and the problem."""
+    if isinstance(spec, cls):
         return spec
     if isinstance(spec, dict):
-        return LabelSet.from_dict(spec)
+        return cls.from_dict(spec)
     text = str(spec)
-    if text in LABEL_SETS:
-        return LABEL_SETS[text]
+    if text in registry:
+        return registry[text]
     if not text.endswith(".json"):
-        raise ValueError(
-            f"label set {text!r} is neither a registered set {tuple(LABEL_SETS)} nor a .json file"
-        )
+        raise ValueError(f"{kind} {text!r} is neither a registered set {tuple(registry)} nor a .json file")
     try:
         with open(text) as f:
             values = json.load(f)
     except OSError as error:
-        raise ValueError(f"label set file {text}: {error.strerror or error}") from None
+        raise ValueError(f"{kind} file {text}: {error.strerror or error}") from None
     except json.JSONDecodeError as error:
-        raise ValueError(f"label set file {text}: not valid JSON ({error})") from None
-    return LabelSet.from_dict(values, origin=f"label set file {text}")
+        raise ValueError(f"{kind} file {text}: not valid JSON ({error})") from None
+    return cls.from_dict(values, origin=f"{kind} file {text}")
+
+
+def check_keys(values, cls, required: Tuple[str, ...], origin: str) -> None:
+    """A JSON object with only `cls`'s fields and every `required` one, else a ValueError."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{origin}: expected a JSON object, got {type(values).__name__}")
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"{origin}: unknown key(s) {unknown}")
+    missing = [key for key in required if key not in values]
+    if missing:
+        raise ValueError(f"{origin}: missing key(s) {missing}")
 
 
 # --- declared mappings between label sets (cross-dataset evaluation) ---------------------

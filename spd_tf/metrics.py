@@ -24,6 +24,7 @@ import numpy as np
 
 from spd_tf import labels
 from spd_tf.errors import SettingFileNotFoundError
+from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet
 
 # LIP's PCKh table: each column averages the per-joint PCKh of a left/right pair.
 PCKH_GROUPS = (
@@ -123,12 +124,21 @@ class ParsingMetric:
         return parsing_scores(self.confusion, self.class_names, self.unpredicted)
 
 
+def _foreground_iou(confusion: np.ndarray, unpredicted=None) -> float:
+    """Person-foreground IoU: every class but 0 (background) as one region against class 0,
+    the figure person segmenters are compared on; ignored pixels stay out."""
+    both = confusion[1:, 1:].sum()
+    missed = confusion[1:, 0].sum() + (0 if unpredicted is None else np.asarray(unpredicted, np.float64)[1:].sum())
+    union = both + missed + confusion[0, 1:].sum()
+    return float(both / union) if union else math.nan
+
+
 def parsing_scores(confusion: np.ndarray, class_names: Sequence[str], unpredicted=None) -> dict:
     """All parsing scores (fractions in [0, 1]) from a [C, C] gt-by-prediction confusion matrix
     (plus `unpredicted` [C] ground-truth pixels with no prediction, all wrong).
 
     mean_iou / mean_accuracy: plain means over all C classes, an absent class counting 0
-    (CE2P/SCHP convention). frequency_weighted_iou: IoU weighted by each class's share of
+    (CE2P/SCHP convention). foreground_iou: all classes but 0 against class 0. frequency_weighted_iou: IoU weighted by each class's share of
     ground-truth pixels (FCN's fwavacc; the SPD paper's "weighted IoU"). Precision, recall
     and F1 are NaN for a class where they are undefined and averaged with a NaN-mean.
     """
@@ -161,6 +171,7 @@ def parsing_scores(confusion: np.ndarray, class_names: Sequence[str], unpredicte
         "foreground_accuracy": (
             float(tp[1:].sum() / gt[1:].sum()) if gt[1:].sum() else math.nan
         ),
+        "foreground_iou": _foreground_iou(confusion, unpredicted),
         "mean_precision": _nanmean(precision),
         "mean_recall": _nanmean(recall),
         "mean_f1": _nanmean(f1),
@@ -197,29 +208,40 @@ def _as_batch(array, inner_ndim: int) -> np.ndarray:
 
 
 class PCKhMetric:
-    """LIP PCKh@threshold (per joint, LIP's group columns, U.Body, Avg) and mED in pixels.
+    """PCKh@threshold (per joint, grouped columns, mean) and mED in pixels, for any keypoint set.
 
-    Follows LIP's official `calc_pckh`: NaN / negative ground-truth coordinates mean a
+    For LIP this is LIP's official `calc_pckh`: NaN / negative ground-truth coordinates mean a
     missing joint; an image whose upper neck (8) or head top (9) is missing, or whose head
     size is 0, is left out of PCKh; a joint counts as correct when its distance is
     <= threshold * head size; occluded joints (v = 1) count like visible ones. A NaN or
     negative predicted coordinate is replaced by 1, as LIP's tool reads predictions.
     mED averages the Euclidean distance over every (image, joint) with a valid ground-truth
-    joint, whether or not the head is annotated.
+    joint, whether or not the head is annotated. Another keypoint set uses its own head pair
+    (Fashionista: neck -> head) the same way, and its left/right pairs as the columns. Where
+    the set has a torso pair, PCK@`torso_threshold` of the torso size is scored beside it (the
+    only score of a set without a head pair, such as COCO's).
     """
 
-    def __init__(self, threshold: float = 0.5, num_joints: int = labels.NUM_LIP_JOINTS):
+    def __init__(self, threshold: float = 0.5, num_joints: Optional[int] = None,
+                 keypoint_set: KeypointSet = KEYPOINT_SETS["lip"], torso_threshold: float = 0.2):
+        if num_joints is not None and num_joints != keypoint_set.num_joints:
+            raise ValueError(f"num_joints={num_joints} disagrees with keypoint set {keypoint_set.name!r} "
+                             f"({keypoint_set.num_joints} joints)")
         self.threshold = threshold
-        self.num_joints = num_joints
+        self.torso_threshold = torso_threshold
+        self.keypoint_set = keypoint_set
+        self.num_joints = num_joints = keypoint_set.num_joints
         self.correct = np.zeros(num_joints, np.int64)
         self.counted = np.zeros(num_joints, np.int64)
+        self.torso_correct = np.zeros(num_joints, np.int64)
+        self.torso_counted = np.zeros(num_joints, np.int64)
         self.distance_sum = np.zeros(num_joints, np.float64)
         self.distance_count = np.zeros(num_joints, np.int64)
         self.num_images = 0
         self.num_images_without_head = 0
 
     def update(self, ground_truth, prediction, name: str = "") -> None:
-        """ground_truth [16, 2+] or [B, 16, 2+] (x, y[, v]); prediction likewise, in pixels."""
+        """ground_truth [J, 2+] or [B, J, 2+] (x, y[, v]); prediction likewise, in pixels."""
         gt = _as_batch(ground_truth, 2)[..., :2]
         pred = _as_batch(prediction, 2)[..., :2]
         expected = (gt.shape[0], self.num_joints, 2)
@@ -232,51 +254,82 @@ class PCKhMetric:
         pred = np.where(np.isnan(pred) | (pred < 0), 1.0, pred)
         valid = (gt[..., 0] >= 0) & (gt[..., 1] >= 0)
         distance = np.linalg.norm(pred - gt, axis=-1)
-        head_size = np.linalg.norm(
-            gt[:, labels.HEAD_TOP_JOINT] - gt[:, labels.UPPER_NECK_JOINT], axis=-1
-        )
-        # LIP checks the x coordinate of the two head joints only.
-        has_head = (
-            (gt[:, labels.UPPER_NECK_JOINT, 0] >= 0)
-            & (gt[:, labels.HEAD_TOP_JOINT, 0] >= 0)
-            & (head_size > 0)
-        )
-        counted = valid & has_head[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            correct = counted & (distance / head_size[:, None] <= self.threshold)
-        self.correct += correct.sum(axis=0)
-        self.counted += counted.sum(axis=0)
         self.distance_sum += np.where(valid, distance, 0.0).sum(axis=0)
         self.distance_count += valid.sum(axis=0)
         self.num_images += gt.shape[0]
-        self.num_images_without_head += int((~has_head).sum())
+        if self.keypoint_set.head is not None:
+            correct, counted, has_head = self._within(gt, valid, distance, self.keypoint_set.head, self.threshold)
+            self.correct += correct
+            self.counted += counted
+            self.num_images_without_head += int((~has_head).sum())
+        if self.keypoint_set.torso is not None:
+            correct, counted, _ = self._within(gt, valid, distance, self.keypoint_set.torso, self.torso_threshold)
+            self.torso_correct += correct
+            self.torso_counted += counted
 
-    def _pooled(self, joints: Sequence[int]) -> float:
+    @staticmethod
+    def _within(gt, valid, distance, pair, threshold):
+        """(correct, counted) per joint for distances within threshold x |gt[a] - gt[b]|, and
+        which images have that reference length (LIP checks the x coordinates only)."""
+        a, b = pair
+        size = np.linalg.norm(gt[:, b] - gt[:, a], axis=-1)
+        has_size = (gt[:, a, 0] >= 0) & (gt[:, b, 0] >= 0) & (size > 0)
+        counted = valid & has_size[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            correct = counted & (distance / size[:, None] <= threshold)
+        return correct.sum(axis=0), counted.sum(axis=0), has_size
+
+    @staticmethod
+    def _pooled(correct: np.ndarray, counted: np.ndarray, joints: Sequence[int]) -> float:
         joints = list(joints)
-        counted = self.counted[joints].sum()
-        return float(100.0 * self.correct[joints].sum() / counted) if counted else math.nan
+        total = counted[joints].sum()
+        return float(100.0 * correct[joints].sum() / total) if total else math.nan
+
+    def _groups(self, correct: np.ndarray, counted: np.ndarray) -> dict:
+        """LIP's table for LIP (its pair columns, U.Body, Avg); for another set one column per
+        left/right pair (named by the right joint without its side) and per single joint, then
+        the pooled mean `Avg` over the set's mean joints."""
+        per_joint = 100.0 * _safe_divide(correct, counted)
+        if self.keypoint_set.name == "lip" and self.keypoint_set.joints == labels.LIP_JOINTS:
+            groups = {name: float(np.mean(per_joint[list(j)])) for name, j in PCKH_GROUPS}
+            groups["U.Body"] = self._pooled(correct, counted, PCKH_UPPER_BODY_JOINTS)
+        else:
+            groups = {}
+            paired = {v for pair in self.keypoint_set.flip_pairs for v in pair}
+            for a, b in self.keypoint_set.flip_pairs:
+                groups[_side_free(self.keypoint_set.joints[a])] = float(np.mean(per_joint[[a, b]]))
+            for joint in range(self.num_joints):
+                if joint not in paired:
+                    groups[self.keypoint_set.joints[joint]] = float(per_joint[joint])
+        groups["Avg"] = self._pooled(correct, counted, self.keypoint_set.mean_joints)
+        return groups
 
     def result(self) -> dict:
         """PCKh values are percentages (as LIP's tables); mED is in original-image pixels."""
-        per_joint = 100.0 * _safe_divide(self.correct, self.counted)
-        groups = {name: float(np.mean(per_joint[list(j)])) for name, j in PCKH_GROUPS}
-        groups["U.Body"] = self._pooled(PCKH_UPPER_BODY_JOINTS)
-        groups["Avg"] = self._pooled(labels.PCKH_AVG_JOINTS)
+        names = self.keypoint_set.joints
         med_per_joint = _safe_divide(self.distance_sum, self.distance_count)
         count = self.distance_count.sum()
-        return {
-            "threshold": self.threshold,
-            "num_images": self.num_images,
-            "num_images_without_head": self.num_images_without_head,
-            "pckh": groups,
-            "pckh_per_joint": {
-                n: float(v) for n, v in zip(labels.LIP_JOINTS, per_joint)
-            },
-            "med_pixels": float(self.distance_sum.sum() / count) if count else math.nan,
-            "med_pixels_per_joint": {
-                n: float(v) for n, v in zip(labels.LIP_JOINTS, med_per_joint)
-            },
-        }
+        out = {"keypoint_set": self.keypoint_set.name, "threshold": self.threshold, "num_images": self.num_images}
+        if self.keypoint_set.head is not None:
+            out["num_images_without_head"] = self.num_images_without_head
+            out["pckh"] = self._groups(self.correct, self.counted)
+            out["pckh_per_joint"] = {n: float(v) for n, v in zip(names, 100.0 * _safe_divide(self.correct, self.counted))}
+        if self.keypoint_set.torso is not None:
+            out["torso_threshold"] = self.torso_threshold
+            out["pck_torso"] = self._groups(self.torso_correct, self.torso_counted)
+            out["pck_torso_per_joint"] = {
+                n: float(v) for n, v in zip(names, 100.0 * _safe_divide(self.torso_correct, self.torso_counted))}
+        out["med_pixels"] = float(self.distance_sum.sum() / count) if count else math.nan
+        out["med_pixels_per_joint"] = {n: float(v) for n, v in zip(names, med_per_joint)}
+        return out
+
+
+def _side_free(name: str) -> str:
+    """`right_knee` / `R_Knee` -> `knee` / `Knee`: the column name of a left/right pair."""
+    for prefix in ("right_", "left_", "R_", "L_", "r_", "l_", "Right-", "Left-", "right", "left"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
 
 
 # --- DensePose ---------------------------------------------------------------------------

@@ -37,8 +37,9 @@ OUTPUTS = (
            "class index of the model's label set per pixel", fill=IGNORE_LABEL),
     Output("probabilities", "float32", True, SEGMENTATION, "[B, H, W, C]",
            "per-class softmax; only when exported / run with include_probabilities"),
-    Output("keypoints", "float32", False, POSE, "[B, 16, 3]",
-           "LIP joints (x, y, score = heatmap peak) in image pixels"),
+    Output("keypoints", "float32", False, POSE, "[B, J, 3]",
+           "joints of the model's keypoint set (J: 16 for lip, 14 for fashionista; names in "
+           "assets.extra/keypoint_set.json / export.json) as (x, y, score = heatmap peak) in image pixels"),
     Output("densepose_iuv", "float32", True, DENSEPOSE, "[B, H, W, 3]",
            "I as float, U, V in [0, 1]; 0 outside the person box and off the body (instance branch: "
            "each person's own ROI on its pixels)"),
@@ -48,8 +49,8 @@ OUTPUTS = (
            "person id per parsing-foreground pixel, 1..N by descending score, 0 = none (instance branch)"),
     Output("instance_scores", "float32", False, INSTANCE, "[B, K]",
            "centre-heatmap peak of person k at k - 1, 0 for unused slots (K = max_instances)"),
-    Output("person_keypoints", "float32", False, INSTANCE, "[B, K, 16, 3]",
-           "LIP joints of person k at k - 1: each joint's heatmap peak among the pixels grouped to that "
+    Output("person_keypoints", "float32", False, INSTANCE, "[B, K, J, 3]",
+           "joints of person k at k - 1: each joint's heatmap peak among the pixels grouped to that "
            "person (x, y, score); 0 for unused slots (instance branch + pose)", also_needs=POSE),
     Output("person_boxes", "float32", False, INSTANCE, "[B, K, 4]",
            "DensePose ROI of person k at k - 1 (x0, y0, x1, y1) in image pixels: the extent of its parsed "

@@ -198,6 +198,7 @@ def export_metadata(fmt: str, precision: str, model_config: ModelConfig, input_d
         "variant": model_config.variant,
         "num_classes": model_config.num_classes,
         "label_set": model_config.label_set.to_dict(),
+        "keypoint_set": model_config.keypoint_set.to_dict(),
         "output_stride": model_config.output_stride,
         "densepose_roi": "builtin" if model_config.has("densepose") else None,
         # What the numpy path needs to group persons (spd_tf.inference.InstanceGrouping).

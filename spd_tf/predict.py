@@ -40,6 +40,7 @@ from spd_tf import artifacts, cli_args, inference, progress, visualize
 from spd_tf import labels as lip
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
+from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet
 from spd_tf.predictions import quantize_iuv
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -59,7 +60,8 @@ def find_images(paths: Sequence) -> List[Path]:
 
 
 def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray],
-                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"]) -> int:
+                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"],
+                  keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> int:
     """All files of one image (module docstring); `result` is one item of split_batch.
     Returns the number of files written."""
     labels = result["labels"].astype(np.uint8)
@@ -70,16 +72,17 @@ def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str,
         f"overlay/{stem}.jpg": _encode(".jpg", visualize.overlay(image, labels, palette=palette)[..., ::-1]),
     }
     if "keypoints" in result:
-        write_json_atomic(out_dir / "keypoints" / f"{stem}.json", keypoints_json(result["keypoints"], image.shape))
-        skeleton = visualize.draw_skeleton(image, result["keypoints"], names=True)
+        write_json_atomic(out_dir / "keypoints" / f"{stem}.json",
+                          keypoints_json(result["keypoints"], image.shape, keypoint_set))
+        skeleton = visualize.draw_skeleton(image, result["keypoints"], names=True, keypoint_set=keypoint_set)
         files[f"skeleton/{stem}.jpg"] = _encode(".jpg", skeleton[..., ::-1])
     written_json = ("keypoints" in result)
     if "instances" in result:
         persons = result["instances"].astype(np.uint8)
-        write_json_atomic(out_dir / "instances" / f"{stem}.json", instances_json(result, image.shape))
+        write_json_atomic(out_dir / "instances" / f"{stem}.json", instances_json(result, image.shape, keypoint_set))
         written_json += 1
         files[f"instances/{stem}.png"] = _encode(".png", persons)
-        files[f"persons/{stem}.jpg"] = _encode(".jpg", visualize.persons_picture(image, result)[..., ::-1])
+        files[f"persons/{stem}.jpg"] = _encode(".jpg", visualize.persons_picture(image, result, keypoint_set)[..., ::-1])
     if "densepose_iuv" in result:
         files[f"densepose/{stem}.png"] = _encode(".png", quantize_iuv(result["densepose_iuv"]))
     for name, data in files.items():
@@ -87,18 +90,19 @@ def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str,
     return len(files) + written_json
 
 
-def keypoints_json(keypoints: np.ndarray, image_shape) -> dict:
-    """Named LIP joints in image pixels (x, y) with the heatmap peak as score."""
+def keypoints_json(keypoints: np.ndarray, image_shape, keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> dict:
+    """Named joints of the keypoint set in image pixels (x, y) with the heatmap peak as score."""
     return {
         "image_size": {"height": int(image_shape[0]), "width": int(image_shape[1])},
+        "keypoint_set": keypoint_set.name,
         "joints": {
             name: {"x": float(x), "y": float(y), "score": float(score)}
-            for name, (x, y, score) in zip(lip.LIP_JOINTS, np.asarray(keypoints, np.float64))
+            for name, (x, y, score) in zip(keypoint_set.joints, np.asarray(keypoints, np.float64))
         },
     }
 
 
-def instances_json(result: Dict[str, np.ndarray], image_shape) -> dict:
+def instances_json(result: Dict[str, np.ndarray], image_shape, keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> dict:
     """{"scores": [...], "persons": [{"id", "score", "joints" (pose models), "box" (DensePose
     models: x0, y0, x1, y1 in pixels)}]} for the persons of one image's instance map (ids
     1..N, N = its largest id)."""
@@ -107,7 +111,7 @@ def instances_json(result: Dict[str, np.ndarray], image_shape) -> dict:
     persons = [{"id": index + 1, "score": float(score)} for index, score in enumerate(scores)]
     if "person_keypoints" in result:
         for person, keypoints in zip(persons, result["person_keypoints"]):
-            person["joints"] = keypoints_json(keypoints, image_shape)["joints"]
+            person["joints"] = keypoints_json(keypoints, image_shape, keypoint_set)["joints"]
     if "person_boxes" in result:
         for person, box in zip(persons, np.asarray(result["person_boxes"], np.float64)):
             person["box"] = [float(v) for v in box]
@@ -124,7 +128,8 @@ def _encode(ext: str, array: np.ndarray) -> bytes:
 
 def predict_files(files: Sequence[Path], runner: artifacts.BytesRunner, out_dir, batch_size: int = 8,
                   input_errors=(tf.errors.InvalidArgumentError, ValueError),
-                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"], sheet_images: int = 0) -> dict:
+                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"], sheet_images: int = 0,
+                  keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> dict:
     """Runs every file through `runner` in batches; returns {"written": images, "files": files
     written, "failed": {path: why}}.
 
@@ -147,10 +152,11 @@ def predict_files(files: Sequence[Path], runner: artifacts.BytesRunner, out_dir,
                 failed[str(path)] = f"unreadable: {error.strerror or error}"
         for (path, stem, data), result in _run_batch(runner, loaded, failed, input_errors):
             image = inference.decode_rgb(data)
-            written_files += write_outputs(out_dir, stem, image, result, label_set)
+            written_files += write_outputs(out_dir, stem, image, result, label_set, keypoint_set)
             written += 1
             if len(sheets) < sheet_images:
-                sheets.append(visualize.contact_sheet(image, result, 256, label_set.palette_array))
+                sheets.append(visualize.contact_sheet(image, result, 256, label_set.palette_array,
+                                                      keypoint_set=keypoint_set))
         bar.update(len(chunk))
     bar.close()
     if sheets:
@@ -223,7 +229,7 @@ def main(argv=None) -> int:
         print(parser.explain(error), file=sys.stderr)
         return 1
     summary = predict_files(files, runner, args.out, args.batch_size, label_set=label_set,
-                            sheet_images=args.contact_sheet)
+                            sheet_images=args.contact_sheet, keypoint_set=loaded.keypoint_set)
     return report(summary, len(files), args.out)
 
 

@@ -248,6 +248,7 @@ class ModelPredictor:
         self._run = loaded.images_runner(protocol)
         self.tasks = tuple(loaded.tasks)
         self.label_set = loaded.label_set
+        self.keypoint_set = loaded.keypoint_set
         self.description = f"{loaded.description} ({protocol})"
 
     def predict_batch(self, examples) -> list:

@@ -3,11 +3,11 @@
 Every function takes numpy arrays for ONE image in the layout of
 `spd_tf.inference.split_batch` (all at the image's own size):
   image [H, W, 3] uint8 RGB, labels [H, W] int (LIP classes, 255 = ignore),
-  keypoints [16, 3] (x, y, score) in pixels, densepose_iuv [H, W, 3] float (I in 0..24,
+  keypoints [J, 3] (x, y, score) in pixels (J of the keypoint set), densepose_iuv [H, W, 3] float (I in 0..24,
   U and V in [0, 1]; 0 outside the person), densepose_box [4] (x0, y0, x1, y1) in pixels.
 and returns RGB uint8 images (or PNG bytes). cv2 only draws shapes here, so colour order is
 whatever the caller passes; all tables (palette, skeleton, joint colours) come from
-`spd_tf.labels`. `contact_sheet` is the picture the demo writes and the README shows.
+`spd_tf.labels` and `spd_tf.keypoint_sets`. `contact_sheet` is the picture the demo writes and the README shows.
 """
 
 import struct
@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from spd_tf import labels as lip
+from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet
 
 # Patch colours for DensePose I (0 = background is black): a JET ramp over the 24 patches
 # so neighbouring patch ids are visibly different.
@@ -91,39 +92,43 @@ def draw_skeleton(
     keypoints: np.ndarray,
     min_score: float = 0.0,
     names: bool = False,
+    keypoint_set: KeypointSet = KEYPOINT_SETS["lip"],
 ) -> np.ndarray:
-    """Draws LIP limbs and joints (right side warm, left cool) on a copy of the image.
+    """Draws the keypoint set's limbs and joints (right side warm, left cool) on a copy of the image.
 
     A joint is drawn when its score exceeds `min_score` and it lies at x, y >= 0 (missing
-    ground-truth joints are -1). `names=True` writes the LIP joint name beside each joint.
+    ground-truth joints are -1). `names=True` writes the joint name beside each joint.
     """
     out = _rgb(image).copy()
     keypoints = np.asarray(keypoints, np.float32)
-    if keypoints.shape != (lip.NUM_LIP_JOINTS, 3):
-        raise ValueError(f"keypoints must be [16, 3] (x, y, score), got {keypoints.shape}")
+    if keypoints.shape != (keypoint_set.num_joints, 3):
+        raise ValueError(f"keypoints must be [{keypoint_set.num_joints}, 3] (x, y, score) for keypoint set "
+                         f"{keypoint_set.name!r}, got {keypoints.shape}")
+    colours = keypoint_set.colour_array
     visible = (keypoints[:, 2] > min_score) & (keypoints[:, 0] >= 0) & (keypoints[:, 1] >= 0)
     points = [tuple(int(round(v)) for v in p[:2]) for p in keypoints]
     thickness = max(1, round(max(out.shape[:2]) / 150))
-    for a, b in lip.LIP_SKELETON:
+    for a, b in keypoint_set.skeleton:
         if visible[a] and visible[b]:
-            colour = (lip.LIP_JOINT_COLOURS[a].astype(int) + lip.LIP_JOINT_COLOURS[b]) // 2
+            colour = (colours[a].astype(int) + colours[b]) // 2
             cv2.line(out, points[a], points[b], _colour(colour), thickness, cv2.LINE_AA)
     for joint in np.flatnonzero(visible):
-        colour = _colour(lip.LIP_JOINT_COLOURS[joint])
+        colour = _colour(colours[joint])
         cv2.circle(out, points[joint], thickness + 2, colour, -1, cv2.LINE_AA)
         if names:
-            cv2.putText(out, lip.LIP_JOINTS[joint], (points[joint][0] + thickness + 3, points[joint][1]),
+            cv2.putText(out, keypoint_set.joints[joint], (points[joint][0] + thickness + 3, points[joint][1]),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.3 + 0.1 * thickness, colour, 1, cv2.LINE_AA)
     return out
 
 
-def persons_picture(image: np.ndarray, outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+def persons_picture(image: np.ndarray, outputs: Mapping[str, np.ndarray],
+                    keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> np.ndarray:
     """One colour per person of `instances` over the photo and, with `person_keypoints`,
     each detected person's skeleton (joints above score 0)."""
     count = int(np.asarray(outputs["instances"]).max())
     out = overlay(image, np.asarray(outputs["instances"]).astype(np.uint8), palette=person_palette())
-    for keypoints in np.asarray(outputs.get("person_keypoints", np.zeros((0, lip.NUM_LIP_JOINTS, 3))))[:count]:
-        out = draw_skeleton(out, keypoints)
+    for keypoints in np.asarray(outputs.get("person_keypoints", np.zeros((0, keypoint_set.num_joints, 3))))[:count]:
+        out = draw_skeleton(out, keypoints, keypoint_set=keypoint_set)
     return out
 
 
@@ -161,6 +166,7 @@ def uv_contours(image: np.ndarray, iuv: np.ndarray, levels: int = 10) -> np.ndar
 def contact_sheet(
     image: np.ndarray, outputs: Mapping[str, np.ndarray], panel_height: Optional[int] = 384,
     palette: np.ndarray = lip.LIP_PALETTE, truth: Optional[np.ndarray] = None,
+    keypoint_set: KeypointSet = KEYPOINT_SETS["lip"],
 ) -> np.ndarray:
     """input | [label] | prediction | overlay | [pose] | [DensePose], one RGB image with titles.
 
@@ -179,9 +185,9 @@ def contact_sheet(
     panels.append(("prediction", lip.colorize(np.asarray(outputs["labels"]), palette)))
     panels.append(("overlay", overlay(image, outputs["labels"], palette=palette)))
     if "instances" in outputs:
-        panels.append(("persons", persons_picture(image, outputs)))
+        panels.append(("persons", persons_picture(image, outputs, keypoint_set)))
     elif "keypoints" in outputs:
-        panels.append(("pose", draw_skeleton(image, outputs["keypoints"])))
+        panels.append(("pose", draw_skeleton(image, outputs["keypoints"], keypoint_set=keypoint_set)))
     if "densepose_iuv" in outputs:
         dense = uv_contours(image, outputs["densepose_iuv"])
         mask = outputs["densepose_iuv"][..., 0] > 0

@@ -10,6 +10,7 @@ from spd_tf import labels
 from spd_tf.config import DataConfig, ModelConfig
 from spd_tf.data import augment, schema, synthetic
 from spd_tf.data.pipeline import Parser
+from spd_tf.keypoint_sets import KEYPOINT_SETS
 
 INPUT = (96, 96)
 MODEL = ModelConfig(backbone="resnet18", input_size=INPUT, width_multiplier=0.25)
@@ -79,7 +80,7 @@ def test_stretch_framing_places_a_small_scale_top_left_and_crops_a_large_one():
 
 def test_side_swaps_follow_the_label_tables():
     keypoints = tf.constant(np.arange(48, dtype=np.float32).reshape(16, 3))
-    swapped = augment.swap_keypoint_sides(keypoints).numpy()
+    swapped = augment.swap_keypoint_sides(keypoints, KEYPOINT_SETS["lip"]).numpy()
     r_ankle, l_ankle = labels.LIP_JOINTS.index("R_Ankle"), labels.LIP_JOINTS.index("L_Ankle")
     np.testing.assert_array_equal(swapped[r_ankle], keypoints.numpy()[l_ankle])
     head = labels.LIP_JOINTS.index("B_Head")

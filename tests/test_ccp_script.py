@@ -2,16 +2,13 @@
 evaluation, and the fine-tuning path (a local keras.applications .h5 instead of ImageNet)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
 from spd_tf import artifacts
-from train_support import REPO_ROOT
+from train_support import run_example
 
 TRAIN_IDS, VAL_IDS = ("0001", "0002", "0003", "0004"), ("0005",)
 
@@ -37,14 +34,10 @@ def test_script_fine_tunes_from_a_local_keras_applications_file(shared_data, tmp
     reference.save(weights)
     run = tmp_path / "ccp-run"
     # A learning rate of ~0: the trained trunk must still be the file's weights, so the test sees they loaded.
-    command = ["bash", str(REPO_ROOT / "examples" / "ccp_cpu.sh"), str(tiny_ccp_root(shared_data, tmp_path / "ccp")),
-               str(run), "--backbone", "resnet50", "--width-multiplier", "1.0", "--backbone-weights", str(weights),
-               "--steps", "2", "--batch-size", "2", "--input-size", "96,64", "--learning-rate", "1e-12",
-               "--no-export"]
-    # The script calls `python`: the interpreter running the tests.
-    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    env = dict(os.environ, CCP_BUDGET_MINUTES="10", TF_CPP_MIN_LOG_LEVEL="2", PATH=path)
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    arguments = [tiny_ccp_root(shared_data, tmp_path / "ccp"), run, "--backbone", "resnet50", "--width-multiplier",
+                 "1.0", "--backbone-weights", weights, "--steps", "2", "--batch-size", "2", "--input-size", "96,64",
+                 "--learning-rate", "1e-12", "--no-export"]
+    result = run_example("ccp_cpu.sh", arguments, {"CCP_BUDGET_MINUTES": "10"}, tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "training for" in result.stdout and "ccp_cpu.sh: done in" in result.stdout
     metrics = json.loads((run / "val" / "metrics.json").read_text())

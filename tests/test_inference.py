@@ -213,7 +213,8 @@ def test_stage_mean_tta_at_the_original_size():
     outputs = inference.forward(_FlipProbe(), tf.constant(image), protocol, output_size=(37, 23))
     assert outputs["segmentation"].shape == (1, 37, 23, lip.NUM_LIP_CLASSES)
     np.testing.assert_allclose(outputs["segmentation"][..., 14], 1.5 * 30, rtol=1e-5)  # mean of 60, 30
-    assert outputs["pose"].shape == (1, 37, 23, lip.NUM_LIP_JOINTS)  # last stage, nearest
+    # Last stage, kept on the scale-1 grid: decoded from there without the block bias.
+    assert outputs["pose"].shape == (1, 2, 4, lip.NUM_LIP_JOINTS)
 
 
 def test_paper_protocol_on_a_model_equals_jppnet_steps_at_the_image_size():
@@ -278,3 +279,62 @@ def test_a_padded_batch_of_mixed_sizes_gives_each_image_its_own_results():
             assert together[key].shape == alone[key].shape, key
             np.testing.assert_allclose(together[key], alone[key], atol=1e-4, err_msg=key)
         np.testing.assert_array_equal(together["labels"], alone["labels"])
+
+
+class _TargetPose:
+    """Stands in for a model whose heatmaps equal its own training targets (spd_tf.data.targets)
+    at every input size: joints at fixed image positions, mirrored for the flipped half."""
+
+    def __init__(self, joints, image_size, keypoint_set, flip):
+        self.joints, self.image_size, self.keypoint_set, self.flip = joints, image_size, keypoint_set, flip
+        self.inputs = [keras.KerasTensor((None, None, None, 3), name="image")]
+
+    def get_layer(self, name):
+        raise ValueError(name)
+
+    def __call__(self, inputs, training=False):
+        from spd_tf.data import targets
+
+        batch, height, width = (int(v) for v in inputs["image"].shape[:3])
+        image_h, image_w = self.image_size
+        x = (self.joints[:, 0] + 0.5) * width / image_w - 0.5  # half-pixel centres, as the resize
+        y = (self.joints[:, 1] + 0.5) * height / image_h - 0.5
+        plain = np.stack([x, y, np.ones_like(x)], -1).astype(np.float32)
+        mirrored = np.stack([width - 1 - x, y, np.ones_like(x)], -1)[self.keypoint_set.flip_permutation]
+        sigma = (8.0 * width / image_w, 8.0 * height / image_h)  # JPPNet: 8 original-image pixels
+        maps = [targets.keypoint_heatmaps(tf.constant(mirrored if self.flip and i >= batch // 2 else plain),
+                                          (height, width), 8, sigma) for i in range(batch)]
+        pose = tf.stack(maps)
+        seg = tf.zeros([batch, height // 8, width // 8, lip.NUM_LIP_CLASSES])
+        return {"segmentation": seg, "segmentation_stages": seg[:, None], "pose": pose}
+
+
+@pytest.mark.parametrize("protocol", ["fast", "paper", "three_scales_on_the_grid"])
+def test_target_equal_heatmaps_decode_to_the_joints_within_half_a_pixel(protocol):
+    """Heatmaps equal to the training targets decode to the annotated joints, at one scale and
+    with the paper's three scales and flip (JPPNet's nearest resize to the image put every
+    joint at the top-left pixel of its block: ~ -0.9, -1.5 px at 400x600 with three scales)."""
+    from spd_tf.keypoint_sets import KEYPOINT_SETS
+
+    keypoint_set = KEYPOINT_SETS["fashionista"]
+    protocols = {"fast": inference.PROTOCOLS["fast"], "paper": inference.PROTOCOLS["paper"],
+                 "three_scales_on_the_grid": inference.TestProtocol(scales=(1.0, 0.75, 1.25), flip=True)}
+    chosen = protocols[protocol]
+    rng = np.random.default_rng(7)
+    image_size = (600, 400)
+    joints = np.stack([rng.uniform(40, 360, 14), rng.uniform(40, 560, 14)], -1).astype(np.float32)
+    model = _TargetPose(joints, image_size, keypoint_set, chosen.flip)
+    image = np.zeros((1, *image_size, 3), np.uint8)
+    results = inference.infer(model, tf.constant(image), (192, 128), protocol=chosen, keypoint_set=keypoint_set)
+    error = np.linalg.norm(results["keypoints"].numpy()[0, :, :2] - joints, axis=-1)
+    assert error.max() < 0.5, error
+
+
+def test_numpy_keypoint_decoding_equals_the_graph():
+    rng = np.random.default_rng(2)
+    heatmaps = rng.uniform(-0.1, 1.0, (2, 6, 5, 3)).astype(np.float32)
+    heatmaps[0, 0, 0, 0] = 2.0  # a corner peak: the two cells inward give the parabola
+    heatmaps[1, :, :, 1] = 0.0  # flat: no shift
+    sizes = np.array([[60, 40], [33, 71]], np.int32)
+    np.testing.assert_allclose(inference.heatmap_keypoints_numpy(heatmaps, sizes),
+                               inference.heatmap_keypoints(heatmaps, sizes).numpy(), rtol=1e-5, atol=1e-4)

@@ -1,6 +1,7 @@
-"""Shipped models (spd_tf.pretrained): the packaged ccp-small loads by name and reproduces
-its recorded prediction of a CCP val photo; its model card's val figure holds (slow); the
-packaging tool writes a package every loader reads; `--init-from` fine-tunes on other classes."""
+"""Shipped models (spd_tf.pretrained): the packaged ccp-small and fashion-sp load by name and
+reproduce their recorded predictions of a CCP val photo (fashion-sp: its joints too); their
+model cards' val figures hold (slow); the packaging tool writes a package every loader reads;
+`--init-from` fine-tunes on other classes."""
 
 import json
 
@@ -14,51 +15,67 @@ from spd_tf.training import cli
 from test_label_sets import MINE, _lip_records_in_my_classes
 from train_support import TINY_FLAGS
 
-SHIPPED = "ccp-small"
+# Shipped model -> what its card must say of the weights' licence.
+SHIPPED = {"ccp-small": "Apache-2.0", "fashion-sp": "for research use only"}
 
 
-def shipped_folder():
-    folder = pretrained.PACKAGE_ROOT / pretrained.folder_name(SHIPPED)
+def shipped_folder(name):
+    folder = pretrained.PACKAGE_ROOT / pretrained.folder_name(name)
     if not (folder / artifacts.WEIGHTS_NAME).exists():
         pytest.fail(f"the shipped model {folder} is missing (python -m spd_tf.pretrained.package writes it)")
     return folder
 
 
-def test_shipped_model_is_small_and_named():
-    folder = shipped_folder()
-    assert SHIPPED in pretrained.names(pretrained.PACKAGE_ROOT)
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_is_small_and_named(name):
+    folder = shipped_folder(name)
+    assert name in pretrained.names(pretrained.PACKAGE_ROOT)
     assert sum(p.stat().st_size for p in folder.rglob("*")) <= 25e6
     card = (folder / package.CARD_NAME).read_text()
     block = json.loads((folder / artifacts.CONFIG_NAME).read_text())["package"]
-    assert "Apache-2.0" in card and f"mIoU {100 * block['val']['mean_iou']:.2f} %" in card
+    assert SHIPPED[name] in card and f"mIoU {100 * block['val']['mean_iou']:.2f} %" in card
 
 
-def test_shipped_model_reproduces_its_reference_prediction(shared_data, tmp_path, monkeypatch):
-    """spd-predict --model ccp-small on the recorded val photo: >= 99 % of pixels as recorded."""
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_reproduces_its_reference_prediction(name, shared_data, tmp_path, monkeypatch):
+    """spd-predict --model NAME on the recorded val photo: >= 99 % of pixels as recorded, and a
+    pose model's joints within a pixel of the recorded ones."""
     from spd_tf import predict
 
     monkeypatch.delenv(pretrained.ROOT_ENV, raising=False)
-    folder = shipped_folder()
+    folder = shipped_folder(name)
     reference = json.loads((folder / artifacts.CONFIG_NAME).read_text())["package"]["reference"]
     photo = shared_data / "ccp" / "photos" / reference["image"]
-    assert predict.main([str(photo), "--model", SHIPPED, "--out", str(tmp_path), "-q"]) == 0
+    assert predict.main([str(photo), "--model", name, "--out", str(tmp_path), "-q"]) == 0
     predicted = cv2.imread(str(tmp_path / f"{photo.stem}.png"), cv2.IMREAD_UNCHANGED)
     recorded = cv2.imread(str(folder / package.REFERENCE_NAME), cv2.IMREAD_UNCHANGED)
     assert predicted.shape == recorded.shape
     assert np.mean(predicted == recorded) >= 0.99
     assert len(np.unique(recorded)) >= 4  # a real parse, not all background
+    if (folder / package.REFERENCE_KEYPOINTS_NAME).exists():
+        joints = json.loads((tmp_path / "keypoints" / f"{photo.stem}.json").read_text())["joints"]
+        recorded = json.loads((folder / package.REFERENCE_KEYPOINTS_NAME).read_text())["joints"]
+        assert list(joints) == list(recorded)
+        for joint, where in recorded.items():
+            assert abs(joints[joint]["x"] - where["x"]) <= 1 and abs(joints[joint]["y"] - where["y"]) <= 1, joint
 
 
 @pytest.mark.slow
-def test_model_card_val_figure_holds(shared_data, tmp_path):
-    """spd-evaluate --model ccp-small on CCP val with the paper protocol gives the card's mIoU."""
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_model_card_val_figures_hold(name, shared_data, tmp_path):
+    """spd-evaluate --model NAME on each val split of its card with the paper protocol gives the
+    card's mIoU (and PCKh)."""
     from spd_tf import evaluate_cli
 
-    block = json.loads((shipped_folder() / artifacts.CONFIG_NAME).read_text())["package"]
-    assert evaluate_cli.main(["--dataset", "ccp", "--data", str(shared_data / "ccp"), "--split", "val",
-                              "--model", SHIPPED, "--out", str(tmp_path), "--no-progress"]) == 0
-    measured = json.loads((tmp_path / "metrics.json").read_text())["parsing"]["mean_iou"]
-    assert measured == pytest.approx(block["val"]["mean_iou"], abs=0.005)
+    block = json.loads((shipped_folder(name) / artifacts.CONFIG_NAME).read_text())["package"]
+    for val in block.get("vals") or [block["val"]]:
+        out = tmp_path / val["dataset"]
+        assert evaluate_cli.main(["--dataset", val["dataset"], "--data", str(shared_data / val["dataset"]),
+                                  "--split", "val", "--model", name, "--out", str(out), "--no-progress"]) == 0
+        measured = json.loads((out / "metrics.json").read_text())
+        assert measured["parsing"]["mean_iou"] == pytest.approx(val["mean_iou"], abs=0.005)
+        if "pckh" in val:
+            assert measured["pose"]["pckh"]["Avg"] / 100 == pytest.approx(val["pckh"], abs=0.005)
 
 
 def test_unknown_name_lists_the_known_ones(tmp_path, monkeypatch):

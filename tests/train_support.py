@@ -52,6 +52,14 @@ def run_python(code: str, env_extra: dict = None, timeout: float = 240) -> subpr
                           timeout=timeout, cwd=REPO_ROOT)
 
 
+def run_example(script: str, arguments, env_extra: dict, cwd: Path, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """examples/SCRIPT ARGUMENTS with bash, its `python` being the interpreter running the tests."""
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PATH=path, **env_extra)
+    return subprocess.run(["bash", str(REPO_ROOT / "examples" / script), *map(str, arguments)], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
 def start_python(code: str, env_extra: dict = None) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO_ROOT), **(env_extra or {}))
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,

@@ -13,6 +13,7 @@ CONVERTERS = {
     "atr": "tfrecords_tools.convert_atr",
     "cihp": "tfrecords_tools.convert_cihp",
     "ccp": "tfrecords_tools.convert_ccp",
+    "fashionista": "tfrecords_tools.convert_fashionista",
     "synthetic": "tfrecords_tools.convert_synthetic",
 }
 USAGE = f"usage: spd-convert {{{','.join(CONVERTERS)}}} [-h] ...\n\n{__doc__}"

@@ -190,6 +190,7 @@ def encode_record(
     densepose_fn: Optional[Callable[[int, int], Tuple[Optional[dict], Tuple[str, ...]]]] = None,
     label_reader: Optional[Callable[[Path], np.ndarray]] = None,
     max_instances: int = MAX_INSTANCES,
+    keypoint_set: str = schema.DEFAULT_KEYPOINT_SET,
 ) -> Converted:
     """Record (image, optional label and keypoints) -> Converted; bad input raises InputError.
 
@@ -216,6 +217,7 @@ def encode_record(
         parsing_png=parsing_png,
         instance_png=instance_png,
         keypoints=record.keypoints,
+        keypoint_set=keypoint_set,
         densepose=densepose,
     )
     tasks = tasks_of(parsing_png, record.keypoints, densepose) + (("instances",) if instance_png else ())
@@ -439,9 +441,28 @@ def convert_listing(report: ConversionReport, listing: layouts.Listing, dataset:
     report.add_skipped(listing.split, listing.skipped)
     items = [(record.source_id, record) for record in listing]
     build = functools.partial(encode_record, dataset=dataset, num_classes=num_classes,
-                              label_reader=listing.label_reader, max_instances=max_instances)
+                              label_reader=listing.label_reader, max_instances=max_instances,
+                              keypoint_set=listing.keypoint_set)
     return convert_split(report, listing.split, items, build, out_dir=out_dir, workers=workers,
                          examples_per_shard=examples_per_shard)
+
+
+def dataset_main(dataset: str, description: str, convert: Callable[..., dict],
+                 argv: Optional[Sequence[str]] = None) -> int:
+    """The CLI of a converter whose splits come from the layout (convert_ccp.py,
+    convert_fashionista.py): --data, --out, --workers, --examples-per-shard, --report."""
+    parser = new_parser(description)
+    add_data_root(parser, dataset)
+    add_output_arguments(parser)
+    args = parser.parse_args(argv)
+    check_out_dir(parser.prog, args.out_dir)
+    path = report_path(args, dataset)
+    try:
+        report = convert(args.root, args.out_dir, workers=args.workers, examples_per_shard=args.examples_per_shard,
+                         report_path=path)
+    except (layouts.LayoutError, ValueError) as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return print_summary(report, path, parser.prog)
 
 
 def labelled_main(dataset: str, description: str, num_classes: int, argv: Optional[Sequence[str]] = None) -> int:

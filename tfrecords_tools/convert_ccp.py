@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from spd_tf import labels
-from spd_tf.data import ccp, layouts
+from spd_tf.data import ccp
 from tfrecords_tools import common
 
 NUM_CLASSES = labels.LABEL_SETS["ccp"].num_classes
@@ -37,18 +37,7 @@ def convert_ccp(root, out_dir, *, workers: int = 1, examples_per_shard: int = 10
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = common.new_parser(__doc__)
-    common.add_data_root(parser, "ccp")
-    common.add_output_arguments(parser)
-    args = parser.parse_args(argv)
-    common.check_out_dir(parser.prog, args.out_dir)
-    path = common.report_path(args, "ccp")
-    try:
-        report = convert_ccp(args.root, args.out_dir, workers=args.workers,
-                             examples_per_shard=args.examples_per_shard, report_path=path)
-    except (layouts.LayoutError, ValueError) as error:
-        parser.exit(2, f"convert_ccp.py: error: {error}\n")
-    return common.print_summary(report, path, parser.prog)
+    return common.dataset_main("ccp", __doc__, convert_ccp, argv)
 
 
 if __name__ == "__main__":

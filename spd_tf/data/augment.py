@@ -15,7 +15,7 @@ at one size in training and at test. "keep_aspect" scales the image by s of its 
 and pads it anywhere in the input (an earlier spd_tf default, kept as an option).
 
 A flip also renames sides: classes (the label set's flip pairs), joints
-(`labels.LIP_JOINT_FLIP`) and DensePose patches (`labels.DENSEPOSE_I_FLIP`). DensePose U/V
+(the keypoint set's flip pairs) and DensePose patches (`labels.DENSEPOSE_I_FLIP`). DensePose U/V
 need DensePose's UV_symmetry_transforms.mat to flip exactly (`UVSymmetry`); without it the
 caller drops the DensePose points of flipped examples instead of corrupting them.
 
@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from spd_tf import labels
 from spd_tf.config import DataConfig
+from spd_tf.keypoint_sets import KeypointSet
 
 UV_GRID = 256  # DensePose's symmetry tables are 256 x 256 per patch
 
@@ -44,9 +45,9 @@ def swap_parsing_sides(parsing: tf.Tensor, label_set: labels.LabelSet) -> tf.Ten
     return tf.cast(swapped, parsing.dtype)
 
 
-def swap_keypoint_sides(keypoints: tf.Tensor) -> tf.Tensor:
-    """Renames joints [16, 3] after a mirror (left ankle becomes right ankle, ...)."""
-    return tf.gather(keypoints, tf.constant(labels.LIP_JOINT_FLIP, tf.int32))
+def swap_keypoint_sides(keypoints: tf.Tensor, keypoint_set: KeypointSet) -> tf.Tensor:
+    """Renames joints [J, 3] after a mirror (left ankle becomes right ankle, ...)."""
+    return tf.gather(keypoints, tf.constant(keypoint_set.flip_permutation, tf.int32))
 
 
 def swap_patch_sides(patches: tf.Tensor) -> tf.Tensor:

@@ -52,7 +52,7 @@ class Record:
     source_id: str
     image_path: Path
     label_path: Optional[Path] = None
-    keypoints: Optional[np.ndarray] = None  # float32 [16, 3] (x, y, v); missing joint = -1
+    keypoints: Optional[np.ndarray] = None  # float32 [J, 3] (x, y, v) of the listing's set; missing = -1
     instance_path: Optional[Path] = None  # PNG of person ids (CIHP Human_ids/), if any
 
 
@@ -69,6 +69,7 @@ class Listing:
     pose_csv: Optional[Path] = None
     # Label file -> class map; a dataset whose labels are not index PNGs (CCP) sets its own.
     label_reader: Optional[Callable[[Path], np.ndarray]] = None
+    keypoint_set: str = "lip"  # the set the records' keypoints are in (spd_tf.keypoint_sets)
 
     def load_label(self, record: Record) -> np.ndarray:
         return (self.label_reader or load_label)(record.label_path)

@@ -101,6 +101,7 @@ class Parser:
         self.input_size = tuple(int(s) for s in model_config.input_size)
         self.output_stride = model_config.output_stride
         self.label_set = model_config.label_set
+        self.keypoint_set = model_config.keypoint_set
         self.pad_value = backbones.pad_value(model_config.backbone)
         self.densepose_size = densepose_output_size(model_config)
         self.data_config = data_config
@@ -109,7 +110,7 @@ class Parser:
             self.uv_symmetry = augment.load_uv_symmetry(data_config.densepose_uv_symmetry_path)
 
     def train(self, serialized: tf.Tensor, seed: tf.Tensor):
-        example = schema.decode_example(serialized)
+        example = schema.decode_example(serialized, self.keypoint_set.num_joints)
         matrix, flipped = augment.random_transform(
             seed, tf.shape(example["image"])[:2], self.input_size, self.data_config
         )
@@ -119,7 +120,7 @@ class Parser:
         return self.make_targets(example, image, parsing, persons, matrix, flipped)
 
     def evaluate(self, serialized: tf.Tensor):
-        example = schema.decode_example(serialized)
+        example = schema.decode_example(serialized, self.keypoint_set.num_joints)
         image, parsing, matrix = augment.resize_to_input(
             example["image"], example["parsing"], self.input_size
         )
@@ -136,7 +137,7 @@ class Parser:
 
         x, y, v = tf.unstack(example["keypoints"], axis=-1)
         keypoints = tf.stack([*augment.transform_pixel_indices(x, y, matrix), v], axis=-1)
-        keypoints = tf.cond(flipped, lambda: augment.swap_keypoint_sides(keypoints), lambda: keypoints)
+        keypoints = tf.cond(flipped, lambda: augment.swap_keypoint_sides(keypoints, self.keypoint_set), lambda: keypoints)
         keypoints = targets.crop_keypoints(keypoints, self.input_size)
         sigma = self.data_config.heatmap_sigma
         if self.data_config.heatmap_sigma_units == "image":
@@ -233,7 +234,8 @@ def build_dataset(
     """Batched (features, labels) per docs/interfaces.md "Training targets".
 
     training=True: shuffled, repeated forever, randomly augmented, fixed batch size
-    (drop_remainder). training=False: one pass in file order, resized to the input size
+    (drop_remainder); with `DataConfig.train_weights` (and `patterns` its train_patterns) each
+    glob is a stream drawn with its weight. training=False: one pass in file order, resized to the input size
     (`augment.resize_to_input`), last partial batch kept. `num_parallel_calls` defaults to AUTOTUNE.
     A damaged shard raises tf.errors.DataLossError when reached (`first_damage` names it),
     or with skip_corrupt is read up to its damage.
@@ -245,7 +247,17 @@ def build_dataset(
     calls = AUTOTUNE if num_parallel_calls is None else num_parallel_calls
     deterministic = data_config.deterministic or not training
     parser = Parser(model_config, data_config, training)
-    dataset = _records(files, data_config, training, input_context, calls, skip_corrupt)
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    weights = data_config.train_weights if training and tuple(patterns) == tuple(data_config.train_patterns) else ()
+    if weights:
+        # One endless, shuffled stream per glob, drawn with the weights (a glob of weight 0 unused).
+        streams = [(_records(list_files(pattern), data_config, training, input_context, calls, skip_corrupt), weight)
+                   for pattern, weight in zip(patterns, weights) if weight > 0]
+        dataset = tf.data.Dataset.sample_from_datasets(
+            [stream for stream, _ in streams], weights=[weight / sum(weights) for _, weight in streams],
+            seed=data_config.seed)
+    else:
+        dataset = _records(files, data_config, training, input_context, calls, skip_corrupt)
     if training:
         base_seed = data_config.seed if data_config.seed is not None else np.random.randint(2**31)
         dataset = dataset.enumerate().map(

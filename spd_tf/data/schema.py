@@ -14,10 +14,11 @@ from typing import Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from spd_tf import labels
+from spd_tf import keypoint_sets, labels
 
-DATASETS = ("lip", "atr", "cihp", "ccp", "coco_densepose", "synthetic")
-KEYPOINT_VALUES = labels.NUM_LIP_JOINTS * 3
+DATASETS = ("lip", "atr", "cihp", "ccp", "fashionista", "coco_densepose", "synthetic")
+# Records written before keypoint sets hold LIP's 16 joints and no set name.
+DEFAULT_KEYPOINT_SET = "lip"
 DENSEPOSE_POINT_KEYS = ("x", "y", "i", "u", "v")
 
 FEATURE_SPEC = {
@@ -29,6 +30,7 @@ FEATURE_SPEC = {
     "parsing/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "instance/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "pose/keypoints": tf.io.VarLenFeature(tf.float32),
+    "pose/keypoint_set": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "densepose/bbox": tf.io.VarLenFeature(tf.float32),
     "densepose/x": tf.io.VarLenFeature(tf.float32),
     "densepose/y": tf.io.VarLenFeature(tf.float32),
@@ -61,12 +63,14 @@ def encode_example(
     parsing_png: bytes = b"",
     instance_png: bytes = b"",
     keypoints: Optional[np.ndarray] = None,
+    keypoint_set: str = DEFAULT_KEYPOINT_SET,
     densepose: Optional[Mapping[str, np.ndarray]] = None,
 ) -> tf.train.Example:
     """Builds one Example.
 
     instance_png: uint8 PNG of person ids (0 none, 1..N), the size of the parsing PNG.
-    keypoints: [16, 3] (x, y, v) in image pixels, LIP joint order; missing joint = (-1, -1, -1).
+    keypoints: [J, 3] (x, y, v) in image pixels in the order of `keypoint_set` (spd_tf.keypoint_sets;
+      LIP's 16 by default); missing joint = (-1, -1, -1).
     densepose: dict with `bbox` [4] (x0, y0, w, h in image pixels), `x`, `y` [N] in image
       pixels, `i` [N] patch 1..24, `u`, `v` [N] in [0, 1], optional `masks_png` (bytes).
     Raises ValueError naming the field when a value has the wrong shape or range.
@@ -87,9 +91,13 @@ def encode_example(
         feature["instance/encoded"] = _bytes(instance_png)
     if keypoints is not None:
         keypoints = np.asarray(keypoints, np.float32)
-        if keypoints.shape != (labels.NUM_LIP_JOINTS, 3):
-            raise ValueError(f"{source_id}: keypoints shape {keypoints.shape} != (16, 3)")
+        joints = keypoint_sets.get_keypoint_set(keypoint_set).num_joints
+        if keypoints.shape != (joints, 3):
+            raise ValueError(f"{source_id}: keypoints shape {keypoints.shape} != ({joints}, 3) of keypoint set "
+                             f"{keypoint_set!r}")
         feature["pose/keypoints"] = _floats(keypoints)
+        if keypoint_set != DEFAULT_KEYPOINT_SET:  # LIP records stay byte for byte as before
+            feature["pose/keypoint_set"] = _bytes(keypoint_set.encode())
     if densepose is not None:
         feature.update(_densepose_features(source_id, densepose))
     return tf.train.Example(features=tf.train.Features(feature=feature))
@@ -119,11 +127,13 @@ def _densepose_features(source_id: str, densepose: Mapping[str, np.ndarray]) -> 
     return feature
 
 
-def decode_example(serialized: tf.Tensor) -> dict:
+def decode_example(serialized: tf.Tensor, num_joints: int = labels.NUM_LIP_JOINTS) -> dict:
     """Parses one serialized Example into tensors (no augmentation, original size).
 
     Returns image uint8 [H, W, 3] (grayscale/RGBA forced to RGB), parsing uint8 [H, W]
-    (all 255 when absent), keypoints float32 [16, 3] (all -1 when absent), densepose_bbox
+    (all 255 when absent), keypoints float32 [num_joints, 3] (all -1 when absent; records of
+    another joint count are refused before training by `keypoint_sets_of`), keypoint_set (the
+    record's set name, "" for LIP's), densepose_bbox
     float32 [4], densepose_{x,y,u,v} float32 [N], densepose_i int32 [N], densepose_masks
     uint8 [h, w] (0x0 when absent), instance_ids int32 [H, W] person ids (all 0 when
     absent), height/width int32, source_id/dataset strings and float32 presence flags
@@ -150,12 +160,13 @@ def decode_example(serialized: tf.Tensor) -> dict:
     )
 
     keypoints = tf.sparse.to_dense(parsed["pose/keypoints"])
-    has_pose = tf.equal(tf.size(keypoints), KEYPOINT_VALUES)
+    values = num_joints * 3
+    has_pose = tf.equal(tf.size(keypoints), values)
     # Padded then selected rather than tf.cond: grappler may run a cond's reshape branch on
     # the empty tensor of a record without pose (seen under tf.function).
-    missing = -tf.ones([KEYPOINT_VALUES], tf.float32)
-    padded = tf.concat([keypoints, missing], axis=0)[:KEYPOINT_VALUES]
-    keypoints = tf.reshape(tf.where(has_pose, padded, missing), [labels.NUM_LIP_JOINTS, 3])
+    missing = -tf.ones([values], tf.float32)
+    padded = tf.concat([keypoints, missing], axis=0)[:values]
+    keypoints = tf.reshape(tf.where(has_pose, padded, missing), [num_joints, 3])
 
     dense = {k: tf.sparse.to_dense(parsed[f"densepose/{k}"]) for k in DENSEPOSE_POINT_KEYS}
     bbox = tf.sparse.to_dense(parsed["densepose/bbox"])
@@ -176,6 +187,8 @@ def decode_example(serialized: tf.Tensor) -> dict:
         "parsing": parsing,
         "instance_ids": instance_ids,
         "keypoints": keypoints,
+        "keypoint_set": parsed["pose/keypoint_set"],
+        "keypoint_values": tf.size(parsed["pose/keypoints"].values),
         "densepose_bbox": bbox,
         "densepose_x": dense["x"],
         "densepose_y": dense["y"],

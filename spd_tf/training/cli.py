@@ -79,10 +79,20 @@ def resolve_configs(args: argparse.Namespace):
         from spd_tf.training.init_from import source_model_values
 
         model_values = {**source_model_values(train.init_from), **model_values}
+    if args.keypoint_set is None and not demo:
+        model_values = {**model_values, **_records_keypoint_set(args.train_patterns)}
     model = ModelConfig(**model_values,
                         backbone_bn=backbone_bn_mode(args.backbone_bn, train.backbone_weights, train.init_from))
     data = DataConfig(**cli_args.config_values(DataConfig, args, demo), seed=train.seed, deterministic=True)
     return model, data, train, RunOptions(**cli_args.config_values(RunOptions, args))
+
+
+def _records_keypoint_set(patterns) -> dict:
+    """--keypoint-set's default: the set the training records' keypoints are in, if any."""
+    from spd_tf.training.data_checks import records_keypoint_set, resolve_patterns
+
+    name = records_keypoint_set(resolve_patterns(patterns, "DataConfig.train_patterns"))
+    return {"keypoint_set": name} if name else {}
 
 
 def _init_from_train_values(values: dict) -> dict:

@@ -1,13 +1,13 @@
 """Checks the training data before anything is built: files exist, records have our schema,
 and the tasks the variant learns are present in at least one scanned record."""
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
-from spd_tf.config import TASKS
+from spd_tf.config import POSE, TASKS
 from spd_tf.data.pipeline import check_records, damage_of, list_files, read_shard, scan_shards
-from spd_tf.data.schema import decode_example
+from spd_tf.data.schema import DEFAULT_KEYPOINT_SET, decode_example
 from spd_tf.training.errors import SetupSettingError
 
 SCAN_RECORDS_PER_FILE = 32
@@ -36,6 +36,7 @@ def scan_task_presence(files: Sequence[str], records_per_file: int = SCAN_RECORD
     counts = dict.fromkeys(TASKS, 0)
     counts["records"] = 0
     counts["largest_class"] = -1  # the largest parsing label seen (255 = ignore excluded)
+    counts["keypoint_sets"] = {}  # keypoint set name of the records with pose -> joint values
     for path in files[:MAX_FILES_SCANNED]:
         try:
             for serialized in read_shard(path, skip_corrupt).take(records_per_file):
@@ -43,6 +44,11 @@ def scan_task_presence(files: Sequence[str], records_per_file: int = SCAN_RECORD
                 counts["records"] += 1
                 for task in TASKS:
                     counts[task] += int(example[f"has_{task}"].numpy() > 0)
+                keypoint_values = int(example["keypoint_values"].numpy())
+                if keypoint_values:
+                    counts[POSE] += 1 - int(example["has_pose"].numpy() > 0)  # another joint count
+                    name = example["keypoint_set"].numpy().decode() or DEFAULT_KEYPOINT_SET
+                    counts["keypoint_sets"].setdefault(name, set()).add(keypoint_values // 3)
                 parsing = example["parsing"].numpy()
                 values = parsing[parsing != 255]
                 if values.size:
@@ -76,6 +82,26 @@ def check_label_set(counts: Dict[str, int], label_set, setting: str) -> None:
             largest=counts["largest_class"], name=label_set.name, count=label_set.num_classes,
             last=label_set.num_classes - 1,
         )
+
+
+def check_keypoint_set(counts: dict, keypoint_set, setting: str) -> None:
+    """Refuses records whose keypoints are of another set than the model's pose head."""
+    for name, joint_counts in counts["keypoint_sets"].items():
+        if name != keypoint_set.name or joint_counts != {keypoint_set.num_joints}:
+            raise SetupSettingError(
+                "{" + setting + "} records hold keypoints of set {name!r} ({joints} joints), but the model's "
+                "keypoint set is {model!r} ({model_joints} joints); set {ModelConfig.keypoint_set} to the "
+                "records' set", name=name, joints="/".join(map(str, sorted(joint_counts))), model=keypoint_set.name,
+                model_joints=keypoint_set.num_joints)
+
+
+def records_keypoint_set(files: Sequence[str]) -> Optional[str]:
+    """The keypoint set the scanned records' keypoints are in (None: no record has pose)."""
+    names = sorted(scan_task_presence(files)["keypoint_sets"])
+    if len(names) > 1:
+        raise SetupSettingError("training records mix keypoint sets {names}; convert them to one set",
+                                names=names)
+    return names[0] if names else None
 
 
 def check_variant_data(files: Sequence[str], tasks: Sequence[str], variant: str, setting: str,

@@ -30,7 +30,11 @@ def headline(result: dict) -> str:
         parts.append(f"mIoU ({classes} classes incl. background) {100 * parsing['mean_iou']:.1f}%")
         parts.append(f"pixel accuracy {100 * parsing['pixel_accuracy']:.1f}%")
     if "pose" in result:
-        parts.append(f"PCKh@0.5 {result['pose']['pckh']['Avg']:.1f}%")
+        pose = result["pose"]
+        if "pckh" in pose:
+            parts.append(f"PCKh@{pose['threshold']} {pose['pckh']['Avg']:.1f}%")
+        else:
+            parts.append(f"PCK@{pose['torso_threshold']} (torso) {pose['pck_torso']['Avg']:.1f}%")
         parts.append(f"mED {result['pose']['med_pixels']:.1f} px")
     if "densepose" in result:
         parts.append(f"DensePose point accuracy (I) {100 * result['densepose']['i_accuracy']:.1f}%")
@@ -48,7 +52,7 @@ def evaluate_model(model, model_config: ModelConfig, val_patterns: Sequence[str]
     """Scores `model` on `val_patterns` at each image's original size; writes RUN/metrics.json
     (with `training`: steps, seconds, precision and CPU of the run, under "training")."""
     predictor = ModelPredictor(artifacts.from_model(model, model_config, "float32"), inference.PROTOCOLS["fast"])
-    total, examples = evaluation.tfrecord_examples(list(val_patterns))
+    total, examples = evaluation.tfrecord_examples(list(val_patterns), num_joints=model_config.num_joints)
     result = evaluation.evaluate(examples, predictor, dataset, total=total,
                                  ground_truth_label_set=model_config.label_set, batch_size=batch_size)
     log(evaluation.format_report(result))
@@ -63,7 +67,7 @@ def write_contact_sheet(model, model_config: ModelConfig, val_patterns: Sequence
                         count: int = CONTACT_SHEET_EXAMPLES) -> Path:
     """input | label | prediction | overlay (| pose | DensePose) for the first `count` val images
     -> RUN/contact_sheet.png."""
-    _, examples = evaluation.tfrecord_examples(list(val_patterns))
+    _, examples = evaluation.tfrecord_examples(list(val_patterns), num_joints=model_config.num_joints)
     chosen = [example for _, example in zip(range(count), examples)]
     sheet = stack_sheets(contact_sheets(model, model_config, [example.image for example in chosen],
                                         panel_height=256, truths=[example.parsing for example in chosen]))

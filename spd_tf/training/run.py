@@ -14,7 +14,7 @@ from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.structure_loss import require_joint_groups
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.data_checks import (
-    check_label_set, check_variant_data, count_damaged_shards, resolve_patterns,
+    check_keypoint_set, check_label_set, check_variant_data, count_damaged_shards, resolve_patterns,
 )
 from spd_tf.training.errors import SetupSettingError
 from spd_tf.training.options import RunOptions
@@ -70,6 +70,8 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, optio
     skip_corrupt = options.skip_corrupt_records
     counts = check_variant_data(train_files, model.tasks, model.variant, "DataConfig.train_patterns", skip_corrupt)
     check_label_set(counts, model.label_set, "DataConfig.train_patterns")
+    if model.has("pose"):
+        check_keypoint_set(counts, model.keypoint_set, "DataConfig.train_patterns")
     if skip_corrupt:
         count_damaged_shards(train_files, log)
     prepare_run_dir(run_dir)

@@ -20,9 +20,10 @@ def contact_sheets(model, model_config, images: Iterable[np.ndarray], panel_heig
     grouping = inference.instance_grouping(model_config)
     sheets = []
     for index, image in enumerate(images):
-        results = inference.infer(model, tf.constant(image[None]), model_config.input_size, grouping=grouping)
+        results = inference.infer(model, tf.constant(image[None]), model_config.input_size, grouping=grouping,
+                                  keypoint_set=model_config.keypoint_set)
         one = inference.split_batch(results)[0]
         truth = truths[index] if truths is not None else None
         sheets.append(visualize.contact_sheet(image, one, panel_height, model_config.label_set.palette_array,
-                                              truth=truth))
+                                              truth=truth, keypoint_set=model_config.keypoint_set))
     return sheets

@@ -14,6 +14,9 @@ Arms (all from the same start, --init-from, and the recipe's flags):
   sp               segmentation + pose (Fashionista's 14 joints), CCP + Fashionista train
   sp-fashionista   segmentation + pose, Fashionista train only
   s-fashionista    segmentation only, Fashionista train only
+  sp-288x192       sp at a 288x192 input (the recipe: 192x128), CCP + Fashionista train
+  s-refine1, sp-refine1   s / sp with one JPPNet refinement stage (sp: parsing and pose refine
+                   each other, the paper's coupling), CCP + Fashionista train
 
     python bench/task_ablation.py --ccp RUN/ccp --fashionista RUN/fashionista --out /tmp/ablation \
         --minutes 10 --seeds 0,1,2 --arms s,sp
@@ -34,16 +37,20 @@ RECIPE = ["--label-set", "ccp", "--input-size", "192,128", "--output-stride", "8
           "--refinement-stages", "0", "--optimizer", "adam", "--learning-rate", "0.001", "--batch-size", "8",
           "--ema-decay", "0.99", "--train-scales", "1", "--loss-weights", "1,0.1,0.6", "--precision", "auto",
           "--steps", "100000", "--checkpoint-every", "100000", "--log-every", "100", "--no-export"]
-ARMS = {
-    "s": ("s", ("ccp", "fashionista")),
-    "sp": ("sp", ("ccp", "fashionista")),
-    "sp-fashionista": ("sp", ("fashionista",)),
-    "s-fashionista": ("s", ("fashionista",)),
+ARMS = {  # arm -> (variant, training data, flags beside the recipe's)
+    "s": ("s", ("ccp", "fashionista"), ()),
+    "sp": ("sp", ("ccp", "fashionista"), ()),
+    "sp-fashionista": ("sp", ("fashionista",), ()),
+    "s-fashionista": ("s", ("fashionista",), ()),
+    "sp-288x192": ("sp", ("ccp", "fashionista"), ("--input-size", "288,192")),  # 2.25x the pixels
+    # JPPNet's coupling: a refinement stage where parsing reads the pose context and back.
+    "s-refine1": ("s", ("ccp", "fashionista"), ("--refinement-stages", "1")),
+    "sp-refine1": ("sp", ("ccp", "fashionista"), ("--refinement-stages", "1")),
 }
 
 
 def run_one(arm: str, seed: int, args) -> dict:
-    variant, datasets = ARMS[arm]
+    variant, datasets, extra = ARMS[arm]
     run_dir = Path(args.out) / f"{arm}-seed{seed}"
     data = [str(Path(getattr(args, name)) / "train-*.tfrecord") for name in datasets]
     start = ["--init-from", args.init_from] if args.init_from != "none" else [
@@ -51,7 +58,7 @@ def run_one(arm: str, seed: int, args) -> dict:
     pose = ["--keypoint-set", "fashionista"] if "p" in variant else []
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     train = [sys.executable, str(REPO_ROOT / "train.py"), "--variant", variant, *pose, "--data", *data,
-             "--val-data", str(Path(args.fashionista) / "val-*.tfrecord"), *start, *RECIPE,
+             "--val-data", str(Path(args.fashionista) / "val-*.tfrecord"), *start, *RECIPE, *extra,
              "--max-minutes", str(args.minutes), "--seed", str(seed), "--run-dir", str(run_dir)]
     log = run_dir.with_suffix(".log")
     run_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,8 @@
 CPU recipes of examples/fashion_cpu.sh (--recipes), and how much of the CPU's peak they use.
 
 Prints one JSON line per (recipe, batch size, precision, round): steps/s, examples/s, the
-step's GFLOP (3x the traced forward pass: forward, and backward at twice its cost), GFLOP/s,
-% of the CPU's peak (--peak-gflops FP32,BF16, or the brief's Zen 5 figures 563,1040 on a CPU
+step's GFLOP (3x the traced forward pass: forward, and backward at twice its cost), GFLOP/s
+per wall second and per CPU second of the process (fair on a shared machine), % of the CPU's peak (--peak-gflops FP32,BF16, or the brief's Zen 5 figures 563,1040 on a CPU
 with avx512_bf16) and peak memory. Each configuration runs in its own process so the peak
 memory and the global dtype policy of one cannot leak into the next; with --rounds > 1 the
 configurations alternate (A B A B ...) so a drifting shared machine hits them alike. The step
@@ -82,10 +82,10 @@ def measure(batch_size: int, precision: str, steps: int, warmup: int, synthetic_
         iterator = iter(trainer.strategy.experimental_distribute_dataset(trainer._train_dataset(0)))
         for _ in range(warmup):
             float(step(iterator)["total"])
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for _ in range(steps):
             loss = float(step(iterator)["total"])
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         gflop = 3 * forward_gflop(trainer.model, size)
     if not math.isfinite(loss):
         raise RuntimeError(f"batch {batch_size} {precision}: the loss became {loss}; the timing would be meaningless")
@@ -101,6 +101,10 @@ def measure(batch_size: int, precision: str, steps: int, warmup: int, synthetic_
     peaks = ZEN5_PEAKS if "avx512_bf16" in flags else {}
     compute = "bfloat16" if precision == "bfloat16" or (precision == "auto" and "bfloat16" in policy) else "float32"
     gflop_per_s = gflop * steps * batch_size / seconds
+    # Per CPU-second of this process: what the step gets from the cores it runs on, fair on a
+    # shared machine (the wall-clock figure counts the time other processes took).
+    gflop_per_cpu_s = gflop * steps * batch_size / cpu_seconds
+    cores = os.cpu_count() or 1
     return {
         "benchmark": "train_step",
         "recipe": recipe,
@@ -110,6 +114,9 @@ def measure(batch_size: int, precision: str, steps: int, warmup: int, synthetic_
         "train_gflop_per_example": round(gflop, 2),
         "gflop_per_s": round(gflop_per_s, 1),
         "pct_of_peak": round(100 * gflop_per_s / peaks[compute], 1) if compute in peaks else None,
+        "gflop_per_cpu_s": round(gflop_per_cpu_s, 1),
+        "pct_of_core_peak_per_cpu_s": round(100 * gflop_per_cpu_s / (peaks[compute] / cores), 1)
+        if compute in peaks else None,
         "parameters": trainer.model.count_params(),
         "batch_size": batch_size,
         "precision": precision,

@@ -13,7 +13,8 @@
 # export and the two evaluations, so a fast CPU trains more steps instead of finishing early.
 # The trunk starts from the shipped `ccp-small` (trained by this project on CCP's train split
 # only; FASHION_INIT=none trains from random weights, FASHION_INIT=DIR from another model).
-# A CCP photo has no joints: its pose loss is exactly 0 (task-presence masks). Every setting is
+# The joints are Fashionista's 14 (--keypoint-set defaults to the records' set); a CCP photo has
+# no joints, so its pose loss is exactly 0 (task-presence masks). Every setting is
 # an ordinary train.py flag (docs/fashion.md: how each was chosen on the val splits); extra
 # arguments are passed to train.py.
 set -euo pipefail
@@ -40,7 +41,7 @@ if [ "$init" = none ]; then
 else
   start=(--init-from "$init")
 fi
-python "$here/train.py" --variant sp --label-set ccp --keypoint-set fashionista \
+python "$here/train.py" --variant sp --label-set ccp \
   --data "$run_dir/ccp/train-*.tfrecord" "$run_dir/fashionista/train-*.tfrecord" \
   --val-data "$run_dir/fashionista/val-*.tfrecord" "${start[@]}" \
   --input-size 192,128 --output-stride 8 --aspp-rates 2,3,4,6 --refinement-stages 0 --optimizer adam \

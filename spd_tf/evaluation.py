@@ -460,7 +460,8 @@ def format_pose_table(result: dict) -> str:
                 f"{keypoint_set}: head = |{' - '.join(KEYPOINT_SETS[keypoint_set].joints[j] for j in head[::-1])}|"
                 if head else keypoint_set)
         lines += [f"PCKh@{result['threshold']} ({what}; {result['num_images_without_head']} of "
-                  f"{result['num_images']} images without head left out)", *_columns(result["pckh"])]
+                  f"{result['num_images']} images without head left out)", *_columns(result["pckh"]),
+                  "per joint: " + ", ".join(f"{name} {value:.1f}" for name, value in result["pckh_per_joint"].items())]
     if "pck_torso" in result:
         lines += [f"PCK@{result['torso_threshold']} of the torso size ({keypoint_set})", *_columns(result["pck_torso"])]
     lines.append(f"mED (mean distance, original-image pixels): {result['med_pixels']:.2f}")

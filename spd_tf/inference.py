@@ -724,13 +724,15 @@ def heatmap_keypoints(heatmaps: tf.Tensor, image_size, passes: Sequence[tf.Tenso
     Each joint is the argmax cell refined to a sub-cell position: the vertex of the parabola
     through the log heatmap at three cells along each axis (exact for a Gaussian, the shape
     of the training targets; Zhang et al., "Distribution-Aware Coordinate Representation of
-    Keypoints", CVPR 2020), then mapped to the image with half-pixel centres. With `passes`
+    Keypoints", CVPR 2020), then mapped to the image with half-pixel centres (the usual
+    quarter cell towards the larger neighbour jumps half a cell when a peak sits between two
+    cells; this does not). With `passes`
     (the per-scale maps `heatmaps` fuses), the fused map picks the mode and each pass is
     refined on its own grid near it, the positions averaged by their peak values: resampling
     a narrow peak onto another grid moves it, decoding it on its own grid does not.
     """
     heatmaps = tf.cast(heatmaps, tf.float32)
-    score = tf.reduce_max(tf.reshape(tf.transpose(heatmaps, [0, 3, 1, 2]), [tf.shape(heatmaps)[0], tf.shape(heatmaps)[3], -1]), -1)
+    score = tf.reduce_max(heatmaps, axis=[1, 2])
     size = tf.cast(image_size, tf.float32)
     x, y, _ = _refined_peak(heatmaps, size)
     if len(passes) > 1:
@@ -776,23 +778,29 @@ def _grid_cell(coordinate: tf.Tensor, image_side: tf.Tensor, cells) -> tf.Tensor
     return tf.clip_by_value(tf.cast(cell, tf.int32), 0, cells - 1)
 
 
+# The log heatmap's floor, relative to the peak: far below any Gaussian target value the
+# three refinement cells hold (exp(-30) at 2.5 cells from a 0.32-cell sigma), yet finite.
+LOG_FLOOR = 1e-12
+
+
 def _axis_offset(flat: tf.Tensor, index: tf.Tensor, coord: tf.Tensor, limit, step) -> tf.Tensor:
     """Sub-cell offset in [-0.5, 0.5] of the peak at `index` along one axis: the vertex of the
     parabola through the log heatmap at three neighbouring cells on that axis (the peak's
-    neighbours, or the two cells inward at a border). Where a value is not positive or the
-    axis has under 3 cells: a quarter cell towards the larger neighbour."""
+    neighbours, or the two cells inward at a border); through the values themselves where the
+    peak is not positive. Continuous in the heatmap: where the peak sits between two cells,
+    both give the same point. An axis of under 3 cells: no offset."""
     start = tf.clip_by_value(coord - 1, 0, tf.maximum(limit - 3, 0))
     usable = limit >= 3
     values = [tf.gather(flat, tf.where(usable, index + (start + k - coord) * step, index), batch_dims=2)
               for k in range(3)]
-    first, middle, last = (tf.math.log(tf.maximum(v, 1e-30)) for v in values)
+    peak = tf.gather(flat, index, batch_dims=2)
+    positive = peak > 0
+    floor = tf.where(positive, peak, 1.0) * LOG_FLOOR
+    first, middle, last = (tf.where(positive, tf.math.log(tf.maximum(v, floor)), v) for v in values)
     curvature = first - 2.0 * middle + last
     vertex = tf.cast(start, tf.float32) + 1.0 - 0.5 * (last - first) / tf.where(curvature < 0, curvature, -1.0)
-    exact = usable & (curvature < 0) & (tf.reduce_min(tf.stack(values), axis=0) > 0)
-    before = tf.gather(flat, index - step * tf.cast(coord > 0, tf.int32), batch_dims=2)
-    after = tf.gather(flat, index + step * tf.cast(coord < limit - 1, tf.int32), batch_dims=2)
-    quarter = 0.25 * tf.sign(after - before)
-    return tf.where(exact, tf.clip_by_value(vertex - tf.cast(coord, tf.float32), -0.5, 0.5), quarter)
+    offset = tf.clip_by_value(vertex - tf.cast(coord, tf.float32), -0.5, 0.5)
+    return tf.where(usable & (curvature < 0), offset, 0.0)
 
 
 def _densepose(outputs: Mapping[str, tf.Tensor], image_size, canvas) -> dict:
@@ -1106,12 +1114,14 @@ def _axis_offset_numpy(flat: np.ndarray, index: np.ndarray, coord: np.ndarray, l
     start = np.clip(coord - 1, 0, max(limit - 3, 0))
     usable = limit >= 3
     values = [at(index + (start + k - coord) * step if usable else index) for k in range(3)]
-    first, middle, last = (np.log(np.maximum(v, 1e-30)) for v in values)
+    peak = at(index)
+    positive = peak > 0
+    floor = np.where(positive, peak, 1.0) * LOG_FLOOR
+    first, middle, last = (np.where(positive, np.log(np.maximum(v, floor)), v) for v in values)
     curvature = first - 2.0 * middle + last
     vertex = start + 1.0 - 0.5 * (last - first) / np.where(curvature < 0, curvature, -1.0)
-    exact = usable & (curvature < 0) & (np.min(values, axis=0) > 0)
-    quarter = 0.25 * np.sign(at(index + step * (coord < limit - 1)) - at(index - step * (coord > 0)))
-    return np.where(exact, np.clip(vertex - coord, -0.5, 0.5), quarter).astype(np.float32)
+    offset = np.clip(vertex - coord, -0.5, 0.5)
+    return np.where(usable & (curvature < 0), offset, 0.0).astype(np.float32)
 
 
 def _densepose_numpy(outputs: Mapping[str, np.ndarray], image_size: np.ndarray, canvas) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spd_tf import artifacts, export
+from spd_tf import artifacts, export, inference
 from spd_tf.data import schema
 from spd_tf.model.spd import build_model
 from serving_support import (  # noqa: F401 (exported is a fixture)
@@ -47,14 +47,12 @@ def test_serving_default_matches_keras_for_mixed_batch(exported):
         logits, raw = keras_reference(model, config, pixels)
         assert_same_labels(out["labels"][row, :height, :width], logits)
         assert (out["labels"][row, height:] == 255).all() and (out["labels"][row, :, width:] == 255).all()
-        # Keypoints: the heatmap argmax cell mapped to image pixels (within the quarter-cell
-        # refinement); score = peak value.
+        # Keypoints: the Keras heatmaps decoded by the numpy twin of the graph's decoding (the
+        # sub-cell refinement is continuous, so float noise moves a joint by far under a pixel).
         heat = raw["pose"]
         cell = np.array([width / heat.shape[1], height / heat.shape[0]])
-        flat = heat.reshape(-1, heat.shape[-1]).argmax(0)
-        centres = np.stack([flat % heat.shape[1], flat // heat.shape[1]], -1)
-        expected = (centres + 0.5) * cell - 0.5
-        assert np.all(np.abs(out["keypoints"][row, :, :2] - expected) <= 0.25 * cell + 1e-3)
+        expected = inference.heatmap_keypoints_numpy(heat[None], [[height, width]])[0, :, :2]
+        assert np.all(np.abs(out["keypoints"][row, :, :2] - expected) <= 0.02 * cell + 1e-3)
         np.testing.assert_allclose(out["keypoints"][row, :, 2], heat.max((0, 1)), rtol=1e-4, atol=1e-5)
         y0, x0, y1, x1 = raw["densepose_box"]
         np.testing.assert_allclose(out["densepose_box"][row], [x0 * width, y0 * height, x1 * width, y1 * height],

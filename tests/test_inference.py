@@ -126,11 +126,18 @@ def test_postprocess_labels_at_each_size_padded_with_ignore():
 def test_keypoints_map_heatmap_peaks_to_image_pixels():
     heatmaps = np.zeros((1, 8, 8, lip.NUM_LIP_JOINTS), np.float32)
     heatmaps[0, 3, 5, 0] = 0.9  # symmetric peak: no sub-cell shift
-    heatmaps[0, 2, 2, 1] = 0.8
-    heatmaps[0, 2, 3, 1] = 0.4  # right neighbour larger: +0.25 cell in x
+    rows, cols = np.mgrid[0:8, 0:8]
+    heatmaps[0, ..., 1] = np.exp(-((cols - 2.3) ** 2 + (rows - 4.8) ** 2) / (2 * 0.6**2))  # a Gaussian between cells
     keypoints = inference.heatmap_keypoints(heatmaps, [[64, 128]]).numpy()[0]
     np.testing.assert_allclose(keypoints[0], [(5 + 0.5) * 16 - 0.5, (3 + 0.5) * 8 - 0.5, 0.9], rtol=1e-6)
-    np.testing.assert_allclose(keypoints[1], [(2.25 + 0.5) * 16 - 0.5, (2 + 0.5) * 8 - 0.5, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(keypoints[1, :2], [(2.3 + 0.5) * 16 - 0.5, (4.8 + 0.5) * 8 - 0.5], rtol=1e-5)
+    # A peak halfway between two cells decodes to the same point from either cell.
+    pair = np.zeros((2, 1, 8, 1), np.float32)
+    pair[0, 0, 3:5, 0] = (0.7, 0.7 - 1e-6)
+    pair[1, 0, 3:5, 0] = (0.7 - 1e-6, 0.7)
+    pair[:, 0, (2, 5), 0] = 0.1
+    x = inference.heatmap_keypoints(pair, [[1, 8], [1, 8]]).numpy()[:, 0, 0]
+    np.testing.assert_allclose(x, 3.5, atol=1e-3)
 
 
 def test_densepose_is_pasted_into_the_person_box():

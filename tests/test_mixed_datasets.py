@@ -9,7 +9,9 @@ from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.data.pipeline import build_dataset
 from spd_tf.losses import compute_losses
 from spd_tf.model.spd import build_model, select_model_inputs
-from spd_tf.training.data_checks import check_keypoint_set, records_keypoint_set, scan_task_presence
+from spd_tf.training.data_checks import (
+    adopt_records_keypoint_set, check_keypoint_set, records_keypoint_set, scan_task_presence,
+)
 from spd_tf.training.errors import SetupSettingError
 from tfrecords_tools import convert_ccp, convert_fashionista
 from test_convert_ccp import build_ccp
@@ -37,9 +39,12 @@ def _config():
 def test_records_name_their_keypoint_set_and_a_mismatch_is_refused(shards):
     ccp, fashionista = shards
     files = [tf.io.gfile.glob(ccp)[0], tf.io.gfile.glob(fashionista)[0]]
-    assert records_keypoint_set(files) == "fashionista"
-    assert records_keypoint_set(files[:1]) is None  # CCP: no joints at all
     counts = scan_task_presence(files)
+    assert records_keypoint_set(counts) == "fashionista"
+    assert records_keypoint_set(scan_task_presence(files[:1])) is None  # CCP: no joints at all
+    lines = []
+    adopted = adopt_records_keypoint_set(ModelConfig(variant="sp", label_set="ccp"), counts, lines.append)
+    assert adopted.keypoint_set.name == "fashionista" and adopted.num_joints == 14 and "from the training" in lines[0]
     assert counts["pose"] == 3 and counts["segmentation"] == 6
     check_keypoint_set(counts, _config().keypoint_set, "DataConfig.train_patterns")
     with pytest.raises(SetupSettingError, match="keypoints of set 'fashionista' \\(14 joints\\), but the model's "

@@ -79,20 +79,10 @@ def resolve_configs(args: argparse.Namespace):
         from spd_tf.training.init_from import source_model_values
 
         model_values = {**source_model_values(train.init_from), **model_values}
-    if args.keypoint_set is None and not demo:
-        model_values = {**model_values, **_records_keypoint_set(args.train_patterns)}
     model = ModelConfig(**model_values,
                         backbone_bn=backbone_bn_mode(args.backbone_bn, train.backbone_weights, train.init_from))
     data = DataConfig(**cli_args.config_values(DataConfig, args, demo), seed=train.seed, deterministic=True)
     return model, data, train, RunOptions(**cli_args.config_values(RunOptions, args))
-
-
-def _records_keypoint_set(patterns) -> dict:
-    """--keypoint-set's default: the set the training records' keypoints are in, if any."""
-    from spd_tf.training.data_checks import records_keypoint_set, resolve_patterns
-
-    name = records_keypoint_set(resolve_patterns(patterns, "DataConfig.train_patterns"))
-    return {"keypoint_set": name} if name else {}
 
 
 def _init_from_train_values(values: dict) -> dict:
@@ -150,7 +140,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         progress.info(announcement(model, train, not data.train_patterns))
         from spd_tf.training.run import run_training
 
-        summary = run_training(model, data, train, options, log=progress.info)
+        # --keypoint-set's default is the records' set: read once the strategy exists.
+        summary = run_training(model, data, train, options, log=progress.info,
+                               keypoint_set_from_records=args.keypoint_set is None and bool(data.train_patterns))
         if summary["finished"]:
             print(closing_lines(summary, time.monotonic() - started), flush=True)
     except (TrainingDiverged, TrainingDataError) as error:

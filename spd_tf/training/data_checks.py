@@ -95,13 +95,28 @@ def check_keypoint_set(counts: dict, keypoint_set, setting: str) -> None:
                 model_joints=keypoint_set.num_joints)
 
 
-def records_keypoint_set(files: Sequence[str]) -> Optional[str]:
+def records_keypoint_set(counts: dict) -> Optional[str]:
     """The keypoint set the scanned records' keypoints are in (None: no record has pose)."""
-    names = sorted(scan_task_presence(files)["keypoint_sets"])
+    names = sorted(counts["keypoint_sets"])
     if len(names) > 1:
         raise SetupSettingError("training records mix keypoint sets {names}; convert them to one set",
                                 names=names)
     return names[0] if names else None
+
+
+def adopt_records_keypoint_set(model, counts: dict, log):
+    """The model config with the records' keypoint set (when it has pose and they name one):
+    --keypoint-set's default."""
+    name = records_keypoint_set(counts)
+    if not model.has(POSE) or name is None or name == model.keypoint_set.name:
+        return model
+    try:
+        model = model.replace(keypoint_set=name, num_joints=None)
+    except ValueError:
+        raise SetupSettingError("the training records' keypoints are of keypoint set {name!r}, which is not "
+                                "registered; give its JSON with {ModelConfig.keypoint_set}", name=name) from None
+    log(f"keypoint set {name} ({model.num_joints} joints), from the training records")
+    return model
 
 
 def check_variant_data(files: Sequence[str], tasks: Sequence[str], variant: str, setting: str,

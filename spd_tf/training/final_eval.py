@@ -46,6 +46,21 @@ def headline(result: dict) -> str:
     return " | ".join(parts)
 
 
+def val_dataset(val_patterns: Sequence[str], default: str) -> str:
+    """The dataset the val records name (`image/dataset`: fashionista, ccp, ...) when every
+    file's first record names the same known one, else `default` (the label set's name)."""
+    import tensorflow as tf
+
+    from spd_tf.data.pipeline import list_files
+    from spd_tf.data.schema import decode_example
+
+    names = set()
+    for path in list_files(list(val_patterns)):
+        for record in tf.data.TFRecordDataset(path).take(1):
+            names.add(decode_example(record)["dataset"].numpy().decode())
+    return names.pop() if len(names) == 1 and names <= set(evaluation.DATASETS) else default
+
+
 def evaluate_model(model, model_config: ModelConfig, val_patterns: Sequence[str], run_dir: Path,
                    dataset: str, log: Callable[[str], None] = print, batch_size: int = 1,
                    training: Optional[dict] = None) -> dict:

@@ -14,7 +14,7 @@ from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.structure_loss import require_joint_groups
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.data_checks import (
-    check_keypoint_set, check_label_set, check_variant_data, count_damaged_shards, resolve_patterns,
+    adopt_records_keypoint_set, check_keypoint_set, check_label_set, check_variant_data, count_damaged_shards, resolve_patterns,
 )
 from spd_tf.training.errors import SetupSettingError
 from spd_tf.training.options import RunOptions
@@ -35,11 +35,12 @@ def _synthetic_data(data: DataConfig, cache_dir: str, image_size) -> DataConfig:
 
 
 def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, options: RunOptions = RunOptions(),
-                 log=print) -> dict:
+                 log=print, keypoint_set_from_records: bool = False) -> dict:
     """Runs the whole job (announced by the caller); returns a summary dict (step, metrics, export path).
 
     No `data.train_patterns` trains on the built-in synthetic set (cached in
-    `options.synthetic_dir`, drawn at the model's input size)."""
+    `options.synthetic_dir`, drawn at the model's input size). `keypoint_set_from_records`:
+    the model takes the keypoint set the training records declare (--keypoint-set not given)."""
     synthetic = not data.train_patterns
     if train.structure_loss == "ssl":
         require_joint_groups(model.label_set)
@@ -70,6 +71,8 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, optio
     skip_corrupt = options.skip_corrupt_records
     counts = check_variant_data(train_files, model.tasks, model.variant, "DataConfig.train_patterns", skip_corrupt)
     check_label_set(counts, model.label_set, "DataConfig.train_patterns")
+    if keypoint_set_from_records:
+        model = adopt_records_keypoint_set(model, counts, log)
     if model.has("pose"):
         check_keypoint_set(counts, model.keypoint_set, "DataConfig.train_patterns")
     if skip_corrupt:
@@ -104,9 +107,9 @@ def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir,
     if not result.finished or not chief:
         return summary
     if options.evaluate and data.val_patterns:
-        from spd_tf.training.final_eval import evaluate_model, write_contact_sheet
+        from spd_tf.training.final_eval import evaluate_model, val_dataset, write_contact_sheet
 
-        dataset = "synthetic" if synthetic else model.label_set.name
+        dataset = "synthetic" if synthetic else val_dataset(data.val_patterns, model.label_set.name)
         summary["metrics"] = evaluate_model(trainer.model, model, data.val_patterns, run_dir,
                                             dataset, log=log, training=training)
         summary["contact_sheet"] = str(write_contact_sheet(trainer.model, model, data.val_patterns, run_dir))

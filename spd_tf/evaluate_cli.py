@@ -27,7 +27,7 @@ from spd_tf import cli_args, evaluation, progress
 from spd_tf.artifacts import METRICS_NAME
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
 from spd_tf.fileio import write_json_atomic
-from spd_tf.inference import PROTOCOLS
+from spd_tf.inference import POSE_DECODINGS, PROTOCOLS
 from spd_tf.keypoint_sets import get_keypoint_set
 
 
@@ -60,6 +60,9 @@ def build_parser() -> cli_args.Parser:
                       "datasets with a run directory, else fast)")
     parser.add_argument("--scales", default=None,
                         help="override the protocol's test-time scales, e.g. 0.75,1,1.25")
+    parser.add_argument("--pose-decoding", choices=POSE_DECODINGS, default=None,
+                        help="joints from heatmaps: subpixel (default: unbiased, docs/evaluation.md) or jppnet "
+                             "(JPPNet's argmax of the heatmaps resized nearest to the image, to compare)")
     parser.add_argument("--flip", action="store_true",
                         help="also average horizontally flipped predictions (L/R classes and "
                              "joints swapped back); the paper protocol always does")
@@ -94,6 +97,8 @@ def resolve_protocol(args, saved_model: bool):
         changes["scales"] = parse_scales(args.scales)
     if args.flip:
         changes["flip"] = True
+    if args.pose_decoding:
+        changes["pose_decoding"] = args.pose_decoding
     return dataclasses.replace(protocol, **changes) if changes else protocol
 
 
@@ -134,8 +139,9 @@ def main(argv=None) -> int:
             progress.info(f"test protocol: {protocol}", file=sys.stderr)
             predictor = load_predictor(model, protocol, args.precision)
         else:
-            if args.protocol or args.scales or args.flip:
-                raise ValueError("--protocol/--scales/--flip apply to --model, not to --predictions files")
+            if args.protocol or args.scales or args.flip or args.pose_decoding:
+                raise ValueError("--protocol/--scales/--flip/--pose-decoding apply to --model, not to --predictions "
+                                 "files")
             from spd_tf.predictions import PredictionFiles
 
             predictor = PredictionFiles(args.predictions, args.label_set, strict=args.strict)

@@ -229,6 +229,9 @@ def _png_size(head: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.minimum(tf.stack([height, width]), 2**30), tf.int32)
 
 
+POSE_DECODINGS = ("subpixel", "jppnet")
+
+
 @dataclasses.dataclass(frozen=True)
 class TestProtocol:
     """How predictions are fused at test time.
@@ -245,11 +248,16 @@ class TestProtocol:
     flip: bool = False
     stage_mean: bool = False
     at_image_size: bool = False
+    # subpixel: spd_tf's unbiased decoding (`heatmap_keypoints`); jppnet: JPPNet's, every pass's
+    # heatmaps resized nearest to the output and the argmax pixel taken (kept to compare).
+    pose_decoding: str = "subpixel"
 
     def __post_init__(self):
         scales = tuple(float(s) for s in self.scales)
         if not scales or min(scales) <= 0:
             raise ValueError(f"test-time scales {self.scales!r} must be positive")
+        if self.pose_decoding not in POSE_DECODINGS:
+            raise ValueError(f"pose_decoding {self.pose_decoding!r} is not one of {POSE_DECODINGS}")
         object.__setattr__(self, "scales", scales)
 
 
@@ -278,7 +286,7 @@ def forward(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
     """
     base, passes = network_passes(model, batch, protocol, label_set, scaled_batches, grouping, keypoint_set)
     target = output_size if output_size is not None else tf.shape(base["segmentation"])[1:3]
-    return dict(base, **fuse(passes, target))
+    return dict(base, **fuse(passes, target, protocol.pose_decoding))
 
 
 def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["fast"],
@@ -324,16 +332,21 @@ def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["
     return base, passes
 
 
-def fuse(passes: Mapping[str, Sequence[tf.Tensor]], target) -> dict:
+def fuse(passes: Mapping[str, Sequence[tf.Tensor]], target, pose_decoding: str = "subpixel") -> dict:
     """Every pass averaged: parsing logits resized bilinearly to `target` [2]; heatmaps
     bilinearly to the scale-1 output grid, with the passes themselves under POSE_PASSES so
-    `heatmap_keypoints` decodes each on its own grid (JPPNet resizes heatmaps nearest to the
-    image, and the top-left pixel of the argmax block then biases every joint up and left)."""
+    `heatmap_keypoints` decodes each on its own grid. `pose_decoding="jppnet"`: heatmaps
+    resized nearest to `target` and read by their argmax pixel (JPPNet; the top-left pixel of
+    the argmax block then biases every joint up and left)."""
     fused = {}
     for key, values in passes.items():
-        size = target if key == "segmentation" else tf.shape(values[0])[1:3]
-        fused[key] = tf.add_n([tf.image.resize(value, size, method="bilinear") for value in values]) / float(len(values))
-        if key == "pose" and len(values) > 1:
+        jppnet = key == "pose" and pose_decoding == "jppnet"
+        size = target if key == "segmentation" or jppnet else tf.shape(values[0])[1:3]
+        method = "nearest" if jppnet else "bilinear"
+        fused[key] = tf.add_n([tf.image.resize(value, size, method=method) for value in values]) / float(len(values))
+        if key == "pose" and jppnet:
+            fused[POSE_ARGMAX] = True
+        elif key == "pose" and len(values) > 1:
             fused[POSE_PASSES] = tuple(values)
     return fused
 
@@ -357,6 +370,7 @@ def _unflip(value: tf.Tensor, count, permutation) -> tf.Tensor:
 
 CHARTS = ("densepose_i", "densepose_u", "densepose_v", "densepose_coarse")
 POSE_PASSES = "pose_passes"  # the per-scale heatmaps a multi-scale protocol fused
+POSE_ARGMAX = "pose_argmax"  # set (True) by fuse: decode by the argmax pixel (JPPNet)
 PERSON_IUV, PERSON_BOXES = "person_densepose_iuv", "person_densepose_boxes"
 # The model outputs post-processing reads (the model frame TFLite / ONNX exports return),
 # and the per-person DensePose `forward` adds with a grouping.
@@ -462,7 +476,8 @@ def postprocess(outputs: Mapping[str, tf.Tensor], image_size, include_probabilit
     results = {"image_size": image_size}
     results.update(_segmentation(outputs["segmentation"], image_size, canvas, include_probabilities))
     if "pose" in outputs:
-        results["keypoints"] = heatmap_keypoints(outputs["pose"], image_size, outputs.get(POSE_PASSES, ()))
+        results["keypoints"] = heatmap_keypoints(outputs["pose"], image_size, outputs.get(POSE_PASSES, ()),
+                                                 refine=not outputs.get(POSE_ARGMAX, False))
     if "densepose_i" in outputs:
         results.update(_densepose(outputs, image_size, canvas))
     if grouping is not None and CENTER_KEY in outputs:
@@ -616,11 +631,11 @@ def infer(
         return postprocess(forward(model, batch, protocol, label_set, None, scaled, grouping, keypoint_set), image_size,
                            include_probabilities, grouping)
     base, passes = network_passes(model, batch, protocol, label_set, scaled, grouping, keypoint_set)
-    return _fused_at_image_size(base, passes, image_size, include_probabilities, grouping)
+    return _fused_at_image_size(base, passes, image_size, include_probabilities, grouping, protocol.pose_decoding)
 
 
 def _fused_at_image_size(base: dict, passes: dict, image_size: tf.Tensor, include_probabilities: bool,
-                         grouping: Optional[InstanceGrouping] = None) -> dict:
+                         grouping: Optional[InstanceGrouping] = None, pose_decoding: str = "subpixel") -> dict:
     """postprocess of each image's passes fused at its own size, padded to the batch's
     largest image with each output's fill (spd_tf.outputs)."""
     inputs = {k: v for k, v in base.items() if k in MODEL_FRAME_OUTPUTS}
@@ -635,7 +650,8 @@ def _fused_at_image_size(base: dict, passes: dict, image_size: tf.Tensor, includ
     def one(index):
         size = image_size[index]
         outputs = {k: v[index : index + 1] for k, v in inputs.items()}
-        outputs.update(fuse({k: [v[index : index + 1] for v in values] for k, values in passes.items()}, size))
+        outputs.update(fuse({k: [v[index : index + 1] for v in values] for k, values in passes.items()}, size,
+                            pose_decoding))
         results = postprocess(outputs, size[None], include_probabilities, grouping)
         return {name: _pad_to(results[name][0], canvas, output_spec.spec(name)) for name in names}
 
@@ -718,7 +734,8 @@ def _segmentation(logits: tf.Tensor, image_size, canvas, include_probabilities: 
     return {"labels": mapped}
 
 
-def heatmap_keypoints(heatmaps: tf.Tensor, image_size, passes: Sequence[tf.Tensor] = ()) -> tf.Tensor:
+def heatmap_keypoints(heatmaps: tf.Tensor, image_size, passes: Sequence[tf.Tensor] = (),
+                      refine: bool = True) -> tf.Tensor:
     """[B, h, w, J] heatmaps -> [B, J, 3] (x, y, peak value) in image pixels, without bias.
 
     Each joint is the argmax cell refined to a sub-cell position: the vertex of the parabola
@@ -730,11 +747,12 @@ def heatmap_keypoints(heatmaps: tf.Tensor, image_size, passes: Sequence[tf.Tenso
     (the per-scale maps `heatmaps` fuses), the fused map picks the mode and each pass is
     refined on its own grid near it, the positions averaged by their peak values: resampling
     a narrow peak onto another grid moves it, decoding it on its own grid does not.
+    `refine=False`: the argmax cell's centre (JPPNet's decoding).
     """
     heatmaps = tf.cast(heatmaps, tf.float32)
     score = tf.reduce_max(heatmaps, axis=[1, 2])
     size = tf.cast(image_size, tf.float32)
-    x, y, _ = _refined_peak(heatmaps, size)
+    x, y, _ = _refined_peak(heatmaps, size, refine=refine)
     if len(passes) > 1:
         weighted, total = tf.zeros_like(tf.stack([x, y], -1)), tf.zeros_like(x)
         for one in passes:
@@ -746,7 +764,7 @@ def heatmap_keypoints(heatmaps: tf.Tensor, image_size, passes: Sequence[tf.Tenso
     return tf.stack([x, y, score], axis=-1)
 
 
-def _refined_peak(heatmaps: tf.Tensor, size: tf.Tensor, near=None):
+def _refined_peak(heatmaps: tf.Tensor, size: tf.Tensor, near=None, refine: bool = True):
     """(x, y, value) [B, J] in image pixels of each joint's peak: the argmax cell, or with
     `near` (x, y in image pixels) the best cell of the 3x3 cells around that point; refined
     to a sub-cell position (`_axis_offset`)."""
@@ -765,8 +783,10 @@ def _refined_peak(heatmaps: tf.Tensor, size: tf.Tensor, near=None):
         index = tf.gather(candidates, best, batch_dims=2)
     value = tf.gather(flat, index, batch_dims=2)
     row, col = index // width, index % width
-    x = tf.cast(col, tf.float32) + _axis_offset(flat, index, col, width, 1)
-    y = tf.cast(row, tf.float32) + _axis_offset(flat, index, row, height, width)
+    x, y = tf.cast(col, tf.float32), tf.cast(row, tf.float32)
+    if refine:
+        x += _axis_offset(flat, index, col, width, 1)
+        y += _axis_offset(flat, index, row, height, width)
     x = (x + 0.5) * size[:, None, 1] / tf.cast(width, tf.float32) - 0.5
     y = (y + 0.5) * size[:, None, 0] / tf.cast(height, tf.float32) - 0.5
     return x, y, value

@@ -1,5 +1,7 @@
 """Inference plumbing on hand-made tensors: decode checks, geometry, TTA flip-back, IUV paste."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -345,3 +347,21 @@ def test_numpy_keypoint_decoding_equals_the_graph():
     sizes = np.array([[60, 40], [33, 71]], np.int32)
     np.testing.assert_allclose(inference.heatmap_keypoints_numpy(heatmaps, sizes),
                                inference.heatmap_keypoints(heatmaps, sizes).numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_jppnet_decoding_is_kept_as_an_option_and_shows_its_bias():
+    """pose_decoding="jppnet": heatmaps resized nearest to the image, argmax pixel; on target-
+    equal heatmaps it lands up and left of the joints, as the issue measured."""
+    from spd_tf.keypoint_sets import KEYPOINT_SETS
+
+    keypoint_set = KEYPOINT_SETS["fashionista"]
+    joints = np.stack([np.linspace(60, 340, 14), np.linspace(60, 540, 14)], -1).astype(np.float32)
+    protocol = dataclasses.replace(inference.PROTOCOLS["paper"], pose_decoding="jppnet")
+    model = _TargetPose(joints, (600, 400), keypoint_set, protocol.flip)
+    image = np.zeros((1, 600, 400, 3), np.uint8)
+    found = inference.infer(model, tf.constant(image), (192, 128), protocol=protocol,
+                            keypoint_set=keypoint_set)["keypoints"].numpy()[0, :, :2]
+    bias = (found - joints).mean(0)
+    assert bias[0] < -0.3 and bias[1] < -0.3, bias
+    with pytest.raises(ValueError, match="pose_decoding 'nearest'"):
+        inference.TestProtocol(pose_decoding="nearest")

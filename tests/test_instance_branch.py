@@ -145,9 +145,9 @@ def test_each_person_gets_the_joint_peaks_among_its_own_pixels():
     persons = results["person_keypoints"].numpy()[0]
     assert persons.shape == (3, 16, 3)
     # Cells (r, c) with r + c <= 2 belong to person 1 (centre cell (0, 0)), the rest to person 2.
-    # Peaks move a quarter cell (2 px) towards the larger neighbour (at an edge: the cell itself).
-    np.testing.assert_allclose(persons[0, 0], [1 * 8 + 3.5, 0 * 8 + 3.5 - 2, 0.8])
-    np.testing.assert_allclose(persons[1, 0], [2 * 8 + 3.5, 3 * 8 + 3.5 + 2, 0.9])
+    # A lone peak cell (its neighbours empty or another person's) decodes at its centre.
+    np.testing.assert_allclose(persons[0, 0], [1 * 8 + 3.5, 0 * 8 + 3.5, 0.8])
+    np.testing.assert_allclose(persons[1, 0], [2 * 8 + 3.5, 3 * 8 + 3.5, 0.9])
     np.testing.assert_allclose(persons[1, 9, 2], 0.7)
     np.testing.assert_array_equal(persons[2], 0.0)  # unused slot
     # The single-person reading keeps the global peaks.

@@ -112,7 +112,6 @@ def parse_scales(text: str) -> tuple:
     return scales
 
 
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -185,6 +185,7 @@ class Evaluation:
         # a user's own data); predictions of another set cannot be scored against them.
         self.keypoint_set = get_keypoint_set(DATASET_KEYPOINT_SETS.get(dataset, predictor_keypoint_set))
         self.predictor_keypoint_set = predictor_keypoint_set
+        self.keypoints_comparable = predictor_keypoint_set.joints == self.keypoint_set.joints
         self.pose = PCKhMetric(keypoint_set=self.keypoint_set)
         self.densepose = DensePoseMetric(densepose_tables)
         self.num_examples = 0
@@ -212,7 +213,7 @@ class Evaluation:
         if example.keypoints is not None:
             self.ground_truth_counts[POSE] += 1
             keypoints = self._usable(POSE, example, prediction.keypoints, problems.get(POSE))
-            if keypoints is not False and self.predictor_keypoint_set.joints != self.keypoint_set.joints:
+            if keypoints is not False and not self.keypoints_comparable:
                 keypoints = False  # another keypoint set: said in the notes
             if keypoints is not False:
                 # A missing pose is placed at (1, 1) by PCKhMetric, as LIP's tool does: wrong.
@@ -315,8 +316,7 @@ class Evaluation:
             if invalid:
                 notes.append(f"{metric_name}: unusable {task} prediction for {len(invalid)} of {count} "
                              f"examples (scored as wrong), e.g. {next(iter(invalid.values()))}")
-        if (self.ground_truth_counts[POSE] and POSE in self.predictor_tasks
-                and self.predictor_keypoint_set.joints != self.keypoint_set.joints):
+        if self.ground_truth_counts[POSE] and POSE in self.predictor_tasks and not self.keypoints_comparable:
             notes.append(f"PCKh/mED not computed: the predictor's keypoint set {self.predictor_keypoint_set.name!r} "
                          f"is not the ground truth's {self.keypoint_set.name!r}")
         notes += self._instance_notes()

@@ -138,7 +138,8 @@ def parsing_scores(confusion: np.ndarray, class_names: Sequence[str], unpredicte
     (plus `unpredicted` [C] ground-truth pixels with no prediction, all wrong).
 
     mean_iou / mean_accuracy: plain means over all C classes, an absent class counting 0
-    (CE2P/SCHP convention). foreground_iou: all classes but 0 against class 0. frequency_weighted_iou: IoU weighted by each class's share of
+    (CE2P/SCHP convention). foreground_iou: all classes but 0 against class 0.
+    frequency_weighted_iou: IoU weighted by each class's share of
     ground-truth pixels (FCN's fwavacc; the SPD paper's "weighted IoU"). Precision, recall
     and F1 are NaN for a class where they are undefined and averaged with a NaN-mean.
     """

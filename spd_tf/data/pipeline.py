@@ -242,17 +242,19 @@ def build_dataset(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be >= 1")
-    files = list_files(patterns)
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    # The files of each glob, globbed once (no glob at all: list_files' own error).
+    groups = [list_files(pattern) for pattern in patterns] if patterns else [list_files(patterns)]
+    files = [path for group in groups for path in group]
     check_records(files)
     calls = AUTOTUNE if num_parallel_calls is None else num_parallel_calls
     deterministic = data_config.deterministic or not training
     parser = Parser(model_config, data_config, training)
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     weights = data_config.train_weights if training and tuple(patterns) == tuple(data_config.train_patterns) else ()
     if weights:
         # One endless, shuffled stream per glob, drawn with the weights (a glob of weight 0 unused).
-        streams = [(_records(list_files(pattern), data_config, training, input_context, calls, skip_corrupt), weight)
-                   for pattern, weight in zip(patterns, weights) if weight > 0]
+        streams = [(_records(group, data_config, training, input_context, calls, skip_corrupt), weight)
+                   for group, weight in zip(groups, weights) if weight > 0]
         dataset = tf.data.Dataset.sample_from_datasets(
             [stream for stream, _ in streams], weights=[weight / sum(weights) for _, weight in streams],
             seed=data_config.seed)

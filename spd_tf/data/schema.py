@@ -132,7 +132,7 @@ def decode_example(serialized: tf.Tensor, num_joints: int = labels.NUM_LIP_JOINT
 
     Returns image uint8 [H, W, 3] (grayscale/RGBA forced to RGB), parsing uint8 [H, W]
     (all 255 when absent), keypoints float32 [num_joints, 3] (all -1 when absent; records of
-    another joint count are refused before training by `keypoint_sets_of`), keypoint_set (the
+    another joint count are refused before training by data_checks.check_keypoint_set), keypoint_set (the
     record's set name, "" for LIP's), densepose_bbox
     float32 [4], densepose_{x,y,u,v} float32 [N], densepose_i int32 [N], densepose_masks
     uint8 [h, w] (0x0 when absent), instance_ids int32 [H, W] person ids (all 0 when

@@ -3,7 +3,7 @@
 
 import sys
 
-from spd_tf.evaluate_cli import main
+from spd_tf.evaluation.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

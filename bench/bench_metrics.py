@@ -17,9 +17,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spd_tf.evaluation import Example, evaluate  # noqa: E402
-from spd_tf.metrics import DensePoseMetric, ParsingMetric, PCKhMetric  # noqa: E402
-from spd_tf.predictions import Prediction, PredictionFiles, PredictionWriter  # noqa: E402
+from spd_tf.evaluation.evaluator import Example, evaluate  # noqa: E402
+from spd_tf.evaluation.densepose_metrics import DensePoseMetric  # noqa: E402
+from spd_tf.evaluation.metrics import ParsingMetric, PCKhMetric  # noqa: E402
+from spd_tf.evaluation.predictors import Prediction, PredictionFiles, PredictionWriter  # noqa: E402
 
 
 def timed(name: str, images: int, fn, **extra) -> None:

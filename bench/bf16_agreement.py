@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from spd_tf import artifacts
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
-from spd_tf.evaluation import tfrecord_examples
-from spd_tf.metrics import ParsingMetric, PCKhMetric
+from spd_tf.evaluation.evaluator import tfrecord_examples
+from spd_tf.evaluation.metrics import ParsingMetric, PCKhMetric
 
 
 def _runner(run_dir, precision):
@@ -28,7 +28,7 @@ def _runner(run_dir, precision):
 
 
 def agreement(run_dir, examples, total=None) -> dict:
-    """Float32-vs-bfloat16 figures of `run_dir` over `examples` (spd_tf.evaluation.Example)."""
+    """Float32-vs-bfloat16 figures of `run_dir` over `examples` (spd_tf.evaluation.evaluator.Example)."""
     runners = {precision: _runner(run_dir, precision) for precision in NETWORK_PRECISIONS}
     parsing = {precision: ParsingMetric() for precision in NETWORK_PRECISIONS}
     pose = {precision: PCKhMetric() for precision in NETWORK_PRECISIONS}

@@ -29,10 +29,10 @@ from model_speed import timed_pass  # noqa: E402
 from spd_tf import artifacts  # noqa: E402
 from spd_tf.config import ModelConfig, demo_values  # noqa: E402
 from spd_tf.data.synthetic import generate_person  # noqa: E402
-from spd_tf.evaluation import Example, evaluate  # noqa: E402
+from spd_tf.evaluation.evaluator import Example, evaluate  # noqa: E402
+from spd_tf.evaluation.predictors import ModelPredictor  # noqa: E402
 from spd_tf.inference import PROTOCOLS  # noqa: E402
 from spd_tf.model.spd import build_model  # noqa: E402
-from spd_tf.predictions import ModelPredictor  # noqa: E402
 
 DEMO = ModelConfig(**demo_values(ModelConfig))  # train.py's synthetic demo network
 LIP_VAL_IMAGES = 10_000

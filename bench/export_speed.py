@@ -28,13 +28,14 @@ import tensorflow as tf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from serving import measure  # noqa: E402  (bench/serving.py)
+
 from spd_tf import inference  # noqa: E402
 from spd_tf.config import ModelConfig, demo_values  # noqa: E402
-from spd_tf.export import export_saved_model  # noqa: E402
-from spd_tf.export_onnx import export_onnx  # noqa: E402
-from spd_tf.export_tflite import PRECISIONS, export_tflite  # noqa: E402
+from spd_tf.deploy.export_onnx import export_onnx  # noqa: E402
+from spd_tf.deploy.export_tflite import PRECISIONS, export_tflite  # noqa: E402
+from spd_tf.deploy.runtimes import OnnxModel, TFLiteModel  # noqa: E402
+from spd_tf.deploy.saved_model import export_saved_model  # noqa: E402
 from spd_tf.model.spd import build_model  # noqa: E402
-from spd_tf.runtimes import OnnxModel, TFLiteModel  # noqa: E402
 
 MODELS = {
     # train.py's synthetic demo and the paper's network at stride 16.

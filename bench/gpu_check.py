@@ -63,9 +63,9 @@ def forward_rows(config, batch_size: int, iterations: int) -> list:
     """Images/s of `config` in float32 vs mixed_float16, and of its `s` twin with / without XLA."""
     import keras
     import numpy as np
+    from model_speed import interleaved_speeds
 
     from spd_tf.model.spd import build_model, select_model_inputs
-    from model_speed import interleaved_speeds
 
     side = config.input_size[0]
     images = tf.constant(np.random.default_rng(0).uniform(0, 255, (batch_size, side, side, 3)), tf.float32)
@@ -97,7 +97,7 @@ def export_row(config) -> dict:
     import numpy as np
 
     from spd_tf import inference
-    from spd_tf.export import export_saved_model
+    from spd_tf.deploy.saved_model import export_saved_model
     from spd_tf.model.spd import build_model
 
     model = build_model(config, dtype="float32")

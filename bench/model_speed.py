@@ -40,9 +40,9 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from spd_tf.config import VARIANTS, ModelConfig
+from spd_tf.dtype_policies import POLICIES
 from spd_tf.model import conv
 from spd_tf.model.spd import build_model, select_model_inputs
-from spd_tf.dtype_policies import POLICIES
 
 
 def _parse_args(argv):
@@ -285,9 +285,8 @@ def _schp_participants(args, peer_sizes):
     them sleep instead. The 1-thread row is the reference that no barrier can slow.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads its OpenMP runtime
-    import torch
-
     import schp_peer
+    import torch
 
     print(json.dumps({"probe": "threads", "torch": torch.__version__, "torch_intra_op": args.threads,
                       "torch_inter_op": torch.get_num_interop_threads(),

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from spd_tf import inference  # noqa: E402
 from spd_tf.config import ModelConfig  # noqa: E402
-from spd_tf.export import export_saved_model  # noqa: E402
+from spd_tf.deploy.saved_model import export_saved_model  # noqa: E402
 from spd_tf.model.spd import build_model, select_model_inputs  # noqa: E402
 
 

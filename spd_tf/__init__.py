@@ -1,3 +1,7 @@
 """spd_tf: SPD (Segmentation-Pose-DensePose) human parsing in TensorFlow 2 / Keras 3."""
 
 __version__ = "0.1.0"
+
+from spd_tf import _moved
+
+_moved.install()

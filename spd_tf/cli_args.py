@@ -217,9 +217,3 @@ def config_values(config_cls, args: argparse.Namespace, demo: bool = False) -> d
             values[field.name] = tuple(value) if isinstance(value, list) else value
     return values
 
-
-def demo_defaults(config_classes: Iterable) -> Dict[str, tuple]:
-    """Field -> (paper default, demo default) of every field that has a demo default."""
-    return {field.name: (field.default, field.metadata["demo"])
-            for cls in config_classes for field in flag_fields(cls) if "demo" in field.metadata}
-

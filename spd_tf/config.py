@@ -9,23 +9,20 @@ import dataclasses
 from typing import Optional, Tuple
 
 from spd_tf import keypoint_sets, labels
+from spd_tf import tasks as task_registry
 from spd_tf.errors import SettingValueError
 from spd_tf.model import backbones
 
 SEGMENTATION, POSE, DENSEPOSE = "segmentation", "pose", "densepose"
+# The paper's three tasks, in the order of TrainConfig.loss_weights.
 TASKS = (SEGMENTATION, POSE, DENSEPOSE)
-# Person grouping (docs/multi_person.md): not a variant's task but an optional head any
-# variant adds (ModelConfig.instance_branch); it names the outputs and losses it owns.
-INSTANCE = "instance"
+# Person grouping (docs/multi_person.md): a task any variant can add (--tasks ...,instances,
+# or ModelConfig.instance_branch); it names the outputs and losses it owns.
+INSTANCE = "instances"
 
-# Variant name -> tasks it learns. Segmentation is always present (it is what SPD is for);
-# the ablations of the paper remove the pose and/or DensePose branch.
-VARIANTS = {
-    "s": (SEGMENTATION,),
-    "sp": (SEGMENTATION, POSE),
-    "sd": (SEGMENTATION, DENSEPOSE),
-    "spd": (SEGMENTATION, POSE, DENSEPOSE),
-}
+# Variant name -> tasks it learns (spd_tf.tasks.PRESETS). Segmentation is always present (it
+# is what SPD is for); the ablations of the paper remove the pose and/or DensePose branch.
+VARIANTS = task_registry.PRESETS
 OUTPUT_STRIDES = (8, 16)
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("poly", "cosine")
@@ -45,7 +42,7 @@ BACKBONE_BN_MODES = ("frozen_statistics", "frozen", "trainable")
 FRAMINGS = ("stretch", "keep_aspect")
 SYNTHETIC_SCENES = ("single", "multi")  # the scenes spd_tf.data.synthetic draws
 HEATMAP_SIGMA_UNITS = ("image", "input")  # sigma in original-image or in input pixels
-# Parsing-loss options (spd_tf.segmentation_losses, spd_tf.structure_loss; docs/structure_loss.md).
+# Parsing-loss options (spd_tf.losses.segmentation, spd_tf.losses.structure; docs/structure_loss.md).
 SEGMENTATION_LOSSES = ("ce", "ce_lovasz")
 CLASS_WEIGHTINGS = ("none", "inverse_sqrt_frequency")
 STRUCTURE_LOSSES = ("none", "ssl")
@@ -116,6 +113,11 @@ class ModelConfig(_Config):
     """Network shape. Defaults are the paper's: SPD, ResNet-101, 384x384, output stride 8."""
 
     variant: str = option("spd", "tasks learned: s=segmentation, p=pose, d=DensePose", choices=tuple(sorted(VARIANTS)))
+    # Given, it decides (variant and instance_branch follow it); empty: the variant's tasks,
+    # plus instances with instance_branch. Stored in registry order (spd_tf.tasks).
+    tasks: Tuple[str, ...] = option((), "any task set, comma-separated, among " + ",".join(task_registry.NAMES)
+                                    + " (segmentation always; default: --variant's, plus instances with "
+                                    "--instance-branch)", metavar="TASK[,TASK...]")
     backbone: str = option("resnet101", "trunk (spd_tf.model.backbones)", demo="resnet18",
                            choices=lambda: backbones.NAMES)
     output_stride: int = option(8, "backbone output stride", demo=8, choices=OUTPUT_STRIDES)
@@ -180,6 +182,7 @@ class ModelConfig(_Config):
     def __post_init__(self):
         owner = "ModelConfig"
         _check_choice(owner, "variant", self.variant, VARIANTS)
+        self._set_tasks(owner)
         _check_choice(owner, "backbone", self.backbone, backbones.NAMES)
         _check_choice(owner, "output_stride", self.output_stride, OUTPUT_STRIDES)
         _check_choice(owner, "aspp", self.aspp, ASPP_KINDS)
@@ -235,6 +238,30 @@ class ModelConfig(_Config):
             raise invalid(owner, "instance_threshold", self.instance_threshold, "must be in [0, 1) (the "
                           "centre heatmap peaks at 1)")
 
+    def _set_tasks(self, owner: str) -> None:
+        """Normalises `tasks` (registry order) and the variant / instance_branch it implies."""
+        names = [name.strip() for item in self.tasks for name in str(item).split(",") if name.strip()]
+        if not names:
+            names = VARIANTS[self.variant] + ((INSTANCE,) if self.instance_branch else ())
+        try:
+            names = task_registry.ordered(names)
+        except ValueError as error:
+            raise invalid(owner, "tasks", tuple(self.tasks), str(error)) from None
+        if SEGMENTATION not in names:
+            raise invalid(owner, "tasks", names, "must include segmentation (every SPD model parses)")
+        object.__setattr__(self, "tasks", names)
+        object.__setattr__(self, "variant", "s" + "p" * (POSE in names) + "d" * (DENSEPOSE in names))
+        object.__setattr__(self, "instance_branch", INSTANCE in names)
+
+    def replace(self, **changes):
+        """As dataclasses.replace; a new variant or instance_branch re-derives the task set
+        (keeping the tasks beyond those two, e.g. foreground)."""
+        if ("variant" in changes or "instance_branch" in changes) and "tasks" not in changes:
+            others = tuple(task for task in self.tasks if task not in (*TASKS, INSTANCE))
+            branch = changes.get("instance_branch", self.instance_branch)
+            changes["tasks"] = VARIANTS[changes.get("variant", self.variant)] + ((INSTANCE,) if branch else ()) + others
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         values["label_set"] = self.label_set.to_dict()
@@ -245,10 +272,6 @@ class ModelConfig(_Config):
     def freeze_backbone_bn(self) -> bool:
         """Backbone BN statistics stay fixed (pretrained): frozen or frozen_statistics."""
         return self.backbone_bn != "trainable"
-
-    @property
-    def tasks(self) -> Tuple[str, ...]:
-        return VARIANTS[self.variant]
 
     def has(self, task: str) -> bool:
         return task in self.tasks
@@ -343,6 +366,9 @@ class TrainConfig(_Config):
     # segmentation gradient: at 0.8, 1 500 steps scored lower on all three tasks than at 0.1.
     loss_weights: Tuple[float, float, float] = option((1.0, 0.8, 0.6), "segmentation,pose,DensePose loss weights",
                                                       demo=(1.0, 0.1, 0.6))
+    task_weights: Tuple[str, ...] = option((), "loss weights of the tasks beyond segmentation, pose and DensePose, "
+                                           "NAME=W (e.g. foreground=0.5); default: each task's own",
+                                           metavar="NAME=W")
     # JPPNet trains shared-weight towers at these input scales plus their fusion, and
     # supervises every tower and the fusion at every stage; (1.0,) = one tower. Three towers
     # cost 1.8x a step; the 3 000-step demo would overrun its 15-minute budget.
@@ -417,6 +443,31 @@ class TrainConfig(_Config):
             raise invalid(owner, "ohem_min_kept", self.ohem_min_kept, "must be a fraction in (0, 1]")
         if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
             raise invalid(owner, "loss_weights", self.loss_weights, "must be three non-negative numbers")
+        self.named_task_weights()  # validated here, named by the flag
 
     def loss_weight(self, task: str) -> float:
-        return self.loss_weights[TASKS.index(task)]
+        """--loss-weights for the paper's three tasks, --task-weights or the task's default otherwise."""
+        if task in TASKS:
+            return self.loss_weights[TASKS.index(task)]
+        return self.named_task_weights().get(task, task_registry.get(task).default_weight)
+
+    def named_task_weights(self) -> dict:
+        """{task: weight} of --task-weights NAME=W,..., each checked (the error names the item)."""
+        weights = {}
+        for item in (part.strip() for entry in self.task_weights for part in str(entry).split(",") if part.strip()):
+            name, separator, value = (text.strip() for text in item.partition("="))
+            try:
+                if not separator:
+                    raise ValueError("write NAME=W")
+                task_registry.get(name)
+                if name in TASKS:
+                    raise ValueError("segmentation, pose and densepose take --loss-weights")
+                if name == INSTANCE:
+                    raise ValueError("instances take --instance-center-weight and --instance-offset-weight")
+                weights[name] = float(value)
+                if weights[name] < 0:
+                    raise ValueError("weights are >= 0")
+            except ValueError as error:
+                raise invalid("TrainConfig", "task_weights", tuple(self.task_weights),
+                              f"has {item!r}: {error}") from None
+        return weights

@@ -85,10 +85,14 @@ def write_bytes_atomic(final: PathLike, data: bytes) -> None:
         temp.write_bytes(data)
 
 
+def json_bytes(value, indent: int = 2) -> bytes:
+    """`value` as JSON text (NaN written as null so every JSON reader accepts it)."""
+    return (json.dumps(_nan_to_none(value), indent=indent, sort_keys=False) + "\n").encode()
+
+
 def write_json_atomic(final: PathLike, value, indent: int = 2) -> None:
-    """Writes `value` as JSON (NaN written as null so every JSON reader accepts it)."""
-    text = json.dumps(_nan_to_none(value), indent=indent, sort_keys=False)
-    write_bytes_atomic(final, (text + "\n").encode())
+    """Writes `value` as JSON (`json_bytes`)."""
+    write_bytes_atomic(final, json_bytes(value, indent))
 
 
 def _nan_to_none(value):

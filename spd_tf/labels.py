@@ -219,7 +219,7 @@ def _default_palette(num_classes: int) -> tuple:
 @dataclasses.dataclass(frozen=True)
 class LabelSet:
     """A parsing vocabulary: class names, palette, left/right flip pairs, ignore value and
-    the joint groups of the structure-sensitive loss (`spd_tf.structure_loss`).
+    the joint groups of the structure-sensitive loss (`spd_tf.losses.structure`).
 
     The model config carries one, so training (flip swaps), inference (flip TTA), data
     validation, pictures and metrics all read the same tables. Frozen and made of tuples

@@ -7,17 +7,17 @@ Every function takes numpy arrays for ONE image in the layout of
   U and V in [0, 1]; 0 outside the person), densepose_box [4] (x0, y0, x1, y1) in pixels.
 and returns RGB uint8 images (or PNG bytes). cv2 only draws shapes here, so colour order is
 whatever the caller passes; all tables (palette, skeleton, joint colours) come from
-`spd_tf.labels` and `spd_tf.keypoint_sets`. `contact_sheet` is the picture the demo writes and the README shows.
+`spd_tf.labels` and `spd_tf.keypoint_sets`. The contact sheet the demo writes and the README shows is spd_tf.contact_sheet's.
 """
 
 import struct
 import zlib
-from typing import Mapping, Optional
+from typing import Mapping
 
 import cv2
 import numpy as np
 
-from spd_tf import labels as lip
+from spd_tf import labels as label_sets
 from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet
 
 # Patch colours for DensePose I (0 = background is black): a JET ramp over the 24 patches
@@ -26,19 +26,19 @@ _PATCH_COLOURS = np.concatenate(
     [
         np.zeros((1, 3), np.uint8),
         cv2.applyColorMap(
-            np.linspace(0, 255, lip.NUM_DENSEPOSE_PATCHES).astype(np.uint8)[:, None],
+            np.linspace(0, 255, label_sets.NUM_DENSEPOSE_PATCHES).astype(np.uint8)[:, None],
             cv2.COLORMAP_JET,
         )[:, 0, ::-1],
     ]
 )
 
 
-def palette_png(labels: np.ndarray, palette: np.ndarray = lip.LIP_PALETTE) -> bytes:
+def palette_png(labels: np.ndarray, palette: np.ndarray = label_sets.LIP_PALETTE) -> bytes:
     """Index map [H, W] -> 8-bit palette-mode PNG (the `_vis.png` format of LIP tools).
 
     The pixel values stay class indices (a reader that ignores the palette gets the label
     map back) while viewers show the LIP colours. Indices beyond the palette render white,
-    as in `labels.colorize`. cv2 cannot write palette PNGs, hence the few bytes by hand.
+    as in `label_sets.colorize`. cv2 cannot write palette PNGs, hence the few bytes by hand.
     """
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.size == 0:
@@ -75,12 +75,12 @@ def person_palette(count: int = 256) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.6,
-            palette: np.ndarray = lip.LIP_PALETTE) -> np.ndarray:
+            palette: np.ndarray = label_sets.LIP_PALETTE) -> np.ndarray:
     """Blends the palette's colours over the image; background (0) and ignore stay photo."""
-    image = _rgb(image)
+    image = rgb(image)
     labels = np.asarray(labels)
-    _check_same_size(image, labels, "labels")
-    coloured = lip.colorize(labels, palette)
+    check_same_size(image, labels, "labels")
+    coloured = label_sets.colorize(labels, palette)
     person = (labels > 0) & (labels < len(palette))
     out = image.copy()
     out[person] = (alpha * coloured[person] + (1 - alpha) * image[person]).astype(np.uint8)
@@ -99,7 +99,7 @@ def draw_skeleton(
     A joint is drawn when its score exceeds `min_score` and it lies at x, y >= 0 (missing
     ground-truth joints are -1). `names=True` writes the joint name beside each joint.
     """
-    out = _rgb(image).copy()
+    out = rgb(image).copy()
     keypoints = np.asarray(keypoints, np.float32)
     if keypoints.shape != (keypoint_set.num_joints, 3):
         raise ValueError(f"keypoints must be [{keypoint_set.num_joints}, 3] (x, y, score) for keypoint set "
@@ -141,16 +141,16 @@ def iuv_image(iuv: np.ndarray) -> np.ndarray:
     iuv = np.asarray(iuv, np.float32)
     if iuv.ndim != 3 or iuv.shape[-1] != 3:
         raise ValueError(f"iuv must be [H, W, 3] (I, U, V), got {iuv.shape}")
-    patch = np.clip(np.rint(iuv[..., 0]), 0, lip.NUM_DENSEPOSE_PATCHES).astype(np.int64)
+    patch = np.clip(np.rint(iuv[..., 0]), 0, label_sets.NUM_DENSEPOSE_PATCHES).astype(np.int64)
     shade = 0.55 + 0.45 * (iuv[..., 1:3].mean(axis=-1, keepdims=True))
     return (_PATCH_COLOURS[patch] * np.where(patch[..., None] > 0, shade, 0)).astype(np.uint8)
 
 
 def uv_contours(image: np.ndarray, iuv: np.ndarray, levels: int = 10) -> np.ndarray:
     """DensePose-notebook style: U (red) and V (blue) isolines over the darkened photo."""
-    out = (_rgb(image) * 0.5).astype(np.uint8)
+    out = (rgb(image) * 0.5).astype(np.uint8)
     iuv = np.asarray(iuv, np.float32)
-    _check_same_size(out, iuv, "densepose_iuv")
+    check_same_size(out, iuv, "densepose_iuv")
     patch = np.rint(iuv[..., 0]).astype(np.int64)
     for channel, colour in ((1, (255, 64, 64)), (2, (64, 128, 255))):
         # A pixel is on an isoline when its quantised chart value (or its patch) differs
@@ -163,53 +163,7 @@ def uv_contours(image: np.ndarray, iuv: np.ndarray, levels: int = 10) -> np.ndar
     return out
 
 
-def contact_sheet(
-    image: np.ndarray, outputs: Mapping[str, np.ndarray], panel_height: Optional[int] = 384,
-    palette: np.ndarray = lip.LIP_PALETTE, truth: Optional[np.ndarray] = None,
-    keypoint_set: KeypointSet = KEYPOINT_SETS["lip"],
-) -> np.ndarray:
-    """input | [label] | prediction | overlay | [pose] | [DensePose], one RGB image with titles.
-
-    `outputs` holds one image's `labels` and, when the model has those branches,
-    `keypoints`, `densepose_iuv` and `densepose_box`, `instances` (a persons panel replaces
-    the pose panel: one colour and one skeleton per person); `truth` is the ground-truth label map
-    when there is one (val images). Only panels with content are drawn, so a segmentation-only
-    model's sheet has no empty pose or DensePose panels. Panels are scaled to `panel_height`
-    (None keeps the image size).
-    """
-    image = _rgb(image)
-    panels = [("input", image)]
-    if truth is not None:
-        _check_same_size(image, np.asarray(truth), "truth")
-        panels.append(("label", lip.colorize(np.asarray(truth), palette)))
-    panels.append(("prediction", lip.colorize(np.asarray(outputs["labels"]), palette)))
-    panels.append(("overlay", overlay(image, outputs["labels"], palette=palette)))
-    if "instances" in outputs:
-        panels.append(("persons", persons_picture(image, outputs, keypoint_set)))
-    elif "keypoints" in outputs:
-        panels.append(("pose", draw_skeleton(image, outputs["keypoints"], keypoint_set=keypoint_set)))
-    if "densepose_iuv" in outputs:
-        dense = uv_contours(image, outputs["densepose_iuv"])
-        mask = outputs["densepose_iuv"][..., 0] > 0
-        dense[mask] = (0.5 * dense[mask] + 0.5 * iuv_image(outputs["densepose_iuv"])[mask]).astype(np.uint8)
-        for box, colour in _densepose_frames(outputs):
-            x0, y0, x1, y1 = (int(round(v)) for v in box)
-            cv2.rectangle(dense, (x0, y0), (x1 - 1, y1 - 1), colour, 1)
-        panels.append(("DensePose", dense))
-    if panel_height:
-        width = max(1, round(image.shape[1] * panel_height / image.shape[0]))
-        panels = [(title, cv2.resize(p, (width, panel_height), interpolation=cv2.INTER_AREA)) for title, p in panels]
-    columns = []
-    for title, panel in panels:
-        bar = np.full((22, panel.shape[1], 3), 255, np.uint8)
-        cv2.putText(bar, title, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        if columns:
-            columns.append(np.full((panel.shape[0] + 22, 4, 3), 255, np.uint8))
-        columns.append(np.concatenate([bar, panel], axis=0))
-    return np.concatenate(columns, axis=1)
-
-
-def _densepose_frames(outputs: Mapping[str, np.ndarray]) -> list:
+def densepose_frames(outputs: Mapping[str, np.ndarray]) -> list:
     """(box, colour) of each ROI that made the IUV: every detected person's box in that
     person's colour (as in the persons panel), else the one-box ROI in white."""
     scores = np.asarray(outputs.get("instance_scores", ()))
@@ -221,21 +175,22 @@ def _densepose_frames(outputs: Mapping[str, np.ndarray]) -> list:
     return [(outputs["densepose_box"], (255, 255, 255))]
 
 
-def stack_sheets(sheets) -> np.ndarray:
-    """Sheets one under another (padded white to the widest) for a single PNG."""
-    width = max(sheet.shape[1] for sheet in sheets)
-    padded = [np.pad(s, ((0, 4), (0, width - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
-    return np.concatenate(padded, axis=0)
+def encode(ext: str, array: np.ndarray) -> bytes:
+    """An array as `ext` (".png", ".jpg") file bytes, as cv2 writes it (BGR order for colour)."""
+    ok, data = cv2.imencode(ext, array)
+    if not ok:
+        raise ValueError(f"cv2 could not encode a {array.shape} {array.dtype} array as {ext}")
+    return data.tobytes()
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
+def rgb(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"image must be uint8 [H, W, 3] RGB, got {image.dtype} {image.shape}")
     return image
 
 
-def _check_same_size(image: np.ndarray, other: np.ndarray, name: str) -> None:
+def check_same_size(image: np.ndarray, other: np.ndarray, name: str) -> None:
     if other.shape[:2] != image.shape[:2]:
         raise ValueError(f"{name} size {other.shape[:2]} != image size {image.shape[:2]}")
 

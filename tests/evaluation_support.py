@@ -10,7 +10,7 @@ from scipy.io import savemat
 from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
 from spd_tf.data.schema import encode_example
-from spd_tf.predictions import Prediction
+from spd_tf.evaluation.predictors import Prediction
 
 
 class Oracle:

@@ -8,11 +8,12 @@ agreement would say more about the ties than about the quantisation.
 import keras
 import numpy as np
 import tensorflow as tf
-
 from serving_support import TINY, encode
+
 from spd_tf.data.synthetic import generate_person
-from spd_tf.export import export_saved_model
-from spd_tf.losses import segmentation_loss
+from spd_tf.deploy.saved_model import export_saved_model
+from spd_tf.config import TrainConfig
+from spd_tf.tasks.segmentation import segmentation_loss
 from spd_tf.model.spd import build_model, select_model_inputs
 
 TRAIN_STEPS = 80
@@ -38,7 +39,7 @@ def trained_export(tmp_path_factory):
         def step(x, y):
             with tf.GradientTape() as tape:
                 outputs = model(select_model_inputs(model, {"image": x}), training=False)
-                loss = tf.reduce_mean(segmentation_loss(outputs["segmentation_stages"], y, tf.ones([tf.shape(x)[0]])))
+                loss = tf.reduce_mean(segmentation_loss(outputs["segmentation_stages"], y, tf.ones([tf.shape(x)[0]]), TrainConfig()))
             optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
             return loss
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from spd_tf.config import ModelConfig
-from spd_tf.export import export_saved_model
+from spd_tf.deploy.saved_model import export_saved_model
 from spd_tf.model.spd import build_model, select_model_inputs
 
 # BN heads: untrained JPPNet heads (no BN, weights of stddev 0.01) give near-zero logits whose

@@ -2,13 +2,19 @@
 
 import numpy as np
 import pytest
-
-from spd_tf import artifacts, inference
-from spd_tf.config import ModelConfig
-from spd_tf.model.spd import build_model
 from serving_support import (  # noqa: F401 (exported is a fixture)
-    TINY, assert_same_labels, exported, keras_reference, person_image, training_run,
+    TINY,
+    assert_same_labels,
+    exported,
+    keras_reference,
+    person_image,
+    training_run,
 )
+
+from spd_tf import artifacts, inference, layout
+from spd_tf.config import ModelConfig
+from spd_tf.model import restore
+from spd_tf.model.spd import build_model
 
 SMALL_S = TINY.replace(variant="s", num_refinement_stages=0)
 
@@ -23,7 +29,7 @@ def test_load_run_model_restores_every_weight(tmp_path):
     assert not differing, f"weights not restored from the checkpoint: {differing}"
     assert (loaded.kind, loaded.tasks, loaded.precision) == ("run", ("segmentation",), "float32")
     assert ModelConfig.from_dict(loaded.configs["model"]) == SMALL_S
-    assert artifacts.compute_policy(artifacts.load(tmp_path, precision="bfloat16").model) == "mixed_bfloat16"
+    assert restore.compute_policy(artifacts.load(tmp_path, precision="bfloat16").model) == "mixed_bfloat16"
 
 
 def test_a_serving_model_dir_means_its_newest_version(exported, tmp_path):
@@ -52,12 +58,12 @@ def test_from_model_rebuilds_in_the_asked_precision_only_when_needed():
     model = build_model(SMALL_S)
     assert artifacts.from_model(model, SMALL_S).model is model
     rebuilt = artifacts.from_model(model, SMALL_S, "bfloat16").model
-    assert artifacts.compute_policy(rebuilt) == "mixed_bfloat16"
+    assert restore.compute_policy(rebuilt) == "mixed_bfloat16"
     assert artifacts.from_model(rebuilt, SMALL_S, "bfloat16").model is rebuilt
     # Built with an explicit dtype, the Model's own dtype_policy says float32: the layers count.
     assert rebuilt.dtype_policy.name == "float32"
     back = artifacts.from_model(rebuilt, SMALL_S, "float32").model
-    assert back is not rebuilt and artifacts.compute_policy(back) == "float32"
+    assert back is not rebuilt and restore.compute_policy(back) == "float32"
     for weight, copy in zip(model.get_weights(), back.get_weights()):
         np.testing.assert_array_equal(weight, copy)
 
@@ -65,13 +71,13 @@ def test_from_model_rebuilds_in_the_asked_precision_only_when_needed():
 def test_layout_names_and_versions(tmp_path):
     for version in ("1", "3", "x"):
         (tmp_path / "spd" / version).mkdir(parents=True)
-        (tmp_path / "spd" / version / artifacts.SAVED_MODEL_FILE).write_bytes(b"")
+        (tmp_path / "spd" / version / layout.SAVED_MODEL_FILE).write_bytes(b"")
     (tmp_path / "spd" / "7").mkdir()  # no SavedModel inside: not a version
-    assert artifacts.existing_versions(tmp_path / "spd") == [1, 3]
-    assert artifacts.next_version(tmp_path / "spd") == 4 and artifacts.next_version(tmp_path / "none") == 1
-    assert artifacts.saved_model_dir(tmp_path / "spd") == tmp_path / "spd" / "3"
+    assert layout.existing_versions(tmp_path / "spd") == [1, 3]
+    assert layout.next_version(tmp_path / "spd") == 4 and layout.next_version(tmp_path / "none") == 1
+    assert layout.saved_model_dir(tmp_path / "spd") == tmp_path / "spd" / "3"
     with pytest.raises(ValueError, match="model_name='a/b'"):
-        artifacts.check_model_name("a/b")
-    (tmp_path / artifacts.CONFIG_NAME).write_text("{")
+        layout.check_model_name("a/b")
+    (tmp_path / layout.CONFIG_NAME).write_text("{")
     with pytest.raises(ValueError, match="config.json is unreadable"):
-        artifacts.read_run_config(tmp_path)
+        layout.read_run_config(tmp_path)

@@ -253,7 +253,7 @@ def _persons_of(parsing):
 
 @pytest.mark.parametrize("rotation", [0.0, 25.0])
 def test_person_ids_follow_the_parsing_through_flip_scale_and_rotation(people, rotation):
-    parser = Parser(MODEL, DataConfig(rotation_degrees=rotation, scale_range=(0.6, 1.4)), training=True)
+    parser = Parser(MODEL.replace(instance_branch=True), DataConfig(rotation_degrees=rotation, scale_range=(0.6, 1.4)), training=True)
     flips = set()
     for k, person in enumerate(people[0][:6]):
         example = schema.encode_example(
@@ -273,7 +273,7 @@ def test_person_ids_follow_the_parsing_through_flip_scale_and_rotation(people, r
 
 
 def test_evaluation_resize_keeps_person_ids_on_the_parsing(people):
-    parser = Parser(MODEL, DataConfig(), training=False)
+    parser = Parser(MODEL.replace(instance_branch=True), DataConfig(), training=False)
     person = people[0][0]
     example = schema.encode_example(
         cv2.imencode(".jpg", person["image"])[1].tobytes(), height=96, width=80, source_id="e",

@@ -5,16 +5,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from serving_support import assert_same_labels, encode, keras_reference, person_image
 
-from spd_tf import export
 from spd_tf.config import VARIANTS, DataConfig, ModelConfig, TrainConfig
 from spd_tf.data.synthetic import write_synthetic_dataset
+from spd_tf.deploy import saved_model
 from spd_tf.model import backbones
 from spd_tf.model.backbones.mobilenet import ResizeLike
 from spd_tf.model.layers import FrozenStatisticsBatchNorm
 from spd_tf.model.spd import build_model, select_model_inputs
 from spd_tf.training.trainer import Trainer
-from serving_support import assert_same_labels, encode, keras_reference, person_image
 
 MOBILENET = "mobilenet_v3_large"
 
@@ -111,7 +111,7 @@ def test_batch_norm_modes(mode, statistics_frozen, affine_trains):
 def test_export_serves_what_keras_predicts(tmp_path):
     config = _tiny(variant="sp")
     model = build_model(config)
-    path = export.export_saved_model(model, config, tmp_path)
+    path = saved_model.export_saved_model(model, config, tmp_path)
     image = person_image(50, 40)
     served = tf.saved_model.load(str(path)).signatures["serving_default"](
         image_bytes=tf.constant([encode(image, ".png")]))

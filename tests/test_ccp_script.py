@@ -6,9 +6,9 @@ import json
 import keras
 import numpy as np
 import pytest
-
-from spd_tf import artifacts
 from train_support import run_example
+
+from spd_tf.model import restore
 
 TRAIN_IDS, VAL_IDS = ("0001", "0002", "0003", "0004"), ("0005",)
 
@@ -44,6 +44,6 @@ def test_script_fine_tunes_from_a_local_keras_applications_file(shared_data, tmp
     assert 0.0 <= metrics["parsing"]["mean_iou"] <= 1.0
     config = json.loads((run / "run" / "config.json").read_text())
     assert config["train"]["backbone_weights"] == str(weights) and config["train"]["max_minutes"] > 0
-    model, _ = artifacts.restore_run_model(run / "run")
+    model, _ = restore.restore_run_model(run / "run")
     np.testing.assert_allclose(model.get_layer("backbone").get_layer("conv1_conv").get_weights()[0],
                                reference.get_layer("conv1_conv").get_weights()[0], atol=1e-6)

@@ -12,10 +12,10 @@ import grpc  # grpcio and tensorflow-serving-api are in the [dev] extra
 import numpy as np
 import pytest
 import tensorflow as tf
+from serving_support import encode, exported, person_image  # noqa: F401 (fixture)
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from spd_tf import client
-from serving_support import encode, exported, person_image  # noqa: F401 (fixture)
+from spd_tf.deploy import client
 
 
 def serving_decode(body: str) -> tf.Tensor:

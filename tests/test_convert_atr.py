@@ -3,10 +3,10 @@
 import json
 
 import numpy as np
+from convert_support import decode_all
 from PIL import Image
 
 from tfrecords_tools import convert_atr
-from convert_support import decode_all
 
 
 def _palette_png(indices: np.ndarray, path) -> None:

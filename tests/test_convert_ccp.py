@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import scipy.io
+from convert_support import decode_all, link
 
 from spd_tf import labels
 from spd_tf.data import ccp
 from tfrecords_tools import convert_ccp
-from convert_support import decode_all, link
 
 TRAIN_IDS, VAL_IDS = ("0001", "0002", "0003"), ("0005",)
 

@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import tensorflow as tf
+from convert_support import decode_all
 from PIL import Image
 
 from tfrecords_tools import convert_cihp
-from convert_support import decode_all
 
 
 def test_cihp_samples_convert_and_decode_back(shared_data, tmp_path, capsys):

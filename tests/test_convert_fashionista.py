@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from convert_support import link
 from PIL import Image
 
 from spd_tf.data import fashionista, schema
 from spd_tf.keypoint_sets import KEYPOINT_SETS
 from tfrecords_tools import cli, convert_fashionista
-from convert_support import link
 
 TRAIN_IDS, VAL_IDS = ("000001", "000005", "000013"), ("000129",)
 

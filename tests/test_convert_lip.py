@@ -5,12 +5,11 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from convert_support import LIP_IDS, build_official_lip, decode_all
 from PIL import Image
 
 from spd_tf.data import layouts
 from tfrecords_tools import convert_lip
-
-from convert_support import LIP_IDS, build_official_lip, decode_all
 
 
 def test_real_lip_samples_round_trip(shared_data, tmp_path):

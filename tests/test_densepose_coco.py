@@ -5,11 +5,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+from convert_support import decode_all
 from PIL import Image
 from pycocotools import mask as mask_util
 
 from tfrecords_tools import convert_lip, densepose_coco
-from convert_support import decode_all
 
 IMAGE_ID, LIP_ANN_ID, NO_DP_ANN_ID, ONLY_ANN_ID = 785, 123456, 123457, 123458
 OFFSET = (120, 40)  # where the person crop sits in the synthetic COCO image

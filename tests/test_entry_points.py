@@ -2,10 +2,9 @@
 and the deprecated aliases that keep older commands working."""
 
 import importlib
-import tomllib
 
 import pytest
-
+import tomllib
 from train_support import REPO_ROOT
 
 SCRIPTS = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]

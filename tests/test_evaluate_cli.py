@@ -5,15 +5,18 @@ import json
 import cv2
 import numpy as np
 import pytest
+from evaluation_support import (
+    Oracle,
+    synthetic_example,
+    write_geodesic_tables,
+    write_tfrecord,
+)
 
-from spd_tf import evaluate_cli as cli
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
-from spd_tf.evaluation import directory_examples, evaluate, tfrecord_examples
+from spd_tf.evaluation import cli as cli
+from spd_tf.evaluation.evaluator import directory_examples, evaluate, tfrecord_examples
+from spd_tf.evaluation.predictors import PredictionFiles, PredictionWriter
 from spd_tf.fileio import write_json_atomic
-from spd_tf.predictions import PredictionFiles, PredictionWriter
-from evaluation_support import Oracle, synthetic_example, write_geodesic_tables, write_tfrecord
-
-
 
 # lip_sample/lip_val_set.csv has rows for images outside the val split: warned, expected.
 pytestmark = pytest.mark.filterwarnings("ignore:.*input\\(s\\) skipped")
@@ -67,7 +70,7 @@ def test_round_trip_on_tfrecords_with_densepose(tmp_path, capsys):
     direct = evaluate(examples, NoisyOracle(), "synthetic", total=total,
                       writer=PredictionWriter(tmp_path / "preds"), progress=False)
     assert direct["densepose"]["uv_similarity_within_part"] < 0.99
-    # DensePose's IUV PNG convention (as spd_tf.predict writes it): cv2 channel 0 is I.
+    # DensePose's IUV PNG convention (as spd_tf.deploy.predict writes it): cv2 channel 0 is I.
     iuv = cv2.imread(str(tmp_path / "preds" / "densepose" / "a.png"))
     first = next(iter(tfrecord_examples([pattern])[1])).densepose
     assert iuv[int(first["y"][0]), int(first["x"][0]), 0] == first["i"][0]
@@ -252,7 +255,7 @@ def test_cihp_directory_with_human_ids_prints_and_writes_instance_ap(tmp_path, c
     from evaluation_support import InstanceOracle
 
     write_cihp_crowd(tmp_path / "cihp", with_person_ids)
-    monkeypatch.setattr("spd_tf.predictions.load_predictor", lambda *args: InstanceOracle())
+    monkeypatch.setattr("spd_tf.evaluation.predictors.load_predictor", lambda *args: InstanceOracle())
     code, out, err = _run_cli(["--dataset", "cihp", "--data", str(tmp_path / "cihp"), "--model",
                                str(tmp_path / "fake-model"), "--out", str(tmp_path / "out")], capsys)
     assert code == 0, err
@@ -275,7 +278,7 @@ def test_cihp_person_ids_of_another_size_are_a_one_line_error(tmp_path, capsys, 
 
     write_cihp_crowd(tmp_path / "cihp")
     cv2.imwrite(str(tmp_path / "cihp" / "Human_ids" / "c1.png"), np.zeros((5, 5), np.uint8))
-    monkeypatch.setattr("spd_tf.predictions.load_predictor", lambda *args: InstanceOracle())
+    monkeypatch.setattr("spd_tf.evaluation.predictors.load_predictor", lambda *args: InstanceOracle())
     code, _, err = _run_cli(["--dataset", "cihp", "--data", str(tmp_path / "cihp"), "--model",
                              str(tmp_path / "fake-model")], capsys)
     assert code == 2 and "Human_ids/c1.png: person-id PNG is 5x5 but its label c1.png is 16x12" in err

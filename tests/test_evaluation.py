@@ -1,21 +1,19 @@
-"""spd_tf.evaluation: ground-truth sources, the evaluation loop and its bad-input handling."""
+"""spd_tf.evaluation.evaluator: ground-truth sources, the evaluation loop and its bad-input handling."""
 
 import json
 import math
 
 import numpy as np
 import pytest
+from evaluation_support import InstanceOracle, Oracle, synthetic_example, write_tfrecord
 
 from spd_tf import labels
 from spd_tf.config import SEGMENTATION
 from spd_tf.data.layouts import read_lip_pose_csv
-from spd_tf.evaluation import (
-    Evaluation, Example, directory_examples, evaluate, format_report, tfrecord_examples,
-)
-from spd_tf.metrics import PCKhMetric
-from spd_tf.predictions import Prediction
-from evaluation_support import InstanceOracle, Oracle, synthetic_example, write_tfrecord
-
+from spd_tf.evaluation.evaluator import Evaluation, Example, directory_examples, evaluate, tfrecord_examples
+from spd_tf.evaluation.tables import format_report
+from spd_tf.evaluation.metrics import PCKhMetric
+from spd_tf.evaluation.predictors import Prediction
 
 # lip_sample/lip_val_set.csv has rows for images outside the val split: warned, expected.
 pytestmark = pytest.mark.filterwarnings("ignore:.*input\\(s\\) skipped")
@@ -161,7 +159,7 @@ def test_skipped_dataset_inputs_are_warned_with_a_count(shared_data):
 
 
 def test_failed_evaluation_leaves_no_prediction_directory(tmp_path):
-    from spd_tf.predictions import PredictionWriter
+    from spd_tf.evaluation.predictors import PredictionWriter
 
     class Broken(Oracle):
         def __call__(self, example):
@@ -182,9 +180,9 @@ def test_batched_model_evaluation_scores_and_writes_as_one_at_a_time(tmp_path):
 
     from spd_tf import artifacts
     from spd_tf.config import ModelConfig
+    from spd_tf.evaluation.predictors import ModelPredictor, PredictionWriter
     from spd_tf.inference import PROTOCOLS
     from spd_tf.model.spd import build_model
-    from spd_tf.predictions import ModelPredictor, PredictionWriter
 
     config = ModelConfig(variant="sp", backbone="resnet18", width_multiplier=0.125, input_size=(64, 64),
                          num_refinement_stages=1, aspp_rates=(1, 2), head_norm="batch")
@@ -260,7 +258,7 @@ def test_instance_ap_is_skipped_with_one_note_when_either_side_lacks_persons():
 
 def test_decoded_record_with_instances_gives_person_ids():
     """The decoded-example keys of MP_CONTRACT.md (`instance_ids`, `has_instances`)."""
-    from spd_tf.evaluation import _example_from_record
+    from spd_tf.evaluation.evaluator import _example_from_record
 
     persons = two_person_example().instance_ids
     record = {"height": 4, "width": 8, "source_id": b"scene", "image": np.zeros((4, 8, 3), np.uint8),

@@ -6,14 +6,23 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from spd_tf import artifacts, export, inference
-from spd_tf.data import schema
-from spd_tf.model.spd import build_model
 from serving_support import (  # noqa: F401 (exported is a fixture)
-    TINY, assert_same_labels, encode, exported, keras_reference,
-    person_image, png_header, training_run,
+    TINY,
+    assert_same_labels,
+    encode,
+    exported,
+    keras_reference,
+    person_image,
+    png_header,
+    training_run,
 )
+
+from spd_tf import inference, layout
+from spd_tf.data import schema
+from spd_tf.deploy import cli as export_cli
+from spd_tf.deploy import saved_model
+from spd_tf.model import restore
+from spd_tf.model.spd import build_model
 
 
 def _inputs():
@@ -152,7 +161,7 @@ def test_variants_versions_and_mixed_precision(tmp_path, capsys):
 
     s_model = build_model(SMALL_S)
     training_run(tmp_path / "run", s_model, SMALL_S)
-    assert export.main(["--model", str(tmp_path / "run"), "--out", str(base), "--model-name", "variants"]) == 0
+    assert export_cli.main(["--model", str(tmp_path / "run"), "--out", str(base), "--model-name", "variants"]) == 0
     assert "tensorflow_model_server" in capsys.readouterr().out
     out = tf.saved_model.load(str(base / "variants" / "1")).signatures["serving_default"](image_bytes=data)
     assert set(out) == {"labels", "image_size"}
@@ -160,20 +169,20 @@ def test_variants_versions_and_mixed_precision(tmp_path, capsys):
 
     sd_config = SMALL_S.replace(variant="sd")
     sd_model = build_model(sd_config, dtype="mixed_bfloat16")  # as trained under mixed precision
-    path = export.export_saved_model(sd_model, sd_config, base, "variants", include_probabilities=True)
+    path = saved_model.export_saved_model(sd_model, sd_config, base, "variants", include_probabilities=True)
     assert path == base / "variants" / "2"
     out = tf.saved_model.load(str(path)).signatures["serving_default"](image_bytes=data)
     assert set(out) == {"labels", "image_size", "densepose_iuv", "densepose_box", "probabilities"}
     assert out["probabilities"].dtype == tf.float32 and out["probabilities"].shape == (1, 50, 40, 20)
-    float_model = artifacts.model_in_precision(sd_model, sd_config, "float32")
-    assert artifacts.compute_policy(float_model) == "float32" and float_model is not sd_model
+    float_model = restore.model_in_precision(sd_model, sd_config, "float32")
+    assert restore.compute_policy(float_model) == "float32" and float_model is not sd_model
     for weight, copy in zip(sd_model.get_weights(), float_model.get_weights()):
         np.testing.assert_array_equal(weight, copy)
     assert_same_labels(out["labels"][0].numpy(), keras_reference(float_model, sd_config, image)[0])
 
-    assert artifacts.existing_versions(base / "variants") == [1, 2]
+    assert layout.existing_versions(base / "variants") == [1, 2]
     with pytest.raises(FileExistsError, match="never overwrite"):
-        export.export_saved_model(sd_model, sd_config, base, "variants", version=1)
+        saved_model.export_saved_model(sd_model, sd_config, base, "variants", version=1)
     listing = (base / "models.config").read_text()
     assert 'name: "variants"' in listing and "versions: 1 versions: 2" in listing
     assert 'base_path: "/models/variants"' in listing
@@ -188,7 +197,7 @@ def _conv_dtypes(function) -> set:
 
 def test_bfloat16_export_runs_bfloat16_convs_with_float32_outputs(tmp_path, capsys):
     training_run(tmp_path / "run", build_model(SMALL_S), SMALL_S)
-    assert export.main(["--model", str(tmp_path / "run"), "--out", str(tmp_path / "e"), "--precision", "bfloat16",
+    assert export_cli.main(["--model", str(tmp_path / "run"), "--out", str(tmp_path / "e"), "--precision", "bfloat16",
                         "--include-probabilities"]) == 0
     assert "(bfloat16)" in capsys.readouterr().out
     function = tf.saved_model.load(str(tmp_path / "e" / "spd" / "1")).signatures["serving_default"]
@@ -197,15 +206,15 @@ def test_bfloat16_export_runs_bfloat16_convs_with_float32_outputs(tmp_path, caps
     assert out["probabilities"].dtype == tf.float32 and out["labels"].shape == (1, 50, 40)
     np.testing.assert_allclose(tf.reduce_sum(out["probabilities"], -1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="precision='float16' is not one of float32, bfloat16"):
-        artifacts.model_in_precision(build_model(SMALL_S), SMALL_S, "float16")
+        restore.model_in_precision(build_model(SMALL_S), SMALL_S, "float16")
 
 
 def test_cli_names_missing_or_mismatched_runs(tmp_path, capsys):
-    assert export.main(["--model", str(tmp_path)]) == 1
+    assert export_cli.main(["--model", str(tmp_path)]) == 1
     assert "config.json" in capsys.readouterr().err
     wider = SMALL_S.replace(width_multiplier=0.25)
     training_run(tmp_path, build_model(wider), SMALL_S)  # checkpoint of another model
-    assert export.main(["--model", str(tmp_path)]) == 1
+    assert export_cli.main(["--model", str(tmp_path)]) == 1
     assert "does not hold this model's weights" in capsys.readouterr().err
 
 

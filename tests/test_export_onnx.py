@@ -12,10 +12,23 @@ import tensorflow as tf
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
 
-from portable_support import (assert_same_persons, every_peak_a_person_model, served,  # noqa: E402
-                              trained_export, write_photos)
-from spd_tf import artifacts, inference, predict  # noqa: E402
-from spd_tf.export_onnx import CONVERTER_ENV, FAILURE_MARK, _child_failure, convert, export_onnx  # noqa: E402
+from portable_support import (  # noqa: E402
+    assert_same_persons,
+    every_peak_a_person_model,
+    served,
+    trained_export,
+    write_photos,
+)
+
+from spd_tf import artifacts, inference
+from spd_tf.deploy import predict  # noqa: E402
+from spd_tf.deploy.export_onnx import (  # noqa: E402
+    CONVERTER_ENV,
+    FAILURE_MARK,
+    _child_failure,
+    convert,
+    export_onnx,
+)
 from spd_tf.model.spd import select_model_inputs  # noqa: E402
 
 

@@ -9,10 +9,17 @@ import tensorflow as tf
 
 pytest.importorskip("ai_edge_litert")
 
-from portable_support import (assert_same_persons, every_peak_a_person_model, served,  # noqa: E402
-                              trained_export, write_photos)
-from spd_tf import artifacts, inference, predict  # noqa: E402
-from spd_tf.export_tflite import convert_saved_model, export_tflite  # noqa: E402
+from portable_support import (  # noqa: E402
+    assert_same_persons,
+    every_peak_a_person_model,
+    served,
+    trained_export,
+    write_photos,
+)
+
+from spd_tf import artifacts, inference
+from spd_tf.deploy import predict  # noqa: E402
+from spd_tf.deploy.export_tflite import convert_saved_model, export_tflite  # noqa: E402
 from spd_tf.model.spd import select_model_inputs  # noqa: E402
 
 # Measured on the trained tiny model (tests/portable_support.py), 8 images of 80x60: see

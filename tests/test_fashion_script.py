@@ -5,10 +5,9 @@ paper-protocol evaluation of both val splits (parsing, and PCKh on Fashionista).
 import json
 
 import pytest
-
-from train_support import run_example
 from test_convert_ccp import build_ccp
 from test_convert_fashionista import build_fashionista
+from train_support import run_example
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from train_support import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "bench" / "gpu_check.py"

@@ -1,7 +1,7 @@
 """The package's import graph, read statically with `ast` (nothing is imported, no TF needed).
 
-Every import counts, also those inside functions: a lazy import still ties the two modules
-together. Run alone with `python -m pytest -q tests/test_import_graph.py`.
+Every import counts, also those inside functions and `LazyModule("...")`: a lazy import still
+ties the two modules together. Run alone with `python -m pytest -q tests/test_import_graph.py`.
 """
 
 import ast
@@ -38,6 +38,9 @@ def imports_of(module: str, path: Path, modules: dict) -> set:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "LazyModule" and node.args
+              and isinstance(node.args[0], ast.Constant)):
+            names = [node.args[0].value]  # spd_tf.lazy.LazyModule("pkg.mod"): imported on first use
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -88,8 +91,9 @@ def test_the_checker_finds_a_cycle_and_its_members():
 
 def test_the_graph_sees_lazy_and_package_imports():
     graph = import_graph()
-    assert "spd_tf.artifacts" in graph["spd_tf.predictions"]  # imported inside a function
-    assert "spd_tf.model.spd" in graph["spd_tf.inference"]  # `from spd_tf.model.spd import ...`
+    assert "spd_tf.artifacts" in graph["spd_tf.evaluation.predictors"]  # imported inside a function
+    assert "spd_tf.model.spd" in graph["spd_tf.inference.forward_pass"]  # `from spd_tf.model.spd import ...`
+    assert "spd_tf.inference.postprocessing" in graph["spd_tf.tasks.segmentation"]  # LazyModule("...")
 
 
 def test_no_import_cycles():

@@ -6,12 +6,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from serving_support import encode, png_header
 
 from spd_tf import inference
-from spd_tf import labels as lip
+from spd_tf import labels as label_sets
 from spd_tf.config import ModelConfig
 from spd_tf.model.spd import build_model
-from serving_support import encode, png_header
 
 
 def test_decode_images_accepts_jpeg_png_gray_rgba_of_any_size():
@@ -108,7 +108,7 @@ def test_preprocess_resizes_only_the_real_part_and_checks_sizes():
 
 
 def test_postprocess_labels_at_each_size_padded_with_ignore():
-    logits = np.zeros((2, 4, 4, lip.NUM_LIP_CLASSES), np.float32)
+    logits = np.zeros((2, 4, 4, label_sets.NUM_LIP_CLASSES), np.float32)
     logits[0, :, :2, 3] = 5.0  # left half class 3, right half class 0
     logits[0, :, 2:, 0] = 5.0
     logits[1, ..., 7] = 1.0
@@ -116,8 +116,8 @@ def test_postprocess_labels_at_each_size_padded_with_ignore():
     labels = results["labels"].numpy()
     assert labels.shape == (2, 12, 16)
     assert (labels[0, :8, :7] == 3).all() and (labels[0, :8, 9:] == 0).all()
-    assert (labels[0, 8:] == lip.IGNORE_LABEL).all()
-    assert (labels[1, :12, :6] == 7).all() and (labels[1, :, 6:] == lip.IGNORE_LABEL).all()
+    assert (labels[0, 8:] == label_sets.IGNORE_LABEL).all()
+    assert (labels[1, :12, :6] == 7).all() and (labels[1, :, 6:] == label_sets.IGNORE_LABEL).all()
     probabilities = results["probabilities"].numpy()
     np.testing.assert_allclose(probabilities[1, :12, :6].sum(-1), 1.0, rtol=1e-5)
     assert not probabilities[1, :, 6:].any()
@@ -126,7 +126,7 @@ def test_postprocess_labels_at_each_size_padded_with_ignore():
 
 
 def test_keypoints_map_heatmap_peaks_to_image_pixels():
-    heatmaps = np.zeros((1, 8, 8, lip.NUM_LIP_JOINTS), np.float32)
+    heatmaps = np.zeros((1, 8, 8, label_sets.NUM_LIP_JOINTS), np.float32)
     heatmaps[0, 3, 5, 0] = 0.9  # symmetric peak: no sub-cell shift
     rows, cols = np.mgrid[0:8, 0:8]
     heatmaps[0, ..., 1] = np.exp(-((cols - 2.3) ** 2 + (rows - 4.8) ** 2) / (2 * 0.6**2))  # a Gaussian between cells
@@ -143,13 +143,13 @@ def test_keypoints_map_heatmap_peaks_to_image_pixels():
 
 
 def test_densepose_is_pasted_into_the_person_box():
-    parts = lip.NUM_DENSEPOSE_PATCHES + 1
+    parts = label_sets.NUM_DENSEPOSE_PATCHES + 1
     outputs = {
-        "segmentation": np.zeros((1, 5, 5, lip.NUM_LIP_CLASSES), np.float32),
+        "segmentation": np.zeros((1, 5, 5, label_sets.NUM_LIP_CLASSES), np.float32),
         "densepose_i": np.zeros((1, 6, 6, parts), np.float32),
         "densepose_u": np.full((1, 6, 6, parts), 0.1, np.float32),
         "densepose_v": np.full((1, 6, 6, parts), 0.2, np.float32),
-        "densepose_coarse": np.zeros((1, 6, 6, lip.NUM_DENSEPOSE_COARSE_PARTS + 1), np.float32),
+        "densepose_coarse": np.zeros((1, 6, 6, label_sets.NUM_DENSEPOSE_COARSE_PARTS + 1), np.float32),
         "densepose_box": np.array([[0.25, 0.5, 0.75, 1.0]], np.float32),  # y0, x0, y1, x1
     }
     outputs["densepose_coarse"][..., 1] = 1.0  # the coarse head says: body everywhere
@@ -212,7 +212,7 @@ def test_multiscale_tta_averages_on_the_scale_one_grid():
     outputs = inference.forward(_FlipProbe(gain_per_row=1 / 16), tf.constant(image), protocol)
     # Every pass is resized to the scale-1 grid (2 x 4) and the three are averaged; the
     # probe's output grows with its input height (x1, x2, x0.5).
-    assert outputs["segmentation"].shape == (1, 2, 4, lip.NUM_LIP_CLASSES)
+    assert outputs["segmentation"].shape == (1, 2, 4, label_sets.NUM_LIP_CLASSES)
     np.testing.assert_allclose(outputs["segmentation"][..., 14], (30 + 60 + 15) / 3, rtol=1e-5)
 
 
@@ -220,10 +220,10 @@ def test_stage_mean_tta_at_the_original_size():
     image = np.full((1, 16, 32, 3), 30.0, np.float32)
     protocol = inference.TestProtocol(stage_mean=True, at_image_size=True)
     outputs = inference.forward(_FlipProbe(), tf.constant(image), protocol, output_size=(37, 23))
-    assert outputs["segmentation"].shape == (1, 37, 23, lip.NUM_LIP_CLASSES)
+    assert outputs["segmentation"].shape == (1, 37, 23, label_sets.NUM_LIP_CLASSES)
     np.testing.assert_allclose(outputs["segmentation"][..., 14], 1.5 * 30, rtol=1e-5)  # mean of 60, 30
     # Last stage, kept on the scale-1 grid: decoded from there without the block bias.
-    assert outputs["pose"].shape == (1, 2, 4, lip.NUM_LIP_JOINTS)
+    assert outputs["pose"].shape == (1, 2, 4, label_sets.NUM_LIP_JOINTS)
 
 
 def test_paper_protocol_on_a_model_equals_jppnet_steps_at_the_image_size():
@@ -236,7 +236,7 @@ def test_paper_protocol_on_a_model_equals_jppnet_steps_at_the_image_size():
     results = inference.infer(model, tf.constant(image), config.input_size,
                               protocol=inference.PROTOCOLS["paper"])
     assert results["labels"].shape == (1, 37, 23)
-    lip_set = lip.LABEL_SETS["lip"]
+    lip_set = label_sets.LABEL_SETS["lip"]
     fused = []
     for scale in (1.0, 0.75, 1.25):
         size = (int(64 * scale), int(64 * scale))
@@ -259,8 +259,8 @@ def test_scaled_sizes_follow_jppnet():
 
 
 def test_absent_branches_are_absent_results():
-    segmentation = np.zeros((1, 2, 2, lip.NUM_LIP_CLASSES), np.float32)
-    pose = np.zeros((1, 2, 2, lip.NUM_LIP_JOINTS), np.float32)
+    segmentation = np.zeros((1, 2, 2, label_sets.NUM_LIP_CLASSES), np.float32)
+    pose = np.zeros((1, 2, 2, label_sets.NUM_LIP_JOINTS), np.float32)
     assert set(inference.postprocess({"segmentation": segmentation}, [[8, 8]])) == {"labels", "image_size"}
     with_pose = inference.postprocess({"segmentation": segmentation, "pose": pose}, [[8, 8]])
     assert set(with_pose) == {"labels", "image_size", "keypoints"}
@@ -314,7 +314,7 @@ class _TargetPose:
         maps = [targets.keypoint_heatmaps(tf.constant(mirrored if self.flip and i >= batch // 2 else plain),
                                           (height, width), 8, sigma) for i in range(batch)]
         pose = tf.stack(maps)
-        seg = tf.zeros([batch, height // 8, width // 8, lip.NUM_LIP_CLASSES])
+        seg = tf.zeros([batch, height // 8, width // 8, label_sets.NUM_LIP_CLASSES])
         return {"segmentation": seg, "segmentation_stages": seg[:, None], "pose": pose}
 
 

@@ -5,15 +5,17 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from train_support import TINY_FLAGS
 
-from spd_tf import artifacts, export, inference, losses
+from spd_tf import artifacts, inference, layout
 from spd_tf.config import ModelConfig, TrainConfig
 from spd_tf.data import synthetic
 from spd_tf.data.targets import INSTANCE_SIGMA, instance_targets
+from spd_tf.deploy import saved_model
 from spd_tf.errors import SettingValueError
+from spd_tf.losses import multitask
 from spd_tf.model.spd import build_model
 from spd_tf.training import cli
-from train_support import TINY_FLAGS
 
 TINY = dict(backbone="resnet18", input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
 
@@ -72,15 +74,15 @@ def test_loss_is_zero_for_perfect_predictions_and_exactly_zero_without_person_id
     ids = np.stack([_two_persons(), _two_persons()[::-1]])
     targets = instance_targets(tf.constant(ids), config.max_instances)
     perfect = _s_outputs(targets["instance_center"][..., None], targets["instance_offset"], 2)
-    values = losses.compute_losses(perfect, _labels(ids, [1, 1]), config, TrainConfig())
+    values = multitask.compute_losses(perfect, _labels(ids, [1, 1]), config, TrainConfig())
     assert float(values["instance_center"]) == pytest.approx(0, abs=1e-12)
     assert float(values["instance_offset"]) == pytest.approx(0, abs=1e-6)
 
     center = tf.Variable(tf.random.normal((2, 12, 10, 1)))
     offset = tf.Variable(tf.random.normal((2, 12, 10, 2)))
     with tf.GradientTape() as tape:
-        wrong = losses.compute_losses(_s_outputs(center, offset, 2), _labels(ids, [1, 0]), config, TrainConfig())
-        alone = losses.compute_losses(_s_outputs(center[:1], offset[:1], 1), _labels(ids[:1], [1]), config,
+        wrong = multitask.compute_losses(_s_outputs(center, offset, 2), _labels(ids, [1, 0]), config, TrainConfig())
+        alone = multitask.compute_losses(_s_outputs(center[:1], offset[:1], 1), _labels(ids[:1], [1]), config,
                                       TrainConfig(), global_batch_size=2)
     for name in ("instance_center", "instance_offset"):
         assert float(wrong[name]) > 0
@@ -221,7 +223,7 @@ def test_person_densepose_reaches_the_saved_model(tmp_path):
     model = build_model(config)
     center = model.get_layer("instance_center")
     center.bias.assign(np.ones(center.bias.shape, np.float32))  # every centre peak is a person
-    path = export.export_saved_model(model, config, tmp_path, "persons")
+    path = saved_model.export_saved_model(model, config, tmp_path, "persons")
     loaded = artifacts.load(path)
     assert "person_boxes" in loaded.model.signatures["serving_default"].structured_outputs
     (one,) = loaded.images_runner()([np.full((48, 40, 3), 128, np.uint8)])
@@ -270,12 +272,12 @@ def test_training_on_multi_person_scenes_then_evaluation_and_export(tmp_path, ca
     out = captured.out + captured.err  # progress lines (with the losses) go to stderr
     assert code == 0, out
     assert "loss_instance_center" in out and "loss_instance_offset" in out
-    metrics = json.loads((run_dir / artifacts.METRICS_NAME).read_text())
+    metrics = json.loads((run_dir / layout.METRICS_NAME).read_text())
     assert metrics["instances"]["num_examples"] == 3
     assert len(metrics["instances"]["ap_r"]["ap_per_threshold"]) == 9
     assert "AP^r (vol)" in out
 
-    export = artifacts.saved_model_dir(run_dir / artifacts.EXPORT_DIR / "spd")
+    export = layout.saved_model_dir(run_dir / layout.EXPORT_DIR / "spd")
     loaded = artifacts.load(export)
     for name in ("serving_default", "image_tensor", "tf_example"):
         assert {"instances", "instance_scores"} <= set(loaded.model.signatures[name].structured_outputs)

@@ -1,11 +1,16 @@
-"""spd_tf.instance_metrics: hand cases worked out in the comments, and two multi-image cases
+"""spd_tf.evaluation.instance_metrics: hand cases worked out in the comments, and two multi-image cases
 whose expected numbers were printed by the reference code itself (see `REFERENCE_*`)."""
 
 import numpy as np
 import pytest
 
 from spd_tf import labels
-from spd_tf.instance_metrics import IOU_THRESHOLDS, PartInstanceAP, PersonAP, voc_ap
+from spd_tf.evaluation.instance_metrics import (
+    IOU_THRESHOLDS,
+    PartInstanceAP,
+    PersonAP,
+    voc_ap,
+)
 
 CLASSES = labels.LABEL_SETS["cihp"].classes
 HAIR, UPPER, PANTS, FACE, LEFT_ARM = 2, 5, 9, 13, 14

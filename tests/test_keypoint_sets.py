@@ -7,8 +7,8 @@ import pytest
 
 from spd_tf import keypoint_sets
 from spd_tf.config import ModelConfig
+from spd_tf.evaluation.metrics import PCKhMetric, _side_free
 from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet, get_keypoint_set
-from spd_tf.metrics import PCKhMetric, _side_free
 
 
 @pytest.mark.parametrize("name", sorted(KEYPOINT_SETS))
@@ -108,8 +108,9 @@ def test_module_names_its_builtins():
 def test_a_fashionista_model_exports_names_and_draws_its_fourteen_joints(shared_data, tmp_path):
     """SavedModel export declares the set (assets.extra/keypoint_set.json); spd-predict writes the
     joints by their Fashionista names and draws the set's skeleton."""
-    from spd_tf import artifacts, predict
-    from spd_tf.export import export_saved_model
+    from spd_tf import artifacts
+    from spd_tf.deploy import predict
+    from spd_tf.deploy.saved_model import export_saved_model
     from spd_tf.model.spd import build_model
 
     config = ModelConfig(variant="sp", label_set="ccp", keypoint_set="fashionista", backbone="resnet18",

@@ -6,15 +6,15 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_convert_ccp import build_ccp
+from train_support import TINY_FLAGS
 
 from spd_tf import labels
 from spd_tf.config import SEGMENTATION, ModelConfig
 from spd_tf.data.schema import encode_example
-from spd_tf.evaluation import Evaluation, Example
-from spd_tf.predictions import Prediction
+from spd_tf.evaluation.evaluator import Evaluation, Example
+from spd_tf.evaluation.predictors import Prediction
 from spd_tf.training import cli
-from train_support import TINY_FLAGS
-from test_convert_ccp import build_ccp
 
 # LIP class -> a user's 4 classes: background, clothes, skin, other.
 LIP_TO_MINE = np.array([0, 3, 3, 3, 3, 1, 1, 1, 3, 1, 1, 3, 1, 2, 2, 2, 2, 2, 3, 3] + [255] * 236, np.uint8)
@@ -53,7 +53,7 @@ def _palette_of(png_path):
 
 
 def assert_run_uses_label_set(run_dir, tmp_path, expected, image_path):
-    from spd_tf import predict
+    from spd_tf.deploy import predict
 
     config = json.loads((run_dir / "config.json").read_text())
     assert ModelConfig.from_dict(config["model"]).label_set == expected

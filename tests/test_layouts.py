@@ -4,11 +4,10 @@ import os
 
 import numpy as np
 import pytest
+from convert_support import build_official_lip, link
 from PIL import Image
 
 from spd_tf.data import layouts
-
-from convert_support import build_official_lip, link
 
 
 def test_official_layout_lists_images_labels_and_pose(shared_data, tmp_path):

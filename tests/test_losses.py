@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 
 from spd_tf.config import ModelConfig, TrainConfig
-from spd_tf.losses import (
-    coarse_segmentation_loss, compute_losses, densepose_loss, pose_loss, sample_roi, segmentation_loss,
-)
+from spd_tf.losses.multitask import compute_losses
+from spd_tf.tasks.densepose import coarse_segmentation_loss, densepose_loss, sample_roi
+from spd_tf.tasks.pose import pose_loss
+from spd_tf.tasks.segmentation import segmentation_loss
 
 B, S, H, h, R, P = 2, 2, 32, 8, 14, 5
 SPD = ModelConfig(backbone="resnet18", input_size=(64, 64), num_refinement_stages=1)
@@ -52,7 +53,7 @@ def _labels(seed=0, presence=(1.0, 1.0)):
 def test_segmentation_uniform_logits_give_log_classes_per_stage():
     labels = np.zeros((B, H, H), np.int32)
     labels[1] = 255  # fully ignored example
-    loss = segmentation_loss(tf.zeros((B, S, h, h, 20)), labels, tf.ones([B]))
+    loss = segmentation_loss(tf.zeros((B, S, h, h, 20)), labels, tf.ones([B]), TrainConfig())
     np.testing.assert_allclose(loss, [S * math.log(20), 0.0], rtol=1e-6)
 
 
@@ -63,8 +64,8 @@ def test_segmentation_logits_are_upsampled_to_the_labels():
     logits[..., : h // 2, 0] = 50.0
     logits[..., h // 2:, 7] = 50.0
     # Only the label pixels next to the class boundary (bilinear blend) may cost anything.
-    assert float(segmentation_loss(logits, labels, tf.ones([1]))[0]) < 0.5
-    assert float(segmentation_loss(logits, 7 - labels, tf.ones([1]))[0]) > 10
+    assert float(segmentation_loss(logits, labels, tf.ones([1]), TrainConfig())[0]) < 0.5
+    assert float(segmentation_loss(logits, 7 - labels, tf.ones([1]), TrainConfig())[0]) > 10
 
 
 def test_pose_loss_is_per_image_l2_norm_summed_over_stages():
@@ -166,8 +167,8 @@ def test_multi_scale_outputs_are_each_supervised():
                                 (B, S, h // 2, h // 2, t.shape[-1]))
     multi = dict(outputs, segmentation_scales=[seg, seg, half(seg)], pose_scales=[pose, pose, half(pose)])
     losses = compute_losses(multi, labels, SPD, TRAIN)
-    expected_seg = tf.reduce_sum(2 * segmentation_loss(seg, labels["segmentation"], tf.ones([B]))
-                                 + segmentation_loss(half(seg), labels["segmentation"], tf.ones([B]))) / B
+    expected_seg = tf.reduce_sum(2 * segmentation_loss(seg, labels["segmentation"], tf.ones([B]), TrainConfig())
+                                 + segmentation_loss(half(seg), labels["segmentation"], tf.ones([B]), TrainConfig())) / B
     np.testing.assert_allclose(losses["segmentation"], expected_seg, rtol=1e-5)
     assert losses["segmentation"] > 2 * single["segmentation"]
     # The pose target is resized (nearest) to the smaller tower's grid.

@@ -1,4 +1,4 @@
-"""spd_tf.metrics on hand-made cases whose answers are worked out in the comments."""
+"""spd_tf.evaluation.metrics on hand-made cases whose answers are worked out in the comments."""
 
 import math
 import os
@@ -6,14 +6,12 @@ import pickle
 
 import numpy as np
 import pytest
+from evaluation_support import write_geodesic_tables
 from scipy.io import savemat
 
 from spd_tf import labels
-from spd_tf.metrics import (
-    DensePoseMetric, GeodesicTables, ParsingMetric, PCKhMetric, parsing_scores,
-)
-from evaluation_support import write_geodesic_tables
-
+from spd_tf.evaluation.densepose_metrics import DensePoseMetric, GeodesicTables
+from spd_tf.evaluation.metrics import ParsingMetric, PCKhMetric, parsing_scores
 
 # --- parsing -------------------------------------------------------------------------------
 
@@ -273,7 +271,7 @@ def test_pdist_pickle_loads_only_numpy_arrays(tmp_path, monkeypatch):
 def test_densepose_coarse_part_table_covers_every_patch():
     # The DensePose evaluation's coarse parts agree with labels' patch -> coarse mapping
     # wherever both define a part (torso, hands, feet, head), guarding against a typo.
-    from spd_tf.metrics import DENSEPOSE_EVAL_COARSE_PARTS
+    from spd_tf.evaluation.densepose_metrics import DENSEPOSE_EVAL_COARSE_PARTS
 
     assert DENSEPOSE_EVAL_COARSE_PARTS[1] == DENSEPOSE_EVAL_COARSE_PARTS[2]
     assert DENSEPOSE_EVAL_COARSE_PARTS[23] == DENSEPOSE_EVAL_COARSE_PARTS[24] == 8

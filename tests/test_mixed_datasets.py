@@ -4,18 +4,21 @@ streams, the keypoint set taken from the records, and exactly 0 pose loss for a 
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_convert_ccp import build_ccp
+from test_convert_fashionista import build_fashionista
 
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.data.pipeline import build_dataset
-from spd_tf.losses import compute_losses
+from spd_tf.losses.multitask import compute_losses
 from spd_tf.model.spd import build_model, select_model_inputs
 from spd_tf.training.data_checks import (
-    adopt_records_keypoint_set, check_keypoint_set, records_keypoint_set, scan_task_presence,
+    adopt_records_keypoint_set,
+    check_keypoint_set,
+    records_keypoint_set,
+    scan_task_presence,
 )
 from spd_tf.training.errors import SetupSettingError
 from tfrecords_tools import convert_ccp, convert_fashionista
-from test_convert_ccp import build_ccp
-from test_convert_fashionista import build_fashionista
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from spd_tf.tasks import densepose as densepose_task
 from spd_tf import labels
 from spd_tf.config import DataConfig, ModelConfig
 from spd_tf.data import pipeline, synthetic
@@ -28,7 +29,7 @@ def _first_batches(dataset, count=2):
     return [_numpy(b) for b in dataset.take(count)]
 
 
-R = pipeline.densepose_output_size(MODEL)
+R = densepose_task.output_size(MODEL)
 
 
 def test_training_batches_follow_the_interface(globs):
@@ -40,7 +41,6 @@ def test_training_batches_follow_the_interface(globs):
         "densepose_point_mask": ((BATCH, 64), np.float32), "has_segmentation": ((BATCH,), np.float32),
         "has_pose": ((BATCH,), np.float32), "has_densepose": ((BATCH,), np.float32), "source_id": ((BATCH,), object),
         "densepose_masks": ((BATCH, R, R), np.int32), "has_densepose_masks": ((BATCH,), np.float32),
-        "instance_ids": ((BATCH, 64, 64), np.int32), "has_instances": ((BATCH,), np.float32),
     }
     got = {k: (v.shape, v.dtype) for k, v in labels_.items()}
     assert got == {k: (shape, np.dtype(dtype)) for k, (shape, dtype) in expected.items()}
@@ -49,11 +49,22 @@ def test_training_batches_follow_the_interface(globs):
     seg = labels_["segmentation"]
     assert set(np.unique(seg)) <= set(range(labels.NUM_LIP_CLASSES)) | {labels.IGNORE_LABEL}
     assert (labels_["has_segmentation"] == 1).all() and (labels_["has_pose"] == 1).all()
-    assert (labels_["has_instances"] == 0).all() and (labels_["instance_ids"] == 0).all()  # single-person set
     assert 0.99 < labels_["pose_heatmaps"].max() <= 1.0
     with_dp = labels_["has_densepose"] == 1
     assert ((features["densepose_box"] == -1).all(1) == ~with_dp).all()
     assert (labels_["densepose_point_mask"][~with_dp] == 0).all()
+
+
+def test_labels_are_those_of_the_configured_tasks(globs):
+    """Each task makes its own labels: an `s` model gets no pose or DensePose targets, and the
+    instances task adds the person ids (all 0 on this single-person set)."""
+    plain = MODEL.replace(variant="s")
+    features, labels_ = _first_batches(pipeline.build_dataset(globs[0], plain, DATA, True, BATCH), 1)[0]
+    assert set(features) == {"image"} and set(labels_) == {"segmentation", "has_segmentation", "source_id"}
+    persons = MODEL.replace(variant="s", instance_branch=True)
+    _, labels_ = _first_batches(pipeline.build_dataset(globs[0], persons, DATA, True, BATCH), 1)[0]
+    assert labels_["instance_ids"].shape == (BATCH, 64, 64) and (labels_["instance_ids"] == 0).all()
+    assert (labels_["has_instances"] == 0).all()
 
 
 def test_seeded_pipeline_is_deterministic(globs):
@@ -76,7 +87,7 @@ def test_validation_batches_are_one_pass_in_order(globs):
 def test_validation_keypoints_map_back_to_the_original(globs):
     """The deterministic validation resize (augment.resize_to_input): a keypoint maps back
     as x_orig = (x_input + 0.5) / scale_x - 0.5, scale = input size / original size."""
-    from spd_tf.evaluation import tfrecord_examples
+    from spd_tf.evaluation.evaluator import tfrecord_examples
 
     batches = _first_batches(pipeline.build_dataset(globs[1], MODEL, DATA, False, 5), 1)
     _, originals = tfrecord_examples([globs[1]])
@@ -127,7 +138,8 @@ def test_input_context_shards_files(globs):
 
 def test_multi_person_batches_carry_person_ids(tmp_path):
     synthetic.write_synthetic_dataset(tmp_path, 4, 0, (80, 64), seed=3, num_shards=1, scene="multi")
-    _, labels_ = _first_batches(pipeline.build_dataset(str(tmp_path / "train-*"), MODEL, DATA, True, BATCH), 1)[0]
+    persons = MODEL.replace(instance_branch=True)
+    _, labels_ = _first_batches(pipeline.build_dataset(str(tmp_path / "train-*"), persons, DATA, True, BATCH), 1)[0]
     assert (labels_["has_instances"] == 1).all()
     ids, seg = labels_["instance_ids"], labels_["segmentation"]
     known = seg != labels.IGNORE_LABEL

@@ -6,16 +6,21 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from portable_support import assert_same_persons, every_peak_a_person_model
 from serving_support import training_run
-from spd_tf import artifacts, export, inference, portable
+
+from spd_tf import artifacts, inference, layout
 from spd_tf.config import ModelConfig
+from spd_tf.deploy import cli as export_cli
+from spd_tf.deploy import model_frame
+from spd_tf.deploy.model_frame import (
+    BuiltinRoiBox,
+    BuiltinRoiCrop,
+    check_outputs,
+    write_model_export,
+)
 from spd_tf.model.densepose import RoiBox, RoiCrop
 from spd_tf.model.spd import build_model
-from spd_tf.portable import (
-    BuiltinRoiBox, BuiltinRoiCrop, check_outputs, write_model_export,
-)
 
 BOXES = np.array([[0.1, 0.2, 0.9, 0.7], [0.0, 0.0, 1.0, 1.0], [0.95, 0.9, 1.0, 1.0], [0.3, 0.4, 0.31, 0.42]],
                  np.float32)
@@ -88,21 +93,21 @@ def test_numpy_person_grouping_equals_the_graph_path():
 def test_instance_models_export_their_maps_and_grouping():
     config = ModelConfig(variant="sd", instance_branch=True, max_instances=5, backbone="resnet18",
                          input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
-    run = portable.model_frame_function(build_model(config), config, "float32")
+    run = model_frame.model_frame_function(build_model(config), config, "float32")
     names = sorted(run(tf.zeros((1, 64, 64, 3))))
-    assert names == portable.expected_outputs(config) and "instance_center" in names
+    assert names == model_frame.expected_outputs(config) and "instance_center" in names
     check_outputs("tflite", config, names)
-    grouping = portable.export_metadata("tflite", "float32", config, "float32")["instance_grouping"]
+    grouping = model_frame.export_metadata("tflite", "float32", config, "float32")["instance_grouping"]
     assert grouping == {"max_instances": 5, "threshold": config.instance_threshold}
 
 
 def test_numpy_person_densepose_equals_the_graph_path():
     model, config, images = every_peak_a_person_model()
-    run = portable.model_frame_function(model, config, "float32")
-    assert "person_densepose" in portable.export_metadata("onnx", "float32", config, "float32")
+    run = model_frame.model_frame_function(model, config, "float32")
+    assert "person_densepose" in model_frame.export_metadata("onnx", "float32", config, "float32")
     batch, image_size = inference.preprocess_numpy(images, config.input_size)
     outputs = {k: v.numpy() for k, v in run(batch).items()}
-    assert sorted(outputs) == portable.expected_outputs(config) and inference.DENSEPOSE_FEATURES in outputs
+    assert sorted(outputs) == model_frame.expected_outputs(config) and inference.DENSEPOSE_FEATURES in outputs
 
     def head(arrays):
         return {k: v.numpy() for k, v in run.densepose_head(**arrays).items()}
@@ -127,9 +132,9 @@ def test_exports_are_versioned_and_found(tmp_path):
     assert json.loads((second / "export.json").read_text()) == {"format": "onnx", "file": "model.onnx"}
     with pytest.raises(FileExistsError):
         write_model_export(tmp_path, "spd-onnx", 2, "onnx", b"three", metadata)
-    assert artifacts.portable_model_file(tmp_path / "spd-onnx") == second / "model.onnx"
-    assert artifacts.portable_model_file(first) == first / "model.onnx"
-    assert artifacts.portable_model_file(tmp_path) is None  # not an export: predict tries a SavedModel
+    assert layout.portable_model_file(tmp_path / "spd-onnx") == second / "model.onnx"
+    assert layout.portable_model_file(first) == first / "model.onnx"
+    assert layout.portable_model_file(tmp_path) is None  # not an export: predict tries a SavedModel
     with pytest.raises(FileNotFoundError, match="export.json"):
         artifacts.load(tmp_path)
     assert not list(tmp_path.glob("**/.tmp-*"))
@@ -148,13 +153,13 @@ def test_an_output_a_conversion_lost_is_refused():
     (["--format", "onnx", "--max-image-side", "99"], "--max-image-side applies to the SavedModel only"),
 ])
 def test_cli_refuses_flags_a_format_cannot_honour(tmp_path, capsys, flags, message):
-    assert export.main(["--model", str(tmp_path), *flags]) == 1
+    assert export_cli.main(["--model", str(tmp_path), *flags]) == 1
     assert message in capsys.readouterr().err
 
 
 def test_cli_rejects_unknown_formats(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        export.main(["--model", str(tmp_path), "--format", "saved_model,coreml"])
+        export_cli.main(["--model", str(tmp_path), "--format", "saved_model,coreml"])
     assert "choose from saved_model,tflite,onnx" in capsys.readouterr().err
 
 
@@ -166,7 +171,7 @@ def test_cli_writes_an_onnx_export_with_its_source_run(tmp_path, capsys):
     keras.utils.set_random_seed(0)
     model = build_model(config)
     training_run(tmp_path / "run", model, config)
-    status = export.main(["--model", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--format", "onnx",
+    status = export_cli.main(["--model", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--format", "onnx",
                           "--input-dtype", "uint8"])
     assert status == 0, capsys.readouterr().err
     path = tmp_path / "out" / "spd-onnx" / "1"

@@ -7,17 +7,23 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from spd_tf import labels as lip
-from spd_tf import artifacts, predict, visualize
-from spd_tf.data.synthetic import generate_person
-from spd_tf.losses import segmentation_loss
-from spd_tf.model.spd import build_model
 from serving_support import (  # noqa: F401 (exported is a fixture)
-    TINY, assert_same_labels, encode, exported, keras_reference,
-    person_image, training_run,
+    TINY,
+    assert_same_labels,
+    encode,
+    exported,
+    keras_reference,
+    person_image,
+    training_run,
 )
 
+from spd_tf import artifacts, visualize
+from spd_tf import labels as label_sets
+from spd_tf.data.synthetic import generate_person
+from spd_tf.deploy import predict
+from spd_tf.config import TrainConfig
+from spd_tf.tasks.segmentation import segmentation_loss
+from spd_tf.model.spd import build_model
 
 TRAINED = TINY.replace(variant="s", num_refinement_stages=0, aspp_rates=(2, 4))
 
@@ -46,13 +52,13 @@ def test_predict_folder_writes_every_output_and_names_the_corrupt_file(exported,
     index = cv2.imread(str(out / "two.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(index, served["labels"])
     palette = tf.io.decode_png((out / "vis" / "two.png").read_bytes(), channels=3).numpy()
-    np.testing.assert_array_equal(palette, lip.colorize(index))
+    np.testing.assert_array_equal(palette, label_sets.colorize(index))
     assert cv2.imread(str(out / "overlay" / "two.jpg")).shape == (30, 70, 3)
     assert cv2.imread(str(out / "skeleton" / "two.jpg")).shape == (30, 70, 3)
     joints = json.loads((out / "keypoints" / "two.json").read_text())["joints"]
-    assert list(joints) == list(lip.LIP_JOINTS)
+    assert list(joints) == list(label_sets.LIP_JOINTS)
     np.testing.assert_allclose([joints["B_Head"]["x"], joints["B_Head"]["y"], joints["B_Head"]["score"]],
-                               served["keypoints"][lip.HEAD_TOP_JOINT], rtol=1e-5)
+                               served["keypoints"][label_sets.HEAD_TOP_JOINT], rtol=1e-5)
     iuv = cv2.imread(str(out / "densepose" / "two.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(iuv[..., 0], np.rint(served["densepose_iuv"][..., 0]))  # DensePose: channel 0 = I
     np.testing.assert_array_equal(iuv[..., 1], np.floor(served["densepose_iuv"][..., 1] * 255))
@@ -128,7 +134,7 @@ def trained_run(tmp_path_factory):
     def step(x, y):
         with tf.GradientTape() as tape:
             stages = model({"image": x}, training=True)["segmentation_stages"]
-            loss = tf.reduce_mean(segmentation_loss(stages, y, tf.ones(tf.shape(y)[:1])))
+            loss = tf.reduce_mean(segmentation_loss(stages, y, tf.ones(tf.shape(y)[:1]), TrainConfig()))
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 

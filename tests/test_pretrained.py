@@ -8,12 +8,13 @@ import json
 import cv2
 import numpy as np
 import pytest
-
-from spd_tf import artifacts, labels, pretrained
-from spd_tf.pretrained import package
-from spd_tf.training import cli
 from test_label_sets import MINE, _lip_records_in_my_classes
 from train_support import TINY_FLAGS
+
+from spd_tf import artifacts, labels, layout, pretrained
+from spd_tf.model import restore
+from spd_tf.pretrained import package
+from spd_tf.training import cli
 
 # Shipped model -> what its card must say of the weights' licence.
 SHIPPED = {"ccp-small": "Apache-2.0", "fashion-sp": "for research use only"}
@@ -21,8 +22,8 @@ SHIPPED = {"ccp-small": "Apache-2.0", "fashion-sp": "for research use only"}
 
 def shipped_folder(name):
     folder = pretrained.PACKAGE_ROOT / pretrained.folder_name(name)
-    if not (folder / artifacts.WEIGHTS_NAME).exists():
-        pytest.fail(f"the shipped model {folder} is missing (python -m spd_tf.pretrained.package writes it)")
+    if not (folder / layout.WEIGHTS_NAME).exists():
+        pytest.fail(f"the shipped model {folder} is missing (python -m spd_tf.deploy.package writes it)")
     return folder
 
 
@@ -32,7 +33,7 @@ def test_shipped_model_is_small_and_named(name):
     assert name in pretrained.names(pretrained.PACKAGE_ROOT)
     assert sum(p.stat().st_size for p in folder.rglob("*")) <= 25e6
     card = (folder / package.CARD_NAME).read_text()
-    block = json.loads((folder / artifacts.CONFIG_NAME).read_text())["package"]
+    block = json.loads((folder / layout.CONFIG_NAME).read_text())["package"]
     assert SHIPPED[name] in card and f"mIoU {100 * block['val']['mean_iou']:.2f} %" in card
 
 
@@ -40,11 +41,11 @@ def test_shipped_model_is_small_and_named(name):
 def test_shipped_model_reproduces_its_reference_prediction(name, shared_data, tmp_path, monkeypatch):
     """spd-predict --model NAME on the recorded val photo: >= 99 % of pixels as recorded, and a
     pose model's joints within a pixel of the recorded ones."""
-    from spd_tf import predict
+    from spd_tf.deploy import predict
 
     monkeypatch.delenv(pretrained.ROOT_ENV, raising=False)
     folder = shipped_folder(name)
-    reference = json.loads((folder / artifacts.CONFIG_NAME).read_text())["package"]["reference"]
+    reference = json.loads((folder / layout.CONFIG_NAME).read_text())["package"]["reference"]
     photo = shared_data / "ccp" / "photos" / reference["image"]
     assert predict.main([str(photo), "--model", name, "--out", str(tmp_path), "-q"]) == 0
     predicted = cv2.imread(str(tmp_path / f"{photo.stem}.png"), cv2.IMREAD_UNCHANGED)
@@ -65,12 +66,12 @@ def test_shipped_model_reproduces_its_reference_prediction(name, shared_data, tm
 def test_model_card_val_figures_hold(name, shared_data, tmp_path):
     """spd-evaluate --model NAME on each val split of its card with the paper protocol gives the
     card's mIoU (and PCKh)."""
-    from spd_tf import evaluate_cli
+    from spd_tf.evaluation import cli
 
-    block = json.loads((shipped_folder(name) / artifacts.CONFIG_NAME).read_text())["package"]
+    block = json.loads((shipped_folder(name) / layout.CONFIG_NAME).read_text())["package"]
     for val in block.get("vals") or [block["val"]]:
         out = tmp_path / val["dataset"]
-        assert evaluate_cli.main(["--dataset", val["dataset"], "--data", str(shared_data / val["dataset"]),
+        assert cli.main(["--dataset", val["dataset"], "--data", str(shared_data / val["dataset"]),
                                   "--split", "val", "--model", name, "--out", str(out), "--no-progress"]) == 0
         measured = json.loads((out / "metrics.json").read_text())
         assert measured["parsing"]["mean_iou"] == pytest.approx(val["mean_iou"], abs=0.005)
@@ -109,7 +110,7 @@ def _package(tiny_run, shared_data, out, **kwargs):
 def test_package_loads_everywhere_and_is_not_overwritten(tiny_run, shared_data, tmp_path, monkeypatch):
     folder = _package(tiny_run, shared_data, tmp_path / "tiny_lip")
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [artifacts.CONFIG_NAME, artifacts.WEIGHTS_NAME, package.REFERENCE_NAME, package.CARD_NAME])
+        [layout.CONFIG_NAME, layout.WEIGHTS_NAME, package.REFERENCE_NAME, package.CARD_NAME])
     monkeypatch.setenv(pretrained.ROOT_ENV, str(tmp_path))
     loaded = artifacts.load("tiny-lip")
     source = artifacts.load(tiny_run)
@@ -124,13 +125,13 @@ def test_package_loads_everywhere_and_is_not_overwritten(tiny_run, shared_data, 
 
 
 def test_export_of_a_package_needs_out(tiny_run, shared_data, tmp_path, monkeypatch, capsys):
-    from spd_tf import export
+    from spd_tf.deploy import cli as export_cli
 
     _package(tiny_run, shared_data, tmp_path / "tiny_lip")
     monkeypatch.setenv(pretrained.ROOT_ENV, str(tmp_path))
-    assert export.main(["--model", "tiny-lip"]) == 1
+    assert export_cli.main(["--model", "tiny-lip"]) == 1
     assert "--out is required for the packaged model" in capsys.readouterr().err
-    assert not (tmp_path / "tiny_lip" / artifacts.EXPORT_DIR).exists()
+    assert not (tmp_path / "tiny_lip" / layout.EXPORT_DIR).exists()
 
 
 def test_init_from_loads_the_trunk_and_remakes_the_class_layers(tiny_run, shared_data, tmp_path, monkeypatch,
@@ -146,10 +147,10 @@ def test_init_from_loads_the_trunk_and_remakes_the_class_layers(tiny_run, shared
             "--log-every", "1", "--batch-size", "2"]
     assert cli.main(argv) == 0, capsys.readouterr().err
     log = capsys.readouterr().out + capsys.readouterr().err
-    config = json.loads((run_dir / artifacts.CONFIG_NAME).read_text())
+    config = json.loads((run_dir / layout.CONFIG_NAME).read_text())
     assert config["model"]["width_multiplier"] == 0.125 and config["model"]["aspp_rates"] == [1, 2]  # source's
-    tuned, _ = artifacts.restore_run_model(run_dir)
-    source, _ = artifacts.restore_run_model(tiny_run)
+    tuned, _ = restore.restore_run_model(run_dir)
+    source, _ = restore.restore_run_model(tiny_run)
     assert tuned.get_layer("backbone").count_params() == source.get_layer("backbone").count_params()
     np.testing.assert_allclose(tuned.get_layer("backbone").weights[0].numpy(),
                                source.get_layer("backbone").weights[0].numpy(), atol=1e-6)

@@ -1,8 +1,8 @@
 """Progress output: a bounded number of plain lines in logs, a redrawing bar on a terminal,
 nothing with --no-progress, no info with --quiet; every tool takes both flags."""
 
-import io
 import importlib
+import io
 
 import pytest
 
@@ -96,10 +96,10 @@ class Parsed(Exception):
 
 TOOLS = [
     ("spd_tf.training.cli", []),
-    ("spd_tf.evaluate_cli", ["--dataset", "lip", "--data", "d", "--predictions", "p"]),
-    ("spd_tf.export", ["--model", "run"]),
-    ("spd_tf.predict", ["a.jpg", "--model", "m", "--out", "o"]),
-    ("spd_tf.client", ["a.jpg", "--out", "o"]),
+    ("spd_tf.evaluation.cli", ["--dataset", "lip", "--data", "d", "--predictions", "p"]),
+    ("spd_tf.deploy.cli", ["--model", "run"]),
+    ("spd_tf.deploy.predict", ["a.jpg", "--model", "m", "--out", "o"]),
+    ("spd_tf.deploy.client", ["a.jpg", "--out", "o"]),
     ("tfrecords_tools.cli", ["synthetic", "--out", "o"]),
 ] + [("tfrecords_tools.cli", [dataset, "--data", "d", "--out", "o"]) for dataset in ("lip", "atr", "cihp", "ccp")]
 

@@ -6,7 +6,6 @@ Needs the optional [bench] extra (torch); CI installs [dev] only, so there it sk
 import importlib.util
 
 import pytest
-
 from train_support import REPO_ROOT
 
 torch = pytest.importorskip("torch")

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from spd_tf.config import ModelConfig, TrainConfig
 from spd_tf.errors import SettingValueError
-from spd_tf.losses import compute_losses
-from spd_tf.segmentation_losses import lovasz_softmax, ohem_mask, parsing_loss
+from spd_tf.losses.multitask import compute_losses
+from spd_tf.losses.segmentation import lovasz_softmax, ohem_mask, parsing_loss
 
 MODEL = ModelConfig(variant="s", backbone="resnet18", input_size=(64, 64), num_refinement_stages=1)
 

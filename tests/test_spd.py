@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from spd_tf.config import TASKS, VARIANTS, ModelConfig, TrainConfig
-from spd_tf.losses import compute_losses
+from spd_tf.losses.multitask import compute_losses
 from spd_tf.model.spd import build_model, select_model_inputs
 
 

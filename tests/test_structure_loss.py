@@ -11,9 +11,14 @@ import tensorflow as tf
 from spd_tf import labels
 from spd_tf.config import ModelConfig, TrainConfig
 from spd_tf.errors import SettingValueError
-from spd_tf.losses import compute_losses
-from spd_tf.structure_loss import (
-    HEATMAP_PEAK, group_table, joint_centres, joint_error, joint_heatmaps, require_joint_groups,
+from spd_tf.losses.multitask import compute_losses
+from spd_tf.losses.structure import (
+    HEATMAP_PEAK,
+    group_table,
+    joint_centres,
+    joint_error,
+    joint_heatmaps,
+    require_joint_groups,
     structure_weights,
 )
 

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 import tensorflow as tf
+from train_support import TINY_FLAGS, run_python, write_damaged_shard, write_lip_records
 
-from spd_tf.config import ModelConfig, TrainConfig
+from spd_tf.config import ModelConfig, TrainConfig, demo_values
 from spd_tf.training import cli
 from spd_tf.training.options import RunOptions
 from spd_tf.training.run_dir import CONFIG_NAME, default_run_dir
-from train_support import TINY_FLAGS, run_python, write_damaged_shard, write_lip_records
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_paper_defaults_with_data_and_demo_defaults_without():
 
     model, data, train, _ = cli.resolve_configs(parser.parse_args(["--backbone-depth", "34"]))
     assert data.train_patterns == ()  # the synthetic demo
-    demo = {name: demo for name, (_, demo) in cli.PROFILES.items()}
+    demo = {**demo_values(ModelConfig), **demo_values(TrainConfig)}
     assert model.input_size == demo["input_size"] == (128, 128)
     assert model.backbone == "resnet34"  # an explicit flag beats the demo default
     assert train.total_steps == demo["total_steps"] and train.backbone_weights == "none"
@@ -207,8 +207,8 @@ def test_checkpoints_without_config(lip_records, tmp_path, capsys):
 
 
 def test_xla_refused_for_densepose_variants(tmp_path, capsys):
-    from spd_tf.training.trainer import Trainer
     from spd_tf.training.errors import TrainingSetupError
+    from spd_tf.training.trainer import Trainer
 
     with pytest.raises(TrainingSetupError, match="crop_and_resize"):
         Trainer(ModelConfig(variant="sd"), None, TrainConfig(), tmp_path, tf.distribute.get_strategy(), xla=True)

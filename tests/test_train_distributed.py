@@ -11,7 +11,6 @@ import socket
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from train_support import TINY_FLAGS, run_python, start_python, write_lip_records
 
 pytestmark = pytest.mark.slow  # training in separate processes, two of them a multi-worker cluster

@@ -6,12 +6,12 @@ import signal
 import numpy as np
 import pytest
 import tensorflow as tf
+from train_support import write_damaged_shard, write_lip_records
 
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
-from spd_tf.training.errors import TrainingDataError, TrainingDiverged
 from spd_tf.training import budget as budget_module
+from spd_tf.training.errors import TrainingDataError, TrainingDiverged
 from spd_tf.training.trainer import Trainer
-from train_support import write_damaged_shard, write_lip_records
 
 TINY_MODEL = dict(backbone="resnet18", input_size=(64, 64), width_multiplier=0.125, num_refinement_stages=1)
 

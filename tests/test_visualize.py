@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spd_tf import labels as lip
-from spd_tf import visualize
+from spd_tf import labels as label_sets
+from spd_tf import contact_sheet, visualize
 
 
 def _label_map():
@@ -14,7 +14,7 @@ def _label_map():
     labels[5:20, 5:25] = 5
     labels[20:35, 5:15] = 16
     labels[20:35, 15:25] = 17
-    labels[0, 0] = lip.IGNORE_LABEL
+    labels[0, 0] = label_sets.IGNORE_LABEL
     return labels
 
 
@@ -28,7 +28,7 @@ def test_palette_png_keeps_indices_and_shows_lip_colours():
         np.testing.assert_array_equal(indices[..., ::-1], colours)
     else:
         np.testing.assert_array_equal(indices, labels)
-    np.testing.assert_array_equal(colours, lip.colorize(labels))
+    np.testing.assert_array_equal(colours, label_sets.colorize(labels))
 
 
 def test_palette_png_rejects_bad_maps():
@@ -43,7 +43,7 @@ def test_overlay_colours_only_the_person():
     out = visualize.overlay(image, _label_map(), alpha=1.0)
     np.testing.assert_array_equal(out[30, 2], image[30, 2])  # background untouched
     np.testing.assert_array_equal(out[0, 0], image[0, 0])  # ignore untouched
-    np.testing.assert_array_equal(out[10, 10], lip.LIP_PALETTE[5])
+    np.testing.assert_array_equal(out[10, 10], label_sets.LIP_PALETTE[5])
     with pytest.raises(ValueError, match="labels size"):
         visualize.overlay(image, np.zeros((10, 10), np.uint8))
 
@@ -54,7 +54,7 @@ def test_skeleton_draws_visible_joints_in_their_colours():
     keypoints[0] = (20, 80, 0.9)  # R_Ankle, red
     keypoints[5] = (80, 80, 0.05)  # L_Ankle, below min_score
     out = visualize.draw_skeleton(image, keypoints, min_score=0.1)
-    np.testing.assert_array_equal(out[80, 20], lip.LIP_JOINT_COLOURS[0])
+    np.testing.assert_array_equal(out[80, 20], label_sets.LIP_JOINT_COLOURS[0])
     assert not out[75:86, 75:86].any()
     named = visualize.draw_skeleton(image, keypoints, names=True)
     assert named[60:90, 25:].any()  # joint names written beside joints
@@ -90,15 +90,15 @@ def test_contact_sheet_draws_only_panels_with_content():
         "densepose_iuv": _iuv(),
         "densepose_box": np.array([5, 10, 25, 30], np.float32),
     }
-    sheet = visualize.contact_sheet(image, outputs, panel_height=80, truth=_label_map())
+    sheet = contact_sheet.contact_sheet(image, outputs, panel_height=80, truth=_label_map())
     width = round(30 * 80 / 40)
     # input | label | prediction | overlay | pose | DensePose
     assert sheet.shape == (80 + 22, 6 * width + 5 * 4, 3)
     # A segmentation-only model without ground truth: input | prediction | overlay, no grey panels.
-    segmentation_only = visualize.contact_sheet(image, {"labels": _label_map()}, panel_height=None)
+    segmentation_only = contact_sheet.contact_sheet(image, {"labels": _label_map()}, panel_height=None)
     assert segmentation_only.shape == (40 + 22, 3 * 30 + 2 * 4, 3)
     prediction_panel = segmentation_only[22:, 34:64]
-    np.testing.assert_array_equal(prediction_panel, lip.colorize(_label_map()))
+    np.testing.assert_array_equal(prediction_panel, label_sets.colorize(_label_map()))
 
 
 def test_densepose_panel_frames_each_person_in_its_colour():
@@ -109,13 +109,14 @@ def test_densepose_panel_frames_each_person_in_its_colour():
                "densepose_box": np.array([0, 0, 30, 40], np.float32), "instances": instances,
                "instance_scores": np.array([0.9, 0.8, 0.0], np.float32),
                "person_boxes": np.array([[2, 5, 14, 35], [16, 5, 28, 35], [0, 0, 0, 0]], np.float32)}
-    dense = visualize.contact_sheet(image, outputs, panel_height=None)[22:, -30:]
+    # input | prediction | overlay | DensePose | persons (each task's panels, registry order)
+    dense = contact_sheet.contact_sheet(image, outputs, panel_height=None)[22:, -64:-34]
     palette = visualize.person_palette()
     np.testing.assert_array_equal(dense[20, 2], palette[1])  # person 1's left edge
     np.testing.assert_array_equal(dense[20, 27], palette[2])  # person 2's right edge
     assert not (dense == 255).all(-1).any()  # no one-box frame when persons were found
     nobody = dict(outputs, instance_scores=np.zeros(3, np.float32))
-    dense = visualize.contact_sheet(image, nobody, panel_height=None)[22:, -30:]
+    dense = contact_sheet.contact_sheet(image, nobody, panel_height=None)[22:, -64:-34]
     np.testing.assert_array_equal(dense[20, 0], [255, 255, 255])  # the one-box ROI frame
 
 
@@ -123,7 +124,7 @@ def test_contact_sheet_label_panel_is_the_ground_truth():
     image = np.full((40, 30, 3), 128, np.uint8)
     truth = np.zeros((40, 30), np.uint8)
     truth[5:15, 5:15] = 2
-    sheet = visualize.contact_sheet(image, {"labels": _label_map()}, panel_height=None, truth=truth)
-    np.testing.assert_array_equal(sheet[22:, 34:64], lip.colorize(truth))
+    sheet = contact_sheet.contact_sheet(image, {"labels": _label_map()}, panel_height=None, truth=truth)
+    np.testing.assert_array_equal(sheet[22:, 34:64], label_sets.colorize(truth))
     with pytest.raises(ValueError, match="truth"):
-        visualize.contact_sheet(image, {"labels": _label_map()}, panel_height=None, truth=truth[:10])
+        contact_sheet.contact_sheet(image, {"labels": _label_map()}, panel_height=None, truth=truth[:10])

@@ -32,7 +32,6 @@ import scipy.io
 import tensorflow as tf
 
 from spd_tf import labels
-from spd_tf.config import DataConfig
 from spd_tf.keypoint_sets import KeypointSet
 
 UV_GRID = 256  # DensePose's symmetry tables are 256 x 256 per patch
@@ -112,7 +111,7 @@ def _affine(a, b, c, d, tx, ty) -> tf.Tensor:
 
 
 def random_transform(
-    seed: tf.Tensor, image_size: tf.Tensor, output_size: Tuple[int, int], config: DataConfig
+    seed: tf.Tensor, image_size: tf.Tensor, output_size: Tuple[int, int], config
 ) -> Tuple[tf.Tensor, tf.Tensor]:
     """Random (matrix, flipped): scale, optional flip, rotation, then crop/pad offset.
 

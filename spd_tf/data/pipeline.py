@@ -5,7 +5,7 @@ is kept apart from the parser (`Parser`, which knows augmentation and targets), 
 dataset only needs a converter to the schema. `build_dataset` gives the (features, labels)
 batches of docs/interfaces.md "Training targets" for training (random geometry) and for
 validation losses (deterministic resize, as spd_tf.inference). Evaluation at the original
-resolution reads records itself (spd_tf.evaluation.tfrecord_examples, one data path).
+resolution reads records itself (spd_tf.evaluation.evaluator.tfrecord_examples, one data path).
 
 Determinism: augmentation draws only from stateless ops seeded by (seed, example index),
 so with `DataConfig(seed=..., deterministic=True)` two runs give identical batches whatever
@@ -19,8 +19,10 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from spd_tf.config import ModelConfig, DataConfig
-from spd_tf.data import augment, schema, targets
+from spd_tf import tasks as task_registry
+from spd_tf.config import DataConfig, ModelConfig
+from spd_tf.data import augment, schema
+from spd_tf.tasks.base import Frame
 from spd_tf.errors import SettingError
 from spd_tf.model import backbones
 
@@ -95,99 +97,46 @@ def check_records(files: Sequence[str]) -> None:
 
 
 class Parser:
-    """Decoded example -> (features, labels) at the model input size."""
+    """Decoded example -> (features, labels) at the model input size: the image here, every
+    configured task's labels by that task (spd_tf.tasks: `targets`), all through one transform."""
 
     def __init__(self, model_config: ModelConfig, data_config: DataConfig, training: bool):
         self.input_size = tuple(int(s) for s in model_config.input_size)
-        self.output_stride = model_config.output_stride
-        self.label_set = model_config.label_set
-        self.keypoint_set = model_config.keypoint_set
+        self.model_config = model_config
+        self.tasks = task_registry.of(model_config)
         self.pad_value = backbones.pad_value(model_config.backbone)
-        self.densepose_size = densepose_output_size(model_config)
         self.data_config = data_config
         self.uv_symmetry = None  # only training flips
         if training and data_config.flip:
             self.uv_symmetry = augment.load_uv_symmetry(data_config.densepose_uv_symmetry_path)
 
     def train(self, serialized: tf.Tensor, seed: tf.Tensor):
-        example = schema.decode_example(serialized, self.keypoint_set.num_joints)
+        example = schema.decode_example(serialized, self.model_config.keypoint_set.num_joints)
         matrix, flipped = augment.random_transform(
             seed, tf.shape(example["image"])[:2], self.input_size, self.data_config
         )
         image = augment.warp_image(example["image"], matrix, self.input_size, self.pad_value)
-        parsing = augment.warp_parsing(example["parsing"], matrix, self.input_size)
-        persons = augment.warp_parsing(example["instance_ids"], matrix, self.input_size, fill=0)
-        return self.make_targets(example, image, parsing, persons, matrix, flipped)
+        return self.make_targets(example, image, matrix, flipped,
+                                 lambda label_map, fill: augment.warp_parsing(label_map, matrix, self.input_size, fill))
 
     def evaluate(self, serialized: tf.Tensor):
-        example = schema.decode_example(serialized, self.keypoint_set.num_joints)
-        image, parsing, matrix = augment.resize_to_input(
-            example["image"], example["parsing"], self.input_size
-        )
-        persons = augment.resize_label_map(example["instance_ids"], self.input_size)
-        return self.make_targets(example, image, parsing, persons, matrix, tf.constant(False))
+        example = schema.decode_example(serialized, self.model_config.keypoint_set.num_joints)
+        image, _, matrix = augment.resize_to_input(example["image"], example["parsing"], self.input_size)
+        return self.make_targets(example, image, matrix, tf.constant(False),
+                                 lambda label_map, fill: augment.resize_label_map(label_map, self.input_size))
 
-    def make_targets(self, example, image, parsing, persons, matrix, flipped):
-        """Maps every label through `matrix`, renames sides when `flipped`, builds targets.
-
-        `persons` (person ids, already warped) needs no renaming: a mirror keeps who is who."""
-        parsing = tf.cond(
-            flipped, lambda: augment.swap_parsing_sides(parsing, self.label_set), lambda: parsing
-        )
-
-        x, y, v = tf.unstack(example["keypoints"], axis=-1)
-        keypoints = tf.stack([*augment.transform_pixel_indices(x, y, matrix), v], axis=-1)
-        keypoints = tf.cond(flipped, lambda: augment.swap_keypoint_sides(keypoints, self.keypoint_set), lambda: keypoints)
-        keypoints = targets.crop_keypoints(keypoints, self.input_size)
-        sigma = self.data_config.heatmap_sigma
-        if self.data_config.heatmap_sigma_units == "image":
-            sigma = sigma * augment.axis_scales(matrix)
-        heatmaps = targets.keypoint_heatmaps(keypoints, self.input_size, self.output_stride, sigma)
-
-        px, py = augment.transform_points(example["densepose_x"], example["densepose_y"], matrix)
-        points = {"x": px, "y": py, **{k: example[f"densepose_{k}"] for k in ("i", "u", "v")}}
-        present = example["has_densepose"] > 0
-        if self.uv_symmetry is not None:
-            flipped_u, flipped_v = self.uv_symmetry(points["i"], points["u"], points["v"])
-            points["u"] = tf.where(flipped, flipped_u, points["u"])
-            points["v"] = tf.where(flipped, flipped_v, points["v"])
-        else:  # without the symmetry table a flipped U/V would be wrong: drop the points
-            present = present & tf.logical_not(flipped)
-        points["i"] = tf.where(flipped, augment.swap_patch_sides(points["i"]), points["i"])
-        box = targets.person_box(example["densepose_bbox"], matrix, self.input_size)
-        dense = targets.densepose_targets(
-            points, box, self.input_size, self.data_config.max_densepose_points, present
-        )
-        masks = augment.warp_densepose_masks(
-            example["densepose_masks"], example["densepose_bbox"], matrix, box, self.densepose_size
-        )
-        masks = tf.cond(flipped, lambda: augment.swap_coarse_sides(masks), lambda: masks)
-        has_masks = dense["has_densepose"] * tf.cast(tf.size(example["densepose_masks"]) > 0, tf.float32)
-
-        height, width = self.input_size
-        features = {
-            "image": tf.ensure_shape(image, [height, width, 3]),
-            "densepose_box": dense.pop("densepose_box"),
-        }
-        labels_ = {
-            "segmentation": tf.ensure_shape(tf.cast(parsing, tf.int32), [height, width]),
-            "pose_heatmaps": heatmaps,
-            "keypoints": keypoints,
-            "has_segmentation": example["has_segmentation"],
-            "instance_ids": tf.ensure_shape(tf.cast(persons, tf.int32), [height, width]),
-            "has_instances": example["has_instances"],
-            "has_pose": example["has_pose"],
-            "source_id": example["source_id"],
-            "densepose_masks": tf.cast(masks, tf.int32),
-            "has_densepose_masks": has_masks,
-            **dense,
-        }
-        return features, labels_
-
-
-def densepose_output_size(model_config: ModelConfig) -> int:
-    """Side of the DensePose head's outputs: ROI x2 (deconvolution) x the bilinear factor."""
-    return 2 * model_config.roi_size * model_config.densepose_upsample
+    def make_targets(self, example, image, matrix, flipped, warp_labels):
+        """Every task's targets through `matrix` (`flipped`: left/right renamed), label maps moved
+        by `warp_labels(map, fill)`; then the image and the source id."""
+        frame = Frame(matrix, flipped, self.input_size, self.model_config, self.data_config, warp_labels,
+                      self.uv_symmetry)
+        features = {"image": tf.ensure_shape(image, [*self.input_size, 3])}
+        labels = {"source_id": example["source_id"]}
+        for task in self.tasks:
+            task_features, task_labels = task.targets(example, frame, labels)
+            features.update(task_features)
+            labels.update(task_labels)
+        return features, labels
 
 
 def read_shard(path: tf.Tensor, skip_corrupt: bool = False) -> tf.data.Dataset:

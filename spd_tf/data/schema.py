@@ -1,9 +1,9 @@
 """The TFRecord schema of ../shared/DESIGN.md §3: one person per tf.train.Example.
 
 `encode_example` (numpy/bytes in, proto out; used by every converter and the synthetic set)
-and `decode_example` (serialized string in, dict of tensors out; used by the input pipeline,
-evaluation and the `tf_example` serving signature) are the only two places that know the
-feature keys. A task is present when its field is non-empty, and the decoded dict carries
+writes the keys; `decode_example` (serialized string in, dict of tensors out; used by the
+input pipeline, evaluation and the `tf_example` serving signature) reads them: the image's
+here, each task's by its module (spd_tf.tasks: `record_features`, `decode`). A task is present when its field is non-empty, and the decoded dict carries
 `has_segmentation` / `has_pose` / `has_densepose` / `has_instances` flags so losses can mask
 absent tasks. Multi-person records (CIHP, synthetic multi-person scenes) also carry
 `instance/encoded`: a PNG of person ids (0 none, 1..N, CIHP Human_ids/ semantics).
@@ -14,30 +14,21 @@ from typing import Mapping, Optional
 import numpy as np
 import tensorflow as tf
 
-from spd_tf import keypoint_sets, labels
+from spd_tf import keypoint_sets, labels, tasks
 
 DATASETS = ("lip", "atr", "cihp", "ccp", "fashionista", "coco_densepose", "synthetic")
 # Records written before keypoint sets hold LIP's 16 joints and no set name.
 DEFAULT_KEYPOINT_SET = "lip"
-DENSEPOSE_POINT_KEYS = ("x", "y", "i", "u", "v")
+DENSEPOSE_POINT_KEYS = tasks.densepose.POINT_KEYS
 
+# The image's keys; every task adds its own (spd_tf.tasks: `record_features`).
 FEATURE_SPEC = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
     "image/source_id": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "image/dataset": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "image/height": tf.io.FixedLenFeature([], tf.int64),
     "image/width": tf.io.FixedLenFeature([], tf.int64),
-    "parsing/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
-    "instance/encoded": tf.io.FixedLenFeature([], tf.string, default_value=""),
-    "pose/keypoints": tf.io.VarLenFeature(tf.float32),
-    "pose/keypoint_set": tf.io.FixedLenFeature([], tf.string, default_value=""),
-    "densepose/bbox": tf.io.VarLenFeature(tf.float32),
-    "densepose/x": tf.io.VarLenFeature(tf.float32),
-    "densepose/y": tf.io.VarLenFeature(tf.float32),
-    "densepose/i": tf.io.VarLenFeature(tf.int64),
-    "densepose/u": tf.io.VarLenFeature(tf.float32),
-    "densepose/v": tf.io.VarLenFeature(tf.float32),
-    "densepose/masks": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    **{key: spec for task in tasks.REGISTRY.values() for key, spec in task.record_features().items()},
 }
 
 
@@ -141,66 +132,16 @@ def decode_example(serialized: tf.Tensor, num_joints: int = labels.NUM_LIP_JOINT
     """
     parsed = tf.io.parse_single_example(serialized, FEATURE_SPEC)
     image = tf.io.decode_image(parsed["image/encoded"], channels=3, expand_animations=False)
-    height = tf.cast(parsed["image/height"], tf.int32)
-    width = tf.cast(parsed["image/width"], tf.int32)
-    image = tf.ensure_shape(image, [None, None, 3])
-
-    has_parsing = tf.strings.length(parsed["parsing/encoded"]) > 0
-    parsing = tf.cond(
-        has_parsing,
-        lambda: tf.io.decode_png(parsed["parsing/encoded"], channels=1)[..., 0],
-        lambda: tf.fill(tf.shape(image)[:2], tf.constant(labels.IGNORE_LABEL, tf.uint8)),
-    )
-
-    has_instances = tf.strings.length(parsed["instance/encoded"]) > 0
-    instance_ids = tf.cond(
-        has_instances,
-        lambda: tf.cast(tf.io.decode_png(parsed["instance/encoded"], channels=1)[..., 0], tf.int32),
-        lambda: tf.zeros(tf.shape(image)[:2], tf.int32),
-    )
-
-    keypoints = tf.sparse.to_dense(parsed["pose/keypoints"])
-    values = num_joints * 3
-    has_pose = tf.equal(tf.size(keypoints), values)
-    # Padded then selected rather than tf.cond: grappler may run a cond's reshape branch on
-    # the empty tensor of a record without pose (seen under tf.function).
-    missing = -tf.ones([values], tf.float32)
-    padded = tf.concat([keypoints, missing], axis=0)[:values]
-    keypoints = tf.reshape(tf.where(has_pose, padded, missing), [num_joints, 3])
-
-    dense = {k: tf.sparse.to_dense(parsed[f"densepose/{k}"]) for k in DENSEPOSE_POINT_KEYS}
-    bbox = tf.sparse.to_dense(parsed["densepose/bbox"])
-    has_densepose = tf.logical_and(tf.size(dense["i"]) > 0, tf.equal(tf.size(bbox), 4))
-    bbox = tf.cond(has_densepose, lambda: tf.reshape(bbox, [4]), lambda: tf.zeros([4]))
-    has_masks = tf.strings.length(parsed["densepose/masks"]) > 0
-    masks = tf.cond(
-        has_masks,
-        lambda: tf.io.decode_png(parsed["densepose/masks"], channels=1)[..., 0],
-        lambda: tf.zeros([0, 0], tf.uint8),
-    )
-    return {
-        "image": image,
-        "height": height,
-        "width": width,
+    example = {
+        "image": tf.ensure_shape(image, [None, None, 3]),
+        "height": tf.cast(parsed["image/height"], tf.int32),
+        "width": tf.cast(parsed["image/width"], tf.int32),
         "source_id": parsed["image/source_id"],
         "dataset": parsed["image/dataset"],
-        "parsing": parsing,
-        "instance_ids": instance_ids,
-        "keypoints": keypoints,
-        "keypoint_set": parsed["pose/keypoint_set"],
-        "keypoint_values": tf.size(parsed["pose/keypoints"].values),
-        "densepose_bbox": bbox,
-        "densepose_x": dense["x"],
-        "densepose_y": dense["y"],
-        "densepose_i": tf.cast(dense["i"], tf.int32),
-        "densepose_u": dense["u"],
-        "densepose_v": dense["v"],
-        "densepose_masks": masks,
-        "has_segmentation": tf.cast(has_parsing, tf.float32),
-        "has_pose": tf.cast(has_pose, tf.float32),
-        "has_densepose": tf.cast(has_densepose, tf.float32),
-        "has_instances": tf.cast(has_instances, tf.float32),
     }
+    for task in tasks.REGISTRY.values():  # every task, so any model (and evaluation) reads any record
+        example.update(task.decode(parsed, example, num_joints))
+    return example
 
 
 def shard_name(split: str, index: int, num_shards: int) -> str:

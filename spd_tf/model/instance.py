@@ -8,10 +8,8 @@ foreground pixel to the nearest centre of pixel + offset) is post-processing:
 spd_tf.inference.group_instances. docs/multi_person.md says why this design.
 """
 
+from spd_tf.inference.protocol import CENTER_KEY, OFFSET_KEY
 from spd_tf.model.layers import head_conv, prediction_conv
-
-CENTER_KEY = "instance_center"
-OFFSET_KEY = "instance_offset"
 
 
 def instance_branch(features, config, *, dtype) -> dict:

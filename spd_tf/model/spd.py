@@ -1,21 +1,20 @@
-"""`build_model`: the SPD network for one of the variants s / sp / sd / spd.
+"""`build_model`: the SPD network for a task set (spd_tf.tasks; the variants s / sp / sd / spd
+are presets of it).
 
 Inputs and outputs are the dicts of docs/interfaces.md. The graph is one functional
-`keras.Model`: the backbone of `config.backbone` (a nested model named "backbone"), the
-segmentation branch, the pose branch (sp, spd) and the DensePose ROI branch (sd, spd).
-Segmentation and pose refine each other (JPPNet); DensePose shares the trunk only. With
-`instance_branch` any variant also has the person-grouping head on res5 (model/instance.py).
+`keras.Model`: the backbone of `config.backbone` (a nested model named "backbone"), then each
+configured task's head in registry order. Tasks marked `refined` (parsing, pose) build their
+first stage, then refine each other stage by stage (JPPNet); the others build from the
+trunk's feature levels and the outputs before them (DensePose: the final parsing logits).
 """
 
 import keras
 
-from spd_tf.config import DENSEPOSE, POSE, ModelConfig
+from spd_tf import tasks as task_registry
+from spd_tf.config import ModelConfig
 from spd_tf.model import backbones
-from spd_tf.model.densepose import densepose_branch
-from spd_tf.model.instance import instance_branch
-from spd_tf.model.layers import StackStages, policy_name
-from spd_tf.model.pose import pose_refinement, pose_stage1
-from spd_tf.model.segmentation import segmentation_refinement, segmentation_stage1
+from spd_tf.model.layers import policy_name
+from spd_tf.tasks.base import Network
 
 IMAGE_KEY = "image"
 BOX_KEY = "densepose_box"
@@ -25,7 +24,7 @@ def build_model(config: ModelConfig, backbone_weights=None, dtype=None) -> keras
     """Builds the SPD `keras.Model` described by `config`.
 
     Args:
-      config: a `ModelConfig` or its dict (validated: variant, backbone, stride, input size).
+      config: a `ModelConfig` or its dict (validated: tasks, backbone, stride, input size).
       backbone_weights: None / "none", "imagenet", or a local .h5 path of the
         keras.applications model the backbone mirrors (include_top=False), copied into the
         backbone by layer name.
@@ -37,53 +36,32 @@ def build_model(config: ModelConfig, backbone_weights=None, dtype=None) -> keras
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig or dict, got {type(config).__name__}")
     dtype = policy_name(dtype)
+    tasks = task_registry.of(config)
     # Any input size: the shared-weight towers of multi-scale training and test-time
     # scales call this one graph (config.input_size is the training/serving frame).
     inputs = {IMAGE_KEY: keras.Input((None, None, 3), name=IMAGE_KEY)}
-    if config.has(DENSEPOSE):
-        inputs[BOX_KEY] = keras.Input((4,), name=BOX_KEY, optional=True)
+    for task in tasks:
+        inputs.update(task.model_inputs())
 
     backbone = backbones.build(config, dtype=dtype)
     backbones.load_weights(backbone, config, backbone_weights)
     features = backbone(inputs[IMAGE_KEY])
-    middle, deep = features[backbones.MIDDLE], features[backbones.DEEP]
-
-    seg_logits, seg_context = segmentation_stage1(deep, config, dtype=dtype)
-    seg_stages = [seg_logits]
-    has_pose = config.has(POSE)
-    if has_pose:
-        heatmaps, pose_context = pose_stage1(middle, config, dtype=dtype)
-        pose_stages = [heatmaps]
+    network = Network(config, dtype, {"middle": features[backbones.MIDDLE], "deep": features[backbones.DEEP]},
+                      inputs)
+    refined = [task for task in tasks if task.refined]
+    for task in refined:
+        task.stage1(network)
     for stage in range(2, config.num_refinement_stages + 2):
-        # Both branches refine from the previous stage of each other (JPPNet order).
-        previous_logits = seg_logits
-        seg_logits, seg_context = segmentation_refinement(
-            seg_logits, seg_context, heatmaps if has_pose else None, config,
-            stage=stage, dtype=dtype,
-        )
-        seg_stages.append(seg_logits)
-        if has_pose:
-            heatmaps, pose_context = pose_refinement(
-                heatmaps, pose_context, previous_logits, config, stage=stage, dtype=dtype
-            )
-            pose_stages.append(heatmaps)
-
-    outputs = {
-        "segmentation": seg_logits,
-        "segmentation_stages": StackStages(name="segmentation_stages", dtype="float32")(
-            seg_stages
-        ),
-    }
-    if has_pose:
-        outputs["pose"] = heatmaps
-        outputs["pose_stages"] = StackStages(name="pose_stages", dtype="float32")(pose_stages)
-    if config.has(DENSEPOSE):
-        charts, box = densepose_branch(middle, seg_logits, inputs[BOX_KEY], config, dtype=dtype)
-        outputs.update(charts)
-        outputs[BOX_KEY] = box
-    if config.instance_branch:
-        outputs.update(instance_branch(deep, config, dtype=dtype))
-    return keras.Model(inputs, outputs, name=f"spd_{config.variant}")
+        # Every refined task refines from every one's previous stage (JPPNet order).
+        previous = dict(network.latest)
+        for task in refined:
+            task.refine(network, stage, previous)
+    for task in tasks:
+        network.outputs.update(task.build_head(network))
+    # spd_<variant> as before tasks were modules; a task beyond s/p/d and instances adds its name.
+    name = "spd_" + config.variant + "".join(f"_{task.name}" for task in tasks
+                                              if task.name not in (*task_registry.PRESETS["spd"], "instances"))
+    return keras.Model(inputs, network.outputs, name=name)
 
 
 def select_model_inputs(model: keras.Model, features: dict) -> dict:

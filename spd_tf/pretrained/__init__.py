@@ -1,7 +1,7 @@
 """Models shipped inside the package, loaded by name: `artifacts.load("ccp-small")`.
 
 A shipped model is a folder spd_tf/pretrained/<name with '_' for '-'>/ (ccp-small ->
-ccp_small/) written by `python -m spd_tf.pretrained.package`: a weights-only run directory
+ccp_small/) written by `python -m spd_tf.deploy.package`: a weights-only run directory
 (config.json + model.weights.h5, the layout spd_tf.artifacts reads) with its label set,
 MODEL_CARD.md and a reference prediction. The folders present are the registry: a package
 dropped in is loadable by its name. SPD_PRETRAINED_DIR points the registry at another root

@@ -14,7 +14,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from spd_tf.artifacts import CHECKPOINT_DIR
+from spd_tf.layout import CHECKPOINT_DIR
 from spd_tf.training.errors import TrainingSetupError
 
 

@@ -15,12 +15,15 @@ from spd_tf import cli_args, progress
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.errors import SettingError
 from spd_tf.model import backbones
-from spd_tf.training.errors import TrainingDataError, TrainingDiverged, TrainingSetupError
+from spd_tf.training.errors import (
+    TrainingDataError,
+    TrainingDiverged,
+    TrainingSetupError,
+)
 from spd_tf.training.options import RunOptions
 
 DEMO_LABEL = "synthetic demo without --data"
 # Field -> (paper default, synthetic CPU demo default), from the configs' `demo=` metadata.
-PROFILES = cli_args.demo_defaults((ModelConfig, DataConfig, TrainConfig))
 
 
 def build_parser() -> cli_args.Parser:
@@ -153,3 +156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     # Stopped by Ctrl-C / SIGTERM (checkpoint saved): the shell's 128 + signal number.
     return 128 + summary["signal"] if summary["signal"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

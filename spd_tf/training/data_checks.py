@@ -5,8 +5,15 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
-from spd_tf.config import POSE, TASKS
-from spd_tf.data.pipeline import check_records, damage_of, list_files, read_shard, scan_shards
+from spd_tf import tasks as task_registry
+from spd_tf.config import POSE
+from spd_tf.data.pipeline import (
+    check_records,
+    damage_of,
+    list_files,
+    read_shard,
+    scan_shards,
+)
 from spd_tf.data.schema import DEFAULT_KEYPOINT_SET, decode_example
 from spd_tf.training.errors import SetupSettingError
 
@@ -33,7 +40,7 @@ def scan_task_presence(files: Sequence[str], records_per_file: int = SCAN_RECORD
                        skip_corrupt: bool = False) -> Dict[str, int]:
     """How many of the first records of the first files carry each task (+ "records").
     A damaged shard is a TrainingSetupError naming it, or with skip_corrupt read up to the damage."""
-    counts = dict.fromkeys(TASKS, 0)
+    counts = dict.fromkeys(task_registry.NAMES, 0)
     counts["records"] = 0
     counts["largest_class"] = -1  # the largest parsing label seen (255 = ignore excluded)
     counts["keypoint_sets"] = {}  # keypoint set name of the records with pose -> joint values
@@ -42,8 +49,8 @@ def scan_task_presence(files: Sequence[str], records_per_file: int = SCAN_RECORD
             for serialized in read_shard(path, skip_corrupt).take(records_per_file):
                 example = decode_example(serialized)
                 counts["records"] += 1
-                for task in TASKS:
-                    counts[task] += int(example[f"has_{task}"].numpy() > 0)
+                for task in task_registry.REGISTRY.values():
+                    counts[task.name] += int(example[task.presence].numpy() > 0)
                 keypoint_values = int(example["keypoint_values"].numpy())
                 if keypoint_values:
                     counts[POSE] += 1 - int(example["has_pose"].numpy() > 0)  # another joint count

@@ -10,13 +10,14 @@ from typing import Callable, Optional, Sequence
 
 import cv2
 
-from spd_tf import artifacts, evaluation, inference
-from spd_tf.artifacts import CONTACT_SHEET_NAME, METRICS_NAME
+from spd_tf import artifacts, inference
 from spd_tf.config import ModelConfig
+from spd_tf.evaluation import evaluator, tables
+from spd_tf.evaluation.predictors import ModelPredictor
 from spd_tf.fileio import write_bytes_atomic, write_json_atomic
-from spd_tf.predictions import ModelPredictor
+from spd_tf.layout import CONTACT_SHEET_NAME, METRICS_NAME
 from spd_tf.training.visual_summaries import contact_sheets
-from spd_tf.visualize import stack_sheets
+from spd_tf.contact_sheet import stack_sheets
 
 CONTACT_SHEET_EXAMPLES = 4
 
@@ -58,7 +59,7 @@ def val_dataset(val_patterns: Sequence[str], default: str) -> str:
     for path in list_files(list(val_patterns)):
         for record in tf.data.TFRecordDataset(path).take(1):
             names.add(decode_example(record)["dataset"].numpy().decode())
-    return names.pop() if len(names) == 1 and names <= set(evaluation.DATASETS) else default
+    return names.pop() if len(names) == 1 and names <= set(evaluator.DATASETS) else default
 
 
 def evaluate_model(model, model_config: ModelConfig, val_patterns: Sequence[str], run_dir: Path,
@@ -67,10 +68,10 @@ def evaluate_model(model, model_config: ModelConfig, val_patterns: Sequence[str]
     """Scores `model` on `val_patterns` at each image's original size; writes RUN/metrics.json
     (with `training`: steps, seconds, precision and CPU of the run, under "training")."""
     predictor = ModelPredictor(artifacts.from_model(model, model_config, "float32"), inference.PROTOCOLS["fast"])
-    total, examples = evaluation.tfrecord_examples(list(val_patterns), num_joints=model_config.num_joints)
-    result = evaluation.evaluate(examples, predictor, dataset, total=total,
+    total, examples = evaluator.tfrecord_examples(list(val_patterns), num_joints=model_config.num_joints)
+    result = evaluator.evaluate(examples, predictor, dataset, total=total,
                                  ground_truth_label_set=model_config.label_set, batch_size=batch_size)
-    log(evaluation.format_report(result))
+    log(tables.format_report(result))
     log(f"final evaluation on {total} {dataset} val examples: {headline(result)}")
     if training is not None:
         result = {**result, "training": training}
@@ -82,7 +83,7 @@ def write_contact_sheet(model, model_config: ModelConfig, val_patterns: Sequence
                         count: int = CONTACT_SHEET_EXAMPLES) -> Path:
     """input | label | prediction | overlay (| pose | DensePose) for the first `count` val images
     -> RUN/contact_sheet.png."""
-    _, examples = evaluation.tfrecord_examples(list(val_patterns), num_joints=model_config.num_joints)
+    _, examples = evaluator.tfrecord_examples(list(val_patterns), num_joints=model_config.num_joints)
     chosen = [example for _, example in zip(range(count), examples)]
     sheet = stack_sheets(contact_sheets(model, model_config, [example.image for example in chosen],
                                         panel_height=256, truths=[example.parsing for example in chosen]))

@@ -12,9 +12,10 @@ from typing import Callable, Dict, List
 
 import numpy as np
 
-from spd_tf import artifacts, cli_args, pretrained
+from spd_tf import cli_args, layout, pretrained
 from spd_tf.config import ModelConfig
 from spd_tf.errors import SettingFileNotFoundError
+from spd_tf.model import restore
 from spd_tf.training.errors import SetupSettingError
 
 
@@ -26,16 +27,16 @@ def source_dir(init_from: str) -> Path:
         raise SetupSettingError("{TrainConfig.init_from}={value!r}: neither a directory nor a shipped model "
                                 "(known: {known})", value=init_from,
                                 known=", ".join(pretrained.names()) or "none installed") from error
-    if not artifacts.is_run_dir(path):
+    if not layout.is_run_dir(path):
         raise SetupSettingError("{TrainConfig.init_from}={value!r}: {path} has no {config} (a train.py run "
                                 "directory or a packaged model)", value=init_from, path=path,
-                                config=artifacts.CONFIG_NAME)
+                                config=layout.CONFIG_NAME)
     return path
 
 
 def source_model_values(init_from: str) -> dict:
     """The source's ModelConfig values of the fields that have a flag (the model flags' defaults)."""
-    values = artifacts.read_run_config(source_dir(init_from))["model"]
+    values = layout.read_run_config(source_dir(init_from))["model"]
     return {field.name: values[field.name] for field in cli_args.flag_fields(ModelConfig) if field.name in values}
 
 
@@ -57,7 +58,7 @@ def copy_matching_weights(source, target) -> Dict[str, List[str]]:
 def initialise_from(model, model_config: ModelConfig, init_from: str, log: Callable[[str], None] = print) -> dict:
     """Loads `init_from`'s matching weights into `model` (module docstring); logs one line."""
     path = source_dir(init_from)
-    source, source_config = artifacts.restore_run_model(path)
+    source, source_config = restore.restore_run_model(path)
     result = copy_matching_weights(source, model)
     trunk = {weight.path for weight in model.get_layer("backbone").weights}
     if not trunk & set(result["loaded"]):

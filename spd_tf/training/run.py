@@ -9,17 +9,26 @@ import contextlib
 from pathlib import Path
 
 from spd_tf import cpu
-from spd_tf.artifacts import EXPORT_DIR
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
-from spd_tf.structure_loss import require_joint_groups
+from spd_tf.layout import EXPORT_DIR
+from spd_tf.losses.structure import require_joint_groups
 from spd_tf.training import precision as precision_lib
 from spd_tf.training.data_checks import (
-    adopt_records_keypoint_set, check_keypoint_set, check_label_set, check_variant_data, count_damaged_shards, resolve_patterns,
+    adopt_records_keypoint_set,
+    check_keypoint_set,
+    check_label_set,
+    check_variant_data,
+    count_damaged_shards,
+    resolve_patterns,
 )
 from spd_tf.training.errors import SetupSettingError
 from spd_tf.training.options import RunOptions
 from spd_tf.training.run_dir import (
-    check_resumable, default_run_dir, prepare_run_dir, run_lock, write_run_config,
+    check_resumable,
+    default_run_dir,
+    prepare_run_dir,
+    run_lock,
+    write_run_config,
 )
 from spd_tf.training.strategy import is_chief, select_strategy
 
@@ -89,7 +98,9 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, optio
 
 
 def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir, strategy, policy, chief) -> dict:
-    from spd_tf.training.trainer import Trainer  # model code is loaded only once the inputs check out
+    from spd_tf.training.trainer import (
+        Trainer,  # model code is loaded only once the inputs check out
+    )
 
     trainer = Trainer(model, data, train, run_dir, strategy, policy=policy, xla=options.xla, log=log,
                       skip_corrupt_records=options.skip_corrupt_records)
@@ -107,7 +118,11 @@ def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir,
     if not result.finished or not chief:
         return summary
     if options.evaluate and data.val_patterns:
-        from spd_tf.training.final_eval import evaluate_model, val_dataset, write_contact_sheet
+        from spd_tf.training.final_eval import (
+            evaluate_model,
+            val_dataset,
+            write_contact_sheet,
+        )
 
         dataset = "synthetic" if synthetic else val_dataset(data.val_patterns, model.label_set.name)
         summary["metrics"] = evaluate_model(trainer.model, model, data.val_patterns, run_dir,
@@ -115,7 +130,7 @@ def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir,
         summary["contact_sheet"] = str(write_contact_sheet(trainer.model, model, data.val_patterns, run_dir))
         log(f"contact sheet: {summary['contact_sheet']}")
     if options.export:
-        from spd_tf.export import export_saved_model
+        from spd_tf.deploy.saved_model import export_saved_model
 
         export_dir = Path(options.export_dir) if options.export_dir else run_dir / EXPORT_DIR
         summary["export"] = str(export_saved_model(trainer.model, model, export_dir))

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import spd_tf
-from spd_tf import artifacts
-from spd_tf.artifacts import CHECKPOINT_DIR, CONFIG_NAME, LOCK_NAME
+from spd_tf import layout
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.fileio import ensure_writable_dir, pid_alive, write_json_atomic
+from spd_tf.layout import CHECKPOINT_DIR, CONFIG_NAME, LOCK_NAME
 from spd_tf.training.errors import TrainingSetupError
 
 # Train settings that may change between a run and its resumption without invalidating it.
@@ -56,7 +56,7 @@ def prepare_run_dir(run_dir: Path) -> None:
 
 def read_run_config(run_dir: Path) -> Optional[dict]:
     try:
-        return artifacts.read_run_config(run_dir)
+        return layout.read_run_config(run_dir)
     except ValueError as error:
         raise TrainingSetupError(f"{error}; move it away or use another run directory") from None
 

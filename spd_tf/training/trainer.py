@@ -17,17 +17,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spd_tf.artifacts import SUMMARY_DIR
 from spd_tf.config import DENSEPOSE, DataConfig, ModelConfig, TrainConfig
 from spd_tf.data.pipeline import build_dataset
-from spd_tf.losses import compute_losses
+from spd_tf.layout import SUMMARY_DIR
+from spd_tf.losses.multitask import compute_losses
 from spd_tf.model.multiscale import multiscale_outputs
 from spd_tf.model.spd import build_model
 from spd_tf.progress import Progress
 from spd_tf.training import precision as precision_lib
-from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
-from spd_tf.training.errors import SetupSettingError, TrainingDataError, TrainingDiverged
 from spd_tf.training.budget import TimeBudget
+from spd_tf.training.checkpoints import TrainingCheckpoint, checkpoint_directory
+from spd_tf.training.errors import (
+    SetupSettingError,
+    TrainingDataError,
+    TrainingDiverged,
+)
 from spd_tf.training.optimizer import build_optimizer
 from spd_tf.training.signals import StopRequest
 from spd_tf.training.strategy import is_chief, task_identity

@@ -1,6 +1,6 @@
 """Pictures of what the model predicts: input | parsing | pose | DensePose contact sheets.
 
-Drawn with the code users see (spd_tf.inference.infer + spd_tf.visualize.contact_sheet), so
+Drawn with the code users see (spd_tf.inference.infer + spd_tf.contact_sheet.contact_sheet), so
 the TensorBoard pictures, the demo's contact sheet and `predict` cannot disagree.
 """
 
@@ -9,7 +9,7 @@ from typing import Iterable, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from spd_tf import inference, visualize
+from spd_tf import contact_sheet, inference
 
 
 def contact_sheets(model, model_config, images: Iterable[np.ndarray], panel_height=None,
@@ -24,6 +24,6 @@ def contact_sheets(model, model_config, images: Iterable[np.ndarray], panel_heig
                                   keypoint_set=model_config.keypoint_set)
         one = inference.split_batch(results)[0]
         truth = truths[index] if truths is not None else None
-        sheets.append(visualize.contact_sheet(image, one, panel_height, model_config.label_set.palette_array,
+        sheets.append(contact_sheet.contact_sheet(image, one, panel_height, model_config.label_set.palette_array,
                                               truth=truth, keypoint_set=model_config.keypoint_set))
     return sheets

@@ -18,7 +18,8 @@ BatchNorm follows `ModelConfig.backbone_bn`; its own 0..255 -> [-1, 1] rescaling
 import keras
 import tensorflow as tf
 
-from spd_tf.model.backbones import DEEP, MIDDLE, weights as pretrained
+from spd_tf.model.backbones import DEEP, MIDDLE
+from spd_tf.model.backbones import weights as pretrained
 from spd_tf.model.layers import backbone_batch_norm
 
 APPLICATION = "MobileNetV3Large"

@@ -11,7 +11,8 @@ from keras import ops
 
 from spd_tf.errors import SettingValueError
 from spd_tf.model import conv
-from spd_tf.model.backbones import DEEP, IMAGENET_MEAN_RGB, MIDDLE, weights as pretrained
+from spd_tf.model.backbones import DEEP, IMAGENET_MEAN_RGB, MIDDLE
+from spd_tf.model.backbones import weights as pretrained
 from spd_tf.model.layers import backbone_batch_norm
 
 # depth -> (block type, blocks per stage conv2..conv5)

@@ -1,6 +1,6 @@
 """A small TF Serving client: send images, get SPD outputs, write them like `predict`.
 
-    spd-client --server localhost:8501 --model-name spd photos/*.jpg --out results/   # or python -m spd_tf.client
+    spd-client --server localhost:8501 --model-name spd photos/*.jpg --out results/   # or python -m spd_tf.deploy.client
 
 REST (default): `POST http://SERVER/v1/models/<model>[/versions/<v>]:predict` with
 `{"signature_name": "serving_default", "instances": [{"b64": "<base64 JPEG/PNG>"}, ...]}`;
@@ -20,10 +20,11 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from spd_tf import cli_args, outputs
+from spd_tf import cli_args
+from spd_tf.deploy.predict import find_images, predict_files, report
+from spd_tf.inference import output_spec
 from spd_tf.keypoint_sets import get_keypoint_set
 from spd_tf.labels import get_label_set
-from spd_tf.predict import find_images, predict_files, report
 
 SIGNATURE = "serving_default"
 
@@ -48,7 +49,7 @@ def decode_rest_response(response: dict) -> Dict[str, np.ndarray]:
     if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
         raise ServingError(f"unexpected response: {str(response)[:200]}")
     return {
-        key: np.asarray([row[key] for row in rows], np.int32 if key in outputs.INTEGER else np.float32)
+        key: np.asarray([row[key] for row in rows], np.int32 if key in output_spec.INTEGER else np.float32)
         for key in rows[0]
     }
 
@@ -100,7 +101,7 @@ def predict_grpc(server: str, model: str, images: Sequence[bytes], version: Opti
 def main(argv=None) -> int:
     parser = cli_args.Parser(
         prog="spd-client",
-        description="Send images to a TF Serving SPD model and write outputs like spd_tf.predict.",
+        description="Send images to a TF Serving SPD model and write outputs like spd_tf.deploy.predict.",
     )
     parser.add_argument("inputs", nargs="+", help="image files and/or folders (JPEG/PNG)")
     parser.add_argument("--server", default="localhost:8501", help="host:port (REST 8501, gRPC 8500)")

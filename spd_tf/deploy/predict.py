@@ -1,6 +1,6 @@
 """Run SPD on image files or folders and write pictures and LIP/DensePose-format files.
 
-    spd-predict photos/ extra.jpg --model exports/spd --out predictions/   # or python -m spd_tf.predict
+    spd-predict photos/ extra.jpg --model exports/spd --out predictions/   # or python -m spd_tf.deploy.predict
 
 --model is a SavedModel version directory, a TF Serving model directory (newest version is
 used), a training run directory (config.json + checkpoints/), a shipped model's name
@@ -8,7 +8,7 @@ used), a training run directory (config.json + checkpoints/), a shipped model's 
 (model.tflite / model.onnx, its version directory or its model directory), run by the
 LiteRT interpreter / onnxruntime with spd_tf.inference's numpy pre/postprocessing.
 `--precision bfloat16` runs a run directory's network in bfloat16 (logits and
-post-processing in float32; see spd_tf.export); a SavedModel runs in the precision it was
+post-processing in float32; see spd_tf.deploy.saved_model); a SavedModel runs in the precision it was
 exported with. Output, per image stem:
   OUT/<stem>.png             class-index PNG (pixel value = class of the model's label set)
   OUT/vis/<stem>.png         palette PNG with the label set's colours (indices kept)
@@ -22,6 +22,8 @@ exported with. Output, per image stem:
                              skeleton on it (instance branch; skeletons with pose)
   OUT/densepose/<stem>.png   IUV PNG in DensePose's format: channels (I, 255 U, 255 V) in
                              cv2 order, i.e. cv2.imread(path)[..., 0] is I (DensePose models)
+  OUT/foreground/<stem>.png  person probability x 255 (models with the foreground task)
+Each task writes its own (spd_tf.tasks: `files`).
 Inputs sharing a stem (a.jpg, a.png, dir/a.jpg) get distinct names (a, a_2, ...; never an
 input's own stem), so no output is overwritten. A file that cannot be read or decoded is
 skipped and named; the run goes on and ends with a summary of what was written and of
@@ -30,18 +32,16 @@ failures (exit status 1 only if every image failed).
 
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
-from spd_tf import artifacts, cli_args, inference, progress, visualize
-from spd_tf import labels as lip
+from spd_tf import artifacts, cli_args, contact_sheet, inference, labels, progress, tasks
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
-from spd_tf.fileio import write_bytes_atomic, write_json_atomic
+from spd_tf.fileio import write_bytes_atomic
 from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet
-from spd_tf.predictions import quantize_iuv
+from spd_tf.tasks.base import Picture
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -60,85 +60,34 @@ def find_images(paths: Sequence) -> List[Path]:
 
 
 def write_outputs(out_dir: Path, stem: str, image: np.ndarray, result: Dict[str, np.ndarray],
-                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"],
+                  label_set: labels.LabelSet = labels.LABEL_SETS["lip"],
                   keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> int:
-    """All files of one image (module docstring); `result` is one item of split_batch.
-    Returns the number of files written."""
-    labels = result["labels"].astype(np.uint8)
-    palette = label_set.palette_array
-    files = {
-        f"{stem}.png": _encode(".png", labels),
-        f"vis/{stem}.png": visualize.palette_png(labels, palette),
-        f"overlay/{stem}.jpg": _encode(".jpg", visualize.overlay(image, labels, palette=palette)[..., ::-1]),
-    }
-    if "keypoints" in result:
-        write_json_atomic(out_dir / "keypoints" / f"{stem}.json",
-                          keypoints_json(result["keypoints"], image.shape, keypoint_set))
-        skeleton = visualize.draw_skeleton(image, result["keypoints"], names=True, keypoint_set=keypoint_set)
-        files[f"skeleton/{stem}.jpg"] = _encode(".jpg", skeleton[..., ::-1])
-    written_json = ("keypoints" in result)
-    if "instances" in result:
-        persons = result["instances"].astype(np.uint8)
-        write_json_atomic(out_dir / "instances" / f"{stem}.json", instances_json(result, image.shape, keypoint_set))
-        written_json += 1
-        files[f"instances/{stem}.png"] = _encode(".png", persons)
-        files[f"persons/{stem}.jpg"] = _encode(".jpg", visualize.persons_picture(image, result, keypoint_set)[..., ::-1])
-    if "densepose_iuv" in result:
-        files[f"densepose/{stem}.png"] = _encode(".png", quantize_iuv(result["densepose_iuv"]))
+    """All files of one image (module docstring), each task's own (spd_tf.tasks: `files`);
+    `result` is one item of split_batch. Returns the number of files written."""
+    picture = Picture(label_set.palette_array, keypoint_set)
+    files = {}
+    for task in tasks.REGISTRY.values():
+        if task.outputs[0].name in result:
+            files.update(task.files(stem, image, result, picture))
     for name, data in files.items():
         write_bytes_atomic(out_dir / name, data)
-    return len(files) + written_json
-
-
-def keypoints_json(keypoints: np.ndarray, image_shape, keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> dict:
-    """Named joints of the keypoint set in image pixels (x, y) with the heatmap peak as score."""
-    return {
-        "image_size": {"height": int(image_shape[0]), "width": int(image_shape[1])},
-        "keypoint_set": keypoint_set.name,
-        "joints": {
-            name: {"x": float(x), "y": float(y), "score": float(score)}
-            for name, (x, y, score) in zip(keypoint_set.joints, np.asarray(keypoints, np.float64))
-        },
-    }
-
-
-def instances_json(result: Dict[str, np.ndarray], image_shape, keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> dict:
-    """{"scores": [...], "persons": [{"id", "score", "joints" (pose models), "box" (DensePose
-    models: x0, y0, x1, y1 in pixels)}]} for the persons of one image's instance map (ids
-    1..N, N = its largest id)."""
-    count = int(result["instances"].max())
-    scores = np.asarray(result["instance_scores"], np.float64)[:count]
-    persons = [{"id": index + 1, "score": float(score)} for index, score in enumerate(scores)]
-    if "person_keypoints" in result:
-        for person, keypoints in zip(persons, result["person_keypoints"]):
-            person["joints"] = keypoints_json(keypoints, image_shape, keypoint_set)["joints"]
-    if "person_boxes" in result:
-        for person, box in zip(persons, np.asarray(result["person_boxes"], np.float64)):
-            person["box"] = [float(v) for v in box]
-    return {"image_size": {"height": int(image_shape[0]), "width": int(image_shape[1])},
-            "scores": [float(v) for v in scores], "persons": persons}
-
-
-def _encode(ext: str, array: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(ext, array)
-    if not ok:
-        raise ValueError(f"cv2 could not encode a {array.shape} {array.dtype} array as {ext}")
-    return data.tobytes()
+    return len(files)
 
 
 def predict_files(files: Sequence[Path], runner: artifacts.BytesRunner, out_dir, batch_size: int = 8,
-                  input_errors=(tf.errors.InvalidArgumentError, ValueError),
-                  label_set: lip.LabelSet = lip.LABEL_SETS["lip"], sheet_images: int = 0,
+                  input_errors: Optional[tuple] = None,
+                  label_set: labels.LabelSet = labels.LABEL_SETS["lip"], sheet_images: int = 0,
                   keypoint_set: KeypointSet = KEYPOINT_SETS["lip"]) -> dict:
     """Runs every file through `runner` in batches; returns {"written": images, "files": files
     written, "failed": {path: why}}.
 
-    A batch that raises one of `input_errors` (the runners' "bad image" errors: TF's, and
-    inference.preprocess_numpy's ValueError) is retried image by image, so one corrupt file
+    A batch that raises one of `input_errors` (default: the runners' "bad image" errors, the
+    numpy path's ValueError and, once TensorFlow is loaded, its InvalidArgumentError) is retried image by image, so one corrupt file
     costs only itself. With `sheet_images`, the first that many images also get an input |
     parsing | pose | DensePose row in OUT/contact_sheet.png (only those rows are kept).
     """
     out_dir = Path(out_dir)
+    input_errors = input_errors or _input_errors()
     stems = _unique_stems(files)
     failed, written, written_files, sheets = {}, 0, 0, []
     bar = progress.Progress(len(files), "predict", "image")
@@ -155,15 +104,22 @@ def predict_files(files: Sequence[Path], runner: artifacts.BytesRunner, out_dir,
             written_files += write_outputs(out_dir, stem, image, result, label_set, keypoint_set)
             written += 1
             if len(sheets) < sheet_images:
-                sheets.append(visualize.contact_sheet(image, result, 256, label_set.palette_array,
+                sheets.append(contact_sheet.contact_sheet(image, result, 256, label_set.palette_array,
                                                       keypoint_set=keypoint_set))
         bar.update(len(chunk))
     bar.close()
     if sheets:
-        sheet = cv2.cvtColor(visualize.stack_sheets(sheets), cv2.COLOR_RGB2BGR)
+        sheet = cv2.cvtColor(contact_sheet.stack_sheets(sheets), cv2.COLOR_RGB2BGR)
         write_bytes_atomic(out_dir / "contact_sheet.png",
                            cv2.imencode(".png", sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes())
     return {"written": written, "files": written_files, "failed": failed}
+
+
+def _input_errors() -> tuple:
+    """What a runner raises for a bad image: ValueError, and TF's error where TF runs the model
+    (only a TF runner can raise it, and only once TF is imported)."""
+    tensorflow = sys.modules.get("tensorflow")
+    return (ValueError,) if tensorflow is None else (ValueError, tensorflow.errors.InvalidArgumentError)
 
 
 def _run_batch(runner: artifacts.BytesRunner, items: list, failed: dict, input_errors) -> list:

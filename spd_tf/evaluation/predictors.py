@@ -1,6 +1,6 @@
 """Where evaluated predictions come from and go: LIP submission files or a model.
 
-A predictor maps one ground-truth `Example` (spd_tf.evaluation) to a `Prediction` at that
+A predictor maps one ground-truth `Example` (spd_tf.evaluation.evaluator) to a `Prediction` at that
 image's original size and says which tasks it can predict (`tasks`), so evaluation can tell
 "this model has no pose branch" apart from "this prediction is missing".
 
@@ -35,9 +35,10 @@ import numpy as np
 
 from spd_tf import labels
 from spd_tf.config import DENSEPOSE, POSE, SEGMENTATION
-from spd_tf.errors import SettingFileNotFoundError, SettingValueError
 from spd_tf.data.layouts import load_label
+from spd_tf.errors import SettingFileNotFoundError
 from spd_tf.fileio import atomic_path
+from spd_tf.tasks.densepose import dequantize_iuv, quantize_iuv
 
 POSE_CSV = "pose.csv"
 LABEL_SET_FILE = "label_set.json"
@@ -54,6 +55,7 @@ class Prediction:
     densepose_iuv: Optional[np.ndarray] = None  # [H, W, 3] float (I, U, V)
     instances: Optional[np.ndarray] = None  # [H, W] int person ids, 0 = none (instance branch)
     instance_scores: Optional[np.ndarray] = None  # [K] float, score of person k at k - 1
+    outputs: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # a model's results, by output name
     problems: Dict[str, str] = dataclasses.field(default_factory=dict)  # task -> why its file is unusable
 
 
@@ -75,21 +77,6 @@ def prediction_path(directory: Path, source_id: str, suffix: str = ".png") -> Pa
     if path.resolve().parent != directory.resolve():
         raise ValueError(f"source id {source_id!r} would write {path} outside {directory}")
     return path
-
-
-def quantize_iuv(iuv: np.ndarray) -> np.ndarray:
-    """IUV -> uint8 (I, floor(255 U), floor(255 V)), DensePose's evaluation storage format."""
-    iuv = np.asarray(iuv, np.float64)
-    out = np.empty(iuv.shape, np.uint8)
-    out[..., 0] = np.clip(np.rint(iuv[..., 0]), 0, labels.NUM_DENSEPOSE_PATCHES)
-    out[..., 1:] = np.floor(np.clip(iuv[..., 1:] * 255.0, 0, 255))
-    return out
-
-
-def dequantize_iuv(iuv_uint8: np.ndarray) -> np.ndarray:
-    iuv = np.asarray(iuv_uint8, np.float64).copy()
-    iuv[..., 1:] /= 255.0
-    return iuv
 
 
 def read_pose_predictions(path: Path, problems: Optional[Dict[str, str]] = None) -> Dict[str, np.ndarray]:
@@ -258,7 +245,7 @@ class ModelPredictor:
                 raise ValueError(f"{example.source_id}: no image loaded to run the model on")
         return [Prediction(labels=outputs["labels"], keypoints=outputs.get("keypoints"),
                            densepose_iuv=outputs.get("densepose_iuv"), instances=outputs.get("instances"),
-                           instance_scores=outputs.get("instance_scores"))
+                           instance_scores=outputs.get("instance_scores"), outputs=outputs)
                 for outputs in self._run([example.image for example in examples])]
 
     def __call__(self, example) -> Prediction:

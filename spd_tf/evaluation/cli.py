@@ -23,17 +23,18 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from spd_tf import cli_args, evaluation, progress
-from spd_tf.artifacts import METRICS_NAME
+from spd_tf import cli_args, progress
 from spd_tf.dtype_policies import NETWORK_PRECISIONS
+from spd_tf.evaluation import evaluator, tables
 from spd_tf.fileio import write_json_atomic
 from spd_tf.inference import POSE_DECODINGS, PROTOCOLS
 from spd_tf.keypoint_sets import get_keypoint_set
+from spd_tf.layout import METRICS_NAME
 
 
 def build_parser() -> cli_args.Parser:
     parser = cli_args.Parser(prog="evaluate.py", description=__doc__)
-    cli_args.add(parser, "--dataset", required=True, choices=evaluation.DATASETS,
+    cli_args.add(parser, "--dataset", required=True, choices=evaluator.DATASETS,
                  settings=("directory_examples.dataset",),
                  help="ground-truth classes and conventions; a model of another label set is scored through "
                       "the declared mapping (LIP->ATR: 18 classes, Belt/Bag ignored; LIP->CCP: 15 classes)")
@@ -118,20 +119,20 @@ def main(argv=None) -> int:
     if args.scales is not None:
         parse_scales(args.scales)
     try:
-        tables = evaluation.load_densepose_tables(args.densepose_eval_data)
+        densepose_tables = evaluator.load_densepose_tables(args.densepose_eval_data)
         data_dir = Path(args.data[0])
         needs_images = args.model is not None
         if len(args.data) == 1 and data_dir.is_dir():
-            total, examples = evaluation.directory_examples(
+            total, examples = evaluator.directory_examples(
                 args.dataset, data_dir, args.split, with_images=needs_images)
         else:
-            keypoint_set = get_keypoint_set(evaluation.DATASET_KEYPOINT_SETS.get(args.dataset, "lip"))
-            total, examples = evaluation.tfrecord_examples(args.data, args.skip_corrupt_records,
+            keypoint_set = get_keypoint_set(evaluator.DATASET_KEYPOINT_SETS.get(args.dataset, "lip"))
+            total, examples = evaluator.tfrecord_examples(args.data, args.skip_corrupt_records,
                                                            keypoint_set.num_joints)
         if args.model:
             from spd_tf import pretrained
-            from spd_tf.artifacts import is_run_dir
-            from spd_tf.predictions import load_predictor
+            from spd_tf.evaluation.predictors import load_predictor
+            from spd_tf.layout import is_run_dir
 
             model = pretrained.resolve(args.model)
             protocol = resolve_protocol(args, saved_model=not is_run_dir(model))
@@ -141,21 +142,21 @@ def main(argv=None) -> int:
             if args.protocol or args.scales or args.flip or args.pose_decoding:
                 raise ValueError("--protocol/--scales/--flip/--pose-decoding apply to --model, not to --predictions "
                                  "files")
-            from spd_tf.predictions import PredictionFiles
+            from spd_tf.evaluation.predictors import PredictionFiles
 
             predictor = PredictionFiles(args.predictions, args.label_set, strict=args.strict)
         writer = None
         if args.save_predictions:
-            from spd_tf.predictions import PredictionWriter
+            from spd_tf.evaluation.predictors import PredictionWriter
 
             writer = PredictionWriter(args.save_predictions, predictor.label_set)
-        result = evaluation.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
-                                     densepose_tables=tables,
+        result = evaluator.evaluate(examples, predictor, args.dataset, total=total, writer=writer,
+                                     densepose_tables=densepose_tables,
                                      strict=args.strict, batch_size=args.batch_size)
     except (FileNotFoundError, ValueError) as error:
         print(parser.explain(error), file=sys.stderr)
         return 2
-    print(evaluation.format_report(result))
+    print(tables.format_report(result))
     if args.out:
         path = Path(args.out) / METRICS_NAME
         write_json_atomic(path, result)

@@ -26,7 +26,7 @@ is unchanged; the swap is checked against it to 1e-5.
 
 Layout (spd_tf.artifacts): OUT/<model_name>-<format>[-<precision>]/<version>/{model.<ext>,
 export.json}, the next integer version as for SavedModels, written under a temporary name and
-renamed. Running a file is spd_tf.runtimes'.
+renamed. Running a file is spd_tf.deploy.runtimes'.
 """
 
 import json
@@ -37,14 +37,17 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from spd_tf.artifacts import EXPORT_JSON, HEAD_FILES, MODEL_FILES, check_model_name, model_in_precision, next_version
+from spd_tf import tasks
 from spd_tf.config import ModelConfig
+from spd_tf.deploy.runtimes import INPUT_NAME
 from spd_tf.fileio import atomic_path
+from spd_tf.inference import output_spec
+from spd_tf.inference.forward_pass import person_densepose_parts
+from spd_tf.inference.protocol import CHARTS, DENSEPOSE_FEATURES, PERSON_BOXES
+from spd_tf.layout import EXPORT_JSON, HEAD_FILES, MODEL_FILES, check_model_name, next_version
 from spd_tf.model.densepose import RoiBox, RoiCrop
-from spd_tf.model.instance import CENTER_KEY, OFFSET_KEY
-from spd_tf.inference import CHARTS, DENSEPOSE_FEATURES, MODEL_FRAME_OUTPUTS, PERSON_BOXES, person_densepose_parts
+from spd_tf.model.restore import model_in_precision
 from spd_tf.model.spd import BOX_KEY, IMAGE_KEY, select_model_inputs
-from spd_tf.runtimes import INPUT_NAME
 
 INPUT_DTYPES = ("float32", "uint8")
 
@@ -113,7 +116,7 @@ def model_frame_function(model: keras.Model, model_config: ModelConfig, input_dt
         # A negative box = the predicted foreground's box, as in the SavedModel.
         features = {IMAGE_KEY: tf.cast(images, tf.float32), BOX_KEY: -tf.ones([tf.shape(images)[0], 4])}
         outputs = frame(select_model_inputs(frame, features), training=False)
-        return {key: outputs[key] for key in (*MODEL_FRAME_OUTPUTS, DENSEPOSE_FEATURES) if key in outputs}
+        return {key: outputs[key] for key in (*output_spec.MODEL_FRAME_OUTPUTS, DENSEPOSE_FEATURES) if key in outputs}
 
     run.tracked_model = portable  # what a SavedModel of `run` must track
     run.densepose_head = None if parts is None else _densepose_head_function(parts)
@@ -141,14 +144,8 @@ def has_person_densepose(model_config: ModelConfig) -> bool:
 
 
 def expected_outputs(model_config: ModelConfig) -> list:
-    """Names of the model-frame outputs this variant has (sorted, as the runtimes list them)."""
-    keys = ["segmentation"]
-    if model_config.has("pose"):
-        keys.append("pose")
-    if model_config.has("densepose"):
-        keys += ["densepose_i", "densepose_u", "densepose_v", "densepose_coarse", BOX_KEY]
-    if model_config.instance_branch:
-        keys += [CENTER_KEY, OFFSET_KEY]
+    """Names of the model-frame outputs its tasks have (sorted, as the runtimes list them)."""
+    keys = [name for task in tasks.of(model_config) for name in task.model_outputs]
     if has_person_densepose(model_config):
         keys.append(DENSEPOSE_FEATURES)
     return sorted(keys)

@@ -1,6 +1,6 @@
-"""Packs a trained run into a shipped model folder: `python -m spd_tf.pretrained.package`.
+"""Packs a trained run into a shipped model folder: `python -m spd_tf.deploy.package`.
 
-    python -m spd_tf.pretrained.package RUN_DIR --name ccp-small \
+    python -m spd_tf.deploy.package RUN_DIR --name ccp-small \
         --val-metrics RUN/../val/metrics.json --reference-image CCP/photos/0001.jpg
 
 Writes (atomically, into spd_tf/pretrained/<folder>/ unless --out is given; an existing
@@ -25,9 +25,9 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from spd_tf import artifacts, cli_args, inference, pretrained
+from spd_tf import artifacts, cli_args, inference, layout, pretrained
+from spd_tf.tasks.pose import keypoints_json
 from spd_tf.fileio import atomic_path, write_bytes_atomic, write_json_atomic
-from spd_tf.predict import keypoints_json
 
 REFERENCE_NAME = "reference.png"
 REFERENCE_KEYPOINTS_NAME = "reference_keypoints.json"  # pose models: the joints of the same photo
@@ -183,9 +183,9 @@ def package(run_dir: Path, name: str, val_metrics, reference_image: Path, reprod
         raise ValueError(f"data {data!r} is not one of {tuple(DATA_CARDS)}")
     paths = [val_metrics] if isinstance(val_metrics, (str, Path)) else list(val_metrics)
     run_dir = Path(run_dir)
-    config = artifacts.read_run_config(run_dir)
+    config = layout.read_run_config(run_dir)
     if config is None:
-        raise FileNotFoundError(f"{run_dir}: no {artifacts.CONFIG_NAME} (not a train.py run directory)")
+        raise FileNotFoundError(f"{run_dir}: no {layout.CONFIG_NAME} (not a train.py run directory)")
     final = Path(out) if out is not None else pretrained.PACKAGE_ROOT / pretrained.folder_name(name)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} exists; pass --overwrite to replace it")
@@ -202,8 +202,8 @@ def package(run_dir: Path, name: str, val_metrics, reference_image: Path, reprod
                       "protocol": "spd-predict (one scale)"},
     }
     with atomic_path(final, directory=True) as temp:
-        loaded.model.save_weights(temp / artifacts.WEIGHTS_NAME)
-        write_json_atomic(temp / artifacts.CONFIG_NAME, {**config, "package": block})
+        loaded.model.save_weights(temp / layout.WEIGHTS_NAME)
+        write_json_atomic(temp / layout.CONFIG_NAME, {**config, "package": block})
         reference = reference_prediction(loaded, Path(reference_image))
         ok, png = cv2.imencode(".png", reference["labels"].astype(np.uint8))
         if not ok:
@@ -217,7 +217,7 @@ def package(run_dir: Path, name: str, val_metrics, reference_image: Path, reprod
 
 
 def main(argv=None) -> int:
-    parser = cli_args.Parser(prog="python -m spd_tf.pretrained.package", description=__doc__.split("\n")[0])
+    parser = cli_args.Parser(prog="python -m spd_tf.deploy.package", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the train.py run directory to pack")
     parser.add_argument("--name", required=True, help="the model's name (ccp-small)")
     parser.add_argument("--val-metrics", type=Path, required=True, nargs="+",

@@ -3,7 +3,7 @@
     runtime = open_runtime("exports/spd-onnx/1/model.onnx")
     outputs = runtime(pixels)                    # [B, h, w, 3] at runtime.input_size
 
-A file's graph (spd_tf.portable) maps pixels at the model's input size to the model-frame
+A file's graph (spd_tf.deploy.model_frame) maps pixels at the model's input size to the model-frame
 outputs. Which directory holds the newest file is spd_tf.artifacts' business; the pre- and
 post-processing around it is spd_tf.inference's numpy path. Both runtimes are optional
 dependencies (`require` names the pip extra).
@@ -45,7 +45,7 @@ class PortableModel(abc.ABC):
 
     `inputs` maps each input's name to (its shape after the batch axis, None where free; its
     dtype). A model file takes `images` [B, h, w, 3] at `input_size` (`__call__`); the
-    per-person DensePose head file (spd_tf.portable) takes features and boxes (`run`).
+    per-person DensePose head file (spd_tf.deploy.model_frame) takes features and boxes (`run`).
     """
 
     path: Path

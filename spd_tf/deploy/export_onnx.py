@@ -1,7 +1,7 @@
-"""ONNX export of the model-frame graph (spd_tf.portable) with tf2onnx, run by onnxruntime.
+"""ONNX export of the model-frame graph (spd_tf.deploy.model_frame) with tf2onnx, run by onnxruntime.
 
     spd-export --model RUN --format onnx
-    # -> OUT/spd-onnx/<version>/{model.onnx, export.json} (+ densepose_head.onnx, spd_tf.portable)
+    # -> OUT/spd-onnx/<version>/{model.onnx, export.json} (+ densepose_head.onnx, spd_tf.deploy.model_frame)
 
 Same input and outputs as the TFLite export; float32 only, opset 17. tf2onnx converts the
 traced tf.function (its Keras path does not handle Keras 3), so it works with TF 2.21.
@@ -9,7 +9,7 @@ Needs `pip install 'spd_tf[onnx]'` (tf2onnx, onnxruntime). An op tf2onnx cannot 
 model onnxruntime will not load, is refused with the converter's first line.
 
 The variables are frozen here and the graph is converted (grappler, tf2onnx) in a child
-process (`python -m spd_tf.export_onnx`) that uses protobuf's pure-Python backend: with the
+process (`python -m spd_tf.deploy.export_onnx`) that uses protobuf's pure-Python backend: with the
 default upb backend every one of tf2onnx's ~36 optimizer passes leaves a copy of all
 weights in the node protos' arenas (+0.58 GB a pass for the 144 M paper model, past 19 GB),
 while the Python backend frees them (2.7 GB flat). The backend is chosen when protobuf is
@@ -29,13 +29,21 @@ from typing import Optional
 
 import keras
 import tensorflow as tf
+
 # TF has no public TF2 freezing API; tf2onnx freezes with this same function.
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+from tensorflow.python.framework.convert_to_constants import (
+    convert_variables_to_constants_v2,
+)
 
 from spd_tf.config import ModelConfig
+from spd_tf.deploy.model_frame import (
+    check_outputs,
+    export_metadata,
+    model_frame_function,
+    write_model_export,
+)
+from spd_tf.deploy.runtimes import onnx_session, require
 from spd_tf.fileio import TEMP_PREFIX
-from spd_tf.portable import check_outputs, export_metadata, model_frame_function, write_model_export
-from spd_tf.runtimes import onnx_session, require
 
 OPSET = 17
 CONVERTER_ENV = {"PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -85,7 +93,7 @@ def convert(run, scratch_parent: Path):
         (scratch / "spec.json").write_text(json.dumps(spec))
         log_path = scratch / "converter.log"
         with open(log_path, "wb") as log:
-            status = subprocess.run([sys.executable, "-m", "spd_tf.export_onnx", str(scratch / "spec.json")],
+            status = subprocess.run([sys.executable, "-m", "spd_tf.deploy.export_onnx", str(scratch / "spec.json")],
                                     env=_child_environment(), stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT).returncode
         if status != 0:

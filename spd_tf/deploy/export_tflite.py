@@ -1,12 +1,12 @@
-"""TFLite (LiteRT) export of the model-frame graph (spd_tf.portable), builtin ops only.
+"""TFLite (LiteRT) export of the model-frame graph (spd_tf.deploy.model_frame), builtin ops only.
 
     spd-export --model RUN --format tflite --tflite-precision float32,float16,int8
     # -> OUT/spd-tflite-<precision>/<version>/{model.tflite, export.json}
-    #    (+ densepose_head.tflite for an instance model with DensePose, spd_tf.portable)
+    #    (+ densepose_head.tflite for an instance model with DensePose, spd_tf.deploy.model_frame)
 
 Precisions: float32; float16 (weights stored as float16, computed in float32); int8
 (dynamic range: int8 weights, activations quantised on the fly; no calibration data).
-Converting needs only TensorFlow; running (spd_tf.runtimes, predict) needs ai-edge-litert,
+Converting needs only TensorFlow; running (spd_tf.deploy.runtimes, predict) needs ai-edge-litert,
 `pip install 'spd_tf[tflite]'`. A graph needing TensorFlow ops without a TFLite builtin is
 refused, naming them: a flex (TF Select) model would not run on the LiteRT interpreter.
 """
@@ -19,11 +19,16 @@ import keras
 import tensorflow as tf
 
 from spd_tf.config import ModelConfig
-from spd_tf.portable import check_outputs, export_metadata, model_frame_function, write_model_export
-from spd_tf.runtimes import SIGNATURE, tflite_interpreter
+from spd_tf.deploy.model_frame import (
+    check_outputs,
+    export_metadata,
+    model_frame_function,
+    write_model_export,
+)
+from spd_tf.deploy.runtimes import SIGNATURE, tflite_interpreter
 
 PRECISIONS = ("float32", "float16", "int8")
-HEAD_SIGNATURE = "densepose_head"  # the head file's one signature (spd_tf.portable)
+HEAD_SIGNATURE = "densepose_head"  # the head file's one signature (spd_tf.deploy.model_frame)
 
 
 def export_tflite(

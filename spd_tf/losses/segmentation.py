@@ -4,7 +4,7 @@ Selected by `TrainConfig` (`ohem_threshold` / `ohem_min_kept`, `class_weighting`
 `segmentation_loss` / `lovasz_weight`; docs/structure_loss.md). Every term is computed per
 image and never pools pixels across the batch, so one example's loss does not depend on the
 others in its replica's slice: the presence masks and the global-batch division of
-`spd_tf.losses` stay exact under tf.distribute. Inputs are float32 logits already at the
+`spd_tf.losses.multitask` stay exact under tf.distribute. Inputs are float32 logits already at the
 label resolution, int32 labels and the mask of valid pixels (labelled, not 255, task present).
 
 - OHEM follows mmsegmentation's `OHEMPixelSampler.sample`

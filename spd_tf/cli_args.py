@@ -15,10 +15,13 @@ Every tool also takes `--quiet` and `--no-progress` (see spd_tf.progress), added
 
 import argparse
 import dataclasses
+import errno
+import functools
+import os
 import sys
 import typing
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from spd_tf.errors import SettingError
 
@@ -80,15 +83,23 @@ def add_output_flags(container) -> None:
                         help="no progress bar (on a terminal) or progress lines (in a log)")
 
 
+DEBUG_VARIABLE = "SPD_DEBUG"
+_LAST_PARSER = None
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser that knows which flag sets which library setting, and warns on aliases.
 
     It carries the shared output flags, and parsing them sets spd_tf.progress's mode."""
 
     def __init__(self, *args, **kwargs):
+        global _LAST_PARSER
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         add_output_flags(self)
+        self.add_argument("--debug", action="store_true",
+                          help=f"on an error, show its traceback instead of one line (or set {DEBUG_VARIABLE}=1)")
+        _LAST_PARSER = self  # the tool's parser, so one_error_path words an error with its flags
 
     def parse_known_args(self, args=None, namespace=None):
         from spd_tf import progress
@@ -217,3 +228,63 @@ def config_values(config_cls, args: argparse.Namespace, demo: bool = False) -> d
             values[field.name] = tuple(value) if isinstance(value, list) else value
     return values
 
+
+
+# --- the one error path of every tool ---------------------------------------------------------
+
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.EROFS: "the file system is read-only"}
+
+
+def one_error_path(main: Callable) -> Callable:
+    """Wraps a tool's `main(argv)`: any error a tool did not word itself becomes one line,
+    `<tool>: error: <what, naming the file>`, exit status 2 for a bad setting and 1 for a failure;
+    `--debug` or SPD_DEBUG=1 re-raises it with its traceback."""
+
+    @functools.wraps(main)
+    def run(argv=None):
+        given = sys.argv[1:] if argv is None else list(argv)
+        debug = "--debug" in given or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+        try:
+            return main(argv)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # noqa: BLE001 (this is the one place every error lands)
+            if debug:
+                raise
+            parser = _LAST_PARSER
+            prog = parser.prog if parser is not None else Path(sys.argv[0]).name
+            print(f"{prog}: error: {one_line(error, parser)}", file=sys.stderr)
+            return 2 if isinstance(error, SettingError) else 1
+
+    return run
+
+
+def one_line(error: BaseException, parser: Optional["Parser"] = None) -> str:
+    """An error as one line: settings by their flags, files by their paths, TensorFlow's first line."""
+    if isinstance(error, SettingError):
+        return error.worded(parser.flag_names()) if parser is not None else str(error)
+    if isinstance(error, OSError) and error.errno is not None:
+        what = _DISK_ERRORS.get(error.errno, error.strerror or str(error))
+        where = error.filename or "a file"
+        kept = (" (files written before it are complete and kept; nothing partial was left under a final name)"
+                if error.errno in _DISK_ERRORS else "")
+        return f"{where}: {what}{kept}"
+    message = getattr(error, "message", None) or str(error)  # TensorFlow's OpError keeps `message`
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    first = lines[0][:400] if lines else type(error).__name__
+    if type(error).__module__.startswith(("tensorflow", "onnxruntime")):
+        return first + _disk_hint(first)
+    if isinstance(error, (ValueError, FileNotFoundError, FileExistsError, ImportError, RuntimeError)):
+        return first
+    return f"{type(error).__name__}: {first} (an unexpected error; rerun with --debug for its traceback)"
+
+
+def _disk_hint(text: str) -> str:
+    lowered = text.lower()
+    if "no space left" in lowered or "disk quota" in lowered:
+        return " (the disk is full; files written before it are complete and kept)"
+    if "permission denied" in lowered or "read-only file system" in lowered:
+        return " (cannot write there)"
+    return ""

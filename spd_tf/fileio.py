@@ -6,6 +6,7 @@ only when complete; an interrupted write leaves at most a `.tmp-*` name behind.
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -22,16 +23,21 @@ def atomic_path(final: PathLike, directory: bool = False) -> Iterator[Path]:
     """Yields a temporary path beside `final`; renames it to `final` if the block succeeds.
 
     With directory=True the temporary path is a fresh directory (e.g. for a SavedModel).
-    An existing `final` is replaced. On error the temporary path is removed.
+    An existing `final` is replaced. On error the temporary path is removed, and a disk error
+    (full, read-only, permission; TensorFlow's too) is an OSError naming `final`, not the
+    temporary name.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if directory:
-        temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + ".", dir=final.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX + final.name + ".", dir=final.parent)
-        os.close(fd)
-        temp = Path(name)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if directory:
+            temp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + ".", dir=final.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX + final.name + ".", dir=final.parent)
+            os.close(fd)
+            temp = Path(name)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(final)) from None
     try:
         yield temp
         # mkstemp/mkdtemp create private (0600/0700) paths; give the output the permissions
@@ -40,11 +46,16 @@ def atomic_path(final: PathLike, directory: bool = False) -> Iterator[Path]:
         if directory and final.exists():
             shutil.rmtree(final)
         os.replace(temp, final)
-    except BaseException:
+    except BaseException as error:
         if temp.is_dir():
             shutil.rmtree(temp, ignore_errors=True)
         elif temp.exists():
             temp.unlink()
+        if isinstance(error, OSError) and error.errno is not None:
+            raise OSError(error.errno, error.strerror, str(final)) from None
+        disk = file_error(error, final) if type(error).__module__.startswith("tensorflow") else error
+        if disk is not error:
+            raise disk from None
         raise
 
 
@@ -103,3 +114,17 @@ def _nan_to_none(value):
     if isinstance(value, (list, tuple)):
         return [_nan_to_none(v) for v in value]
     return value
+
+
+_ERRNO_OF = (("no space left", errno.ENOSPC), ("disk quota", errno.EDQUOT), ("permission denied", errno.EACCES),
+             ("read-only file system", errno.EROFS))
+
+
+def file_error(error: Exception, path) -> Exception:
+    """TensorFlow's file error (its message names a temporary file) as the OSError it wraps,
+    naming `path` (the file being made); another error as it is."""
+    message = str(getattr(error, "message", error)).lower()
+    for text, number in _ERRNO_OF:
+        if text in message:
+            return OSError(number, os.strerror(number), str(path))
+    return error

@@ -18,11 +18,8 @@ from spd_tf import labels
 
 
 def _pair_list(value, where: str, field: str, count: int) -> Tuple[Tuple[int, int], ...]:
-    try:
-        pairs = tuple(tuple(int(v) for v in pair) for pair in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {field} must be a list of [a, b] joint index pairs, got {value!r}") from None
-    bad = [pair for pair in pairs if len(pair) != 2 or not all(0 <= v < count for v in pair) or pair[0] == pair[1]]
+    pairs = labels.integer_rows(value, f"{where}: {field}", 2, -2**31, 2**31)
+    bad = [pair for pair in pairs if not all(0 <= v < count for v in pair) or pair[0] == pair[1]]
     if bad:
         raise ValueError(f"{where}: {field} entry {list(bad[0])} must be two different joint indices in 0..{count - 1}")
     return pairs
@@ -65,15 +62,10 @@ class KeypointSet:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"keypoint set name {self.name!r} must be a non-empty string")
         where = f"keypoint set {self.name!r}"
-        if isinstance(self.joints, (str, bytes)) or not all(isinstance(j, str) and j for j in self.joints):
-            raise ValueError(f"{where}: joints must be a list of non-empty names, got {self.joints!r}")
-        joints = tuple(self.joints)
+        joints = labels.names(self.joints, where, "joints", "joint")
         count = len(joints)
         if not 1 <= count <= 255:
             raise ValueError(f"{where}: needs 1..255 joints, got {count}")
-        repeated = sorted({j for j in joints if joints.count(j) > 1})
-        if repeated:
-            raise ValueError(f"{where}: joint names repeat: {repeated}")
         pairs = _pair_list(self.flip_pairs, where, "flip_pairs", count)
         used = [v for pair in pairs for v in pair]
         if len(set(used)) != len(used):
@@ -85,18 +77,13 @@ class KeypointSet:
             ends[field] = None if value is None else _pair_list([value], where, field, count)[0]
         if ends["head"] is None and ends["torso"] is None:
             raise ValueError(f"{where}: needs a head pair (PCKh) or a torso pair (PCK) to normalise distances")
-        try:
-            mean_joints = tuple(int(v) for v in self.mean_joints)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: mean_joints must be joint indices, got {self.mean_joints!r}") from None
+        mean_joints = tuple(labels.integer(v, f"{where}: mean_joints[{index}]")
+                            for index, v in enumerate(labels.entries(self.mean_joints, f"{where}: mean_joints")))
         if any(not 0 <= v < count for v in mean_joints) or len(set(mean_joints)) != len(mean_joints):
             raise ValueError(f"{where}: mean_joints {list(mean_joints)} must be distinct indices in 0..{count - 1}")
-        try:
-            colours = tuple(tuple(int(v) for v in colour) for colour in self.colours) or _default_colours(joints)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: colours must be RGB triples, got {self.colours!r}") from None
-        if len(colours) != count or any(len(c) != 3 or min(c) < 0 or max(c) > 255 for c in colours):
-            raise ValueError(f"{where}: colours must hold {count} RGB triples in 0..255")
+        colours = labels.integer_rows(self.colours, f"{where}: colours", 3, 0, 255) or _default_colours(joints)
+        if len(colours) != count:
+            raise ValueError(f"{where}: colours holds {len(colours)} colours for {count} joints")
         object.__setattr__(self, "joints", joints)
         object.__setattr__(self, "flip_pairs", pairs)
         object.__setattr__(self, "skeleton", skeleton)

@@ -216,6 +216,50 @@ def _default_palette(num_classes: int) -> tuple:
     return tuple(colours)
 
 
+# --- validating tables read from JSON: every entry checked, the error names it ---------------
+
+
+def integer(value, where: str) -> int:
+    """An integer (numpy's too; not a bool, float or string), else a ValueError naming `where`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{where} is {value!r}, not an integer")
+    return int(value)
+
+
+def entries(value, where: str) -> tuple:
+    """A JSON list (or tuple) as a tuple, else a ValueError naming `where`."""
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (list, tuple, np.ndarray)):
+        raise ValueError(f"{where} must be a list, got {value!r}")
+    return tuple(value)
+
+
+def integer_rows(value, where: str, width: int, low: int, high: int) -> tuple:
+    """Rows of `width` integers in low..high (palette colours, index pairs), each checked by index."""
+    rows = []
+    for index, row in enumerate(entries(value, where)):
+        row = entries(row, f"{where}[{index}]")
+        if len(row) != width:
+            raise ValueError(f"{where}[{index}] is {list(row)!r}: needs {width} integers in {low}..{high}")
+        numbers = tuple(integer(v, f"{where}[{index}]") for v in row)
+        if any(not low <= v <= high for v in numbers):
+            raise ValueError(f"{where}[{index}] is {list(numbers)}: values must be in {low}..{high}")
+        rows.append(numbers)
+    return tuple(rows)
+
+
+def names(value, owner: str, field: str, kind: str) -> tuple:
+    """Non-empty, distinct name strings (of `kind`: class, joint), each checked by index."""
+    where = f"{owner}: {field}"
+    found = entries(value, where)
+    for index, name in enumerate(found):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where}[{index}] is {name!r} ({type(name).__name__}), not a non-empty name string")
+    repeated = sorted({name for name in found if found.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{owner}: {kind} names repeat: {repeated}")
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class LabelSet:
     """A parsing vocabulary: class names, palette, left/right flip pairs, ignore value and
@@ -235,54 +279,44 @@ class LabelSet:
     joint_groups: Tuple[Tuple[str, Tuple[int, ...]], ...] = ()
 
     def __post_init__(self):
-        where = f"label set {self.name!r}"
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"label set name {self.name!r} must be a non-empty string")
-        classes = tuple(str(c) for c in self.classes)
+        where = f"label set {self.name!r}"
+        classes = names(self.classes, where, "classes", "class")
         if not 2 <= len(classes) <= 255:
             raise ValueError(f"{where}: needs 2..255 classes, got {len(classes)}")
-        if len(set(classes)) != len(classes):
-            raise ValueError(f"{where}: class names repeat: {classes}")
-        palette = tuple(tuple(int(v) for v in colour) for colour in self.palette)
-        palette = palette or _default_palette(len(classes))
-        if len(palette) != len(classes) or any(
-            len(c) != 3 or min(c) < 0 or max(c) > 255 for c in palette
-        ):
-            raise ValueError(
-                f"{where}: palette must hold {len(classes)} RGB triples in 0..255, got {palette}"
-            )
-        pairs = tuple(tuple(int(v) for v in pair) for pair in self.flip_pairs)
+        palette = integer_rows(self.palette, f"{where}: palette", 3, 0, 255) or _default_palette(len(classes))
+        if len(palette) != len(classes):
+            raise ValueError(f"{where}: palette must hold {len(classes)} RGB triples in 0..255 (one per class), "
+                             f"got {len(palette)}")
+        pairs = integer_rows(self.flip_pairs, f"{where}: flip_pairs", 2, 1, len(classes) - 1)
         used = [v for pair in pairs for v in pair]
-        if any(len(p) != 2 for p in pairs) or len(set(used)) != len(used) or any(
-            not 0 < v < len(classes) for v in used
-        ):
-            raise ValueError(
-                f"{where}: flip_pairs {pairs} must be disjoint (left, right) class pairs in "
-                f"1..{len(classes) - 1}"
-            )
-        if not len(classes) <= int(self.ignore_label) <= 255:
-            raise ValueError(
-                f"{where}: ignore_label {self.ignore_label} must be in {len(classes)}..255"
-            )
+        if len(set(used)) != len(used):
+            raise ValueError(f"{where}: flip_pairs {[list(p) for p in pairs]} must be disjoint (left, right) pairs")
+        ignore_label = integer(self.ignore_label, f"{where}: ignore_label")
+        if not len(classes) <= ignore_label <= 255:
+            raise ValueError(f"{where}: ignore_label {ignore_label} must be in {len(classes)}..255")
         groups = self.joint_groups
-        groups = tuple(groups.items()) if isinstance(groups, dict) else tuple(groups)
-        try:
-            groups = tuple((str(name), tuple(int(v) for v in ids)) for name, ids in groups)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: joint_groups must map group names to lists of class ids, "
-                             f"got {self.joint_groups!r}") from None
+        groups = tuple(groups.items()) if isinstance(groups, dict) else entries(groups, f"{where}: joint_groups")
+        checked = []
+        for index, group in enumerate(groups):
+            group = entries(group, f"{where}: joint_groups[{index}]")
+            if len(group) != 2 or not isinstance(group[0], str) or not group[0]:
+                raise ValueError(f"{where}: joint_groups must map group names to lists of class ids, got {group!r}")
+            name, ids = group
+            ids = tuple(integer(v, f"{where}: joint_groups[{name!r}]") for v in entries(ids, f"{where}: joint_groups[{name!r}]"))
+            if not ids or any(not 0 < v < len(classes) for v in ids):
+                raise ValueError(f"{where}: joint_groups[{name!r}] is {list(ids)}: needs class ids in 1..{len(classes) - 1}")
+            checked.append((name, ids))
+        groups = tuple(checked)
         grouped = [v for _, ids in groups for v in ids]
-        if (len({name for name, _ in groups}) != len(groups) or any(not name or not ids for name, ids in groups)
-                or len(set(grouped)) != len(grouped) or any(not 0 < v < len(classes) for v in grouped)):
-            raise ValueError(
-                f"{where}: joint_groups {dict(groups)} must be named, non-empty, disjoint groups of "
-                f"class ids in 1..{len(classes) - 1}"
-            )
+        if len({name for name, _ in groups}) != len(groups) or len(set(grouped)) != len(grouped):
+            raise ValueError(f"{where}: joint_groups {dict(groups)} must be disjoint groups with distinct names")
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "palette", palette)
         object.__setattr__(self, "joint_groups", groups)
         object.__setattr__(self, "flip_pairs", pairs)
-        object.__setattr__(self, "ignore_label", int(self.ignore_label))
+        object.__setattr__(self, "ignore_label", ignore_label)
 
     @property
     def num_classes(self) -> int:

@@ -40,7 +40,7 @@ def test_a_json_set_and_its_errors_name_the_file_and_entry(tmp_path):
         ({"name": "x", "joints": ["a", "a"], "head": [0, 1]}, "joint names repeat"),
         ({"name": "x", "joints": ["a", "b"], "head": [0, 5]}, "head entry \\[0, 5\\]"),
         ({"name": "x", "joints": ["a", "b"]}, "needs a head pair"),
-        ({"name": "x", "joints": [{"id": 0}, "b"], "head": [0, 1]}, "joints must be a list of non-empty names"),
+        ({"name": "x", "joints": [{"id": 0}, "b"], "head": [0, 1]}, "joints\\[0\\] is .* not a non-empty name string"),
         ({"name": "x", "joints": ["a", "b", "c"], "head": [0, 1], "flip_pairs": [[0, 1], [1, 2]]}, "disjoint"),
         ({"name": "x", "joints": ["a", "b"], "head": [0, 1], "colours": [[0, 0, 300], [1, 1, 1]]}, "0..255"),
         ({"name": "x", "joints": ["a", "b"], "head": [0, 1], "extra": 1}, "unknown key"),
@@ -123,3 +123,18 @@ def test_a_fashionista_model_exports_names_and_draws_its_fourteen_joints(shared_
     written = json.loads((tmp_path / "out" / "keypoints" / "000129.json").read_text())
     assert written["keypoint_set"] == "fashionista" and list(written["joints"]) == list(KEYPOINT_SETS["fashionista"].joints)
     assert (tmp_path / "out" / "skeleton" / "000129.jpg").stat().st_size > 0
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("joints", [{"n": 1}, "b"], "joints[0] is {'n': 1} (dict)"),
+    ("flip_pairs", [[0.5, 1]], "flip_pairs[0] is 0.5, not an integer"),
+    ("head", ["0", "1"], "head[0] is '0', not an integer"),
+    ("colours", [[0, 0, 300], [0, 0, 0]], "colours[0] is [0, 0, 300]"),
+    ("mean_joints", [True], "mean_joints[0] is True, not an integer"),
+])
+def test_a_keypoint_set_json_is_checked_entry_by_entry(tmp_path, field, value, named):
+    path = tmp_path / "joints.json"
+    path.write_text(json.dumps({"name": "two", "joints": ["a", "b"], "head": [0, 1], field: value}))
+    with pytest.raises(ValueError) as error:
+        get_keypoint_set(str(path))
+    assert str(error.value).startswith(f"keypoint set file {path}: ") and named in str(error.value)

@@ -114,3 +114,23 @@ def test_a_lip_model_is_scored_on_ccp_through_the_declared_mapping():
     assert len(result["parsing"]["per_class"]) == 15 and result["predictor_label_set"] == "lip"
     with pytest.raises(ValueError, match="no declared mapping from label set 'ccp'"):
         Evaluation("lip", (SEGMENTATION,), predictor_label_set=labels.LABEL_SETS["ccp"])
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("classes", [{"id": 0}, {"id": 1}], "classes[0] is {'id': 0} (dict)"),
+    ("classes", ["background", 1], "classes[1] is 1 (int)"),
+    ("classes", "ab", "classes must be a list"),
+    ("classes", ["a", "a"], "class names repeat: ['a']"),
+    ("palette", [[0, 0, 0], [0.5, 0, 0]], "palette[1] is 0.5, not an integer"),
+    ("palette", [[0, 0, 0], [0, 0, 256]], "palette[1] is [0, 0, 256]: values must be in 0..255"),
+    ("palette", [[0, 0, 0]], "palette must hold 2 RGB triples in 0..255 (one per class), got 1"),
+    ("flip_pairs", [[1, True]], "flip_pairs[0] is True, not an integer"),
+    ("ignore_label", "255", "ignore_label is '255', not an integer"),
+    ("joint_groups", {"head": ["a"]}, "joint_groups['head'] is 'a', not an integer"),
+])
+def test_a_label_set_json_is_checked_entry_by_entry(tmp_path, field, value, named):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"name": "mine", "classes": ["background", "person"], field: value}))
+    with pytest.raises(ValueError) as error:
+        labels.get_label_set(str(path))
+    assert str(error.value).startswith(f"label set file {path}: ") and named in str(error.value)

@@ -123,7 +123,7 @@ def test_first_line_says_what_trains_before_tensorflow_loads(tmp_path):
     pattern = str(tmp_path / "nothing-*.tfrecord")
     done = run_python(WATCH_TF_IMPORT.format(argv=["--data", pattern, "--run-dir", str(tmp_path / "run")]))
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("training variant=spd input=384x384 stride=8 resnet101"), done.stdout
+    assert lines[0].startswith("training variant=spd tasks=segmentation,pose,densepose input=384x384 stride=8 resnet101"), done.stdout
     assert "tensorflow import starts" in lines[1:], done.stdout
     assert done.returncode == 2 and "matches no files" in done.stderr
 

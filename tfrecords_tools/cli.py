@@ -7,6 +7,7 @@ the dataset directory and --out for the shards.
 import importlib
 import sys
 from typing import Optional, Sequence
+from spd_tf import cli_args
 
 CONVERTERS = {
     "lip": "tfrecords_tools.convert_lip",
@@ -19,6 +20,7 @@ CONVERTERS = {
 USAGE = f"usage: spd-convert {{{','.join(CONVERTERS)}}} [-h] ...\n\n{__doc__}"
 
 
+@cli_args.one_error_path
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from spd_tf import cli_args, config, labels, progress
 from spd_tf.data import layouts, listers, schema
 from spd_tf.data.writer import ShardedWriter
 from spd_tf.fileio import ensure_writable_dir, write_json_atomic
+from spd_tf.inference.protocol import ORIENTATION_TAG
 
 PathLike = Union[str, os.PathLike]
 IN_FLIGHT_PER_WORKER = 4
@@ -72,8 +73,9 @@ def encode_image_file(path: PathLike) -> EncodedImage:
 
     RGB or grayscale JPEGs and RGB/grayscale PNGs are stored byte for byte (decode_example
     forces 3 channels, so a grayscale JPEG needs no lossy re-encoding); CMYK JPEGs are
-    re-encoded as RGB JPEG and any other mode/format as RGB PNG. A corrupt or truncated
-    file raises InputError.
+    re-encoded as RGB JPEG and any other mode/format as RGB PNG. A photo with an EXIF
+    orientation (phones) is stored upright, as people see it (re-encoded, the fix noted): its
+    labels are expected in that orientation. A corrupt or truncated file raises InputError.
     """
     data = Path(path).read_bytes()
     buffer = io.BytesIO(data)
@@ -81,10 +83,12 @@ def encode_image_file(path: PathLike) -> EncodedImage:
         with Image.open(buffer) as image:
             image.load()
             fmt, mode = image.format, image.mode
-            if fmt in ("JPEG", "MPO", "PNG") and mode in ("L", "RGB"):  # MPO: camera JPEG, TF reads it
+            orientation = image.getexif().get(ORIENTATION_TAG, 1)
+            upright = orientation in (None, 1)
+            if fmt in ("JPEG", "MPO", "PNG") and mode in ("L", "RGB") and upright:  # MPO: camera JPEG, TF reads it
                 fixes = ("grayscale image stored as-is; decode_example returns 3 channels",) if mode == "L" else ()
                 return EncodedImage(data, image.height, image.width, fixes)
-            rgb = image.convert("RGB")
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         # PIL names the buffer it read ("<_io.BytesIO object at 0x...>"); the report needs the file.
         reason = str(e).replace(repr(buffer), Path(path).name)
@@ -93,7 +97,8 @@ def encode_image_file(path: PathLike) -> EncodedImage:
         data, target = encode_rgb_jpeg(np.asarray(rgb)), "JPEG"
     else:
         data, target = encode_rgb_png(np.asarray(rgb)), "PNG"
-    return EncodedImage(data, rgb.height, rgb.width, (f"{fmt} {mode} image re-encoded as RGB {target}",))
+    why = f"EXIF orientation {orientation} applied" if not upright else f"{fmt} {mode} image"
+    return EncodedImage(data, rgb.height, rgb.width, (f"{why}, re-encoded as RGB {target}",))
 
 
 def load_rgb(path: PathLike) -> np.ndarray:

@@ -14,8 +14,10 @@ from typing import Optional, Sequence
 
 from spd_tf import labels
 from tfrecords_tools import common
+from spd_tf import cli_args
 
 
+@cli_args.one_error_path
 def main(argv: Optional[Sequence[str]] = None) -> int:
     return common.labelled_main("atr", __doc__, labels.NUM_ATR_CLASSES, argv)
 

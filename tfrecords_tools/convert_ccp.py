@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 from spd_tf import labels
 from spd_tf.data import ccp
 from tfrecords_tools import common
+from spd_tf import cli_args
 
 NUM_CLASSES = labels.LABEL_SETS["ccp"].num_classes
 
@@ -36,6 +37,7 @@ def convert_ccp(root, out_dir, *, workers: int = 1, examples_per_shard: int = 10
     return report.write(report_path or out_dir / "ccp-report.json")
 
 
+@cli_args.one_error_path
 def main(argv: Optional[Sequence[str]] = None) -> int:
     return common.dataset_main("ccp", __doc__, convert_ccp, argv)
 

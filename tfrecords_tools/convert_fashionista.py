@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 from spd_tf import labels
 from spd_tf.data import ccp, fashionista
 from tfrecords_tools import common
+from spd_tf import cli_args
 
 NUM_CLASSES = labels.LABEL_SETS["ccp"].num_classes
 
@@ -35,6 +36,7 @@ def convert_fashionista(root, out_dir, *, workers: int = 1, examples_per_shard: 
     return report.write(report_path or f"{out_dir}/fashionista-report.json")
 
 
+@cli_args.one_error_path
 def main(argv: Optional[Sequence[str]] = None) -> int:
     return common.dataset_main("fashionista", __doc__, convert_fashionista, argv)
 

@@ -28,6 +28,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 from spd_tf import config
 from spd_tf.data import layouts
 from tfrecords_tools import common, densepose_coco
+from spd_tf import cli_args
 
 PathLike = Union[str, os.PathLike]
 DENSEPOSE_ONLY_SPLIT = "densepose_only"
@@ -153,6 +154,7 @@ def build_parser():
     return parser
 
 
+@cli_args.one_error_path
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ from spd_tf.data import synthetic
 from tfrecords_tools import common
 
 
+@cli_args.one_error_path
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = common.new_parser(__doc__)
     cli_args.add_out(parser, dest="out_dir", required=True, deprecated=("--out-dir",),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from spd_tf import labels
 
@@ -300,14 +300,15 @@ def list_cihp(root: PathLike, split: Optional[str] = None, id_list: Optional[Pat
 # --- loading ---------------------------------------------------------------------------------------
 
 def load_image(path: PathLike) -> np.ndarray:
-    """Decodes an image file to RGB uint8 [H, W, 3] (grayscale, CMYK, palette, alpha -> RGB).
+    """Decodes an image file to RGB uint8 [H, W, 3] (grayscale, CMYK, palette, alpha -> RGB),
+    upright: a photo's EXIF orientation is applied (as people see it).
 
     Raises ValueError naming the file when it is corrupt or truncated.
     """
     try:
         with Image.open(path) as image:
             image.load()
-            return np.asarray(image.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     except (OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"{path}: cannot decode image ({e})") from None
 

@@ -14,7 +14,7 @@ from typing import List, Union
 import tensorflow as tf
 
 from spd_tf.data.schema import shard_name
-from spd_tf.fileio import TEMP_PREFIX, pid_alive
+from spd_tf.fileio import TEMP_PREFIX, file_error, pid_alive
 
 
 class ShardedWriter:
@@ -52,7 +52,10 @@ class ShardedWriter:
 
     def write(self, serialized: bytes) -> None:
         """Appends one serialized tf.train.Example to the next shard."""
-        self._writers[self._next].write(serialized)
+        try:
+            self._writers[self._next].write(serialized)
+        except tf.errors.OpError as error:
+            raise file_error(error, self.out_dir / shard_name(self.split, self._next, self.num_shards)) from None
         self.counts[self._next] += 1
         self._next = (self._next + 1) % self.num_shards
 
@@ -61,16 +64,27 @@ class ShardedWriter:
         return sum(self.counts)
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        for writer in self._writers:
-            writer.close()
+        failure = None
+        for index, writer in enumerate(self._writers):
+            try:
+                writer.close()  # flushes: a full disk may show only now
+            except tf.errors.OpError as error:
+                failure = failure or file_error(error, self.out_dir / shard_name(self.split, index, self.num_shards))
         self._writers = []
         # Round robin fills the first shards first: `used` shards hold every record.
-        used = min(self.total, self.num_shards) if exc_type is None else 0
-        for index in range(self.num_shards):
-            temp = self._temp_path(index)
-            if index < used:
+        used = min(self.total, self.num_shards) if exc_type is None and failure is None else 0
+        try:
+            for index in range(used):
                 final = self.out_dir / shard_name(self.split, index, used)
-                os.replace(temp, final)
+                os.replace(self._temp_path(index), final)
                 self.final_paths.append(final)
-            else:
-                temp.unlink(missing_ok=True)
+        except OSError as error:  # a split is complete under its final names, or absent
+            failure = error
+            for final in self.final_paths:
+                final.unlink(missing_ok=True)
+            self.final_paths = []
+        finally:
+            for index in range(self.num_shards):
+                self._temp_path(index).unlink(missing_ok=True)
+        if failure is not None:
+            raise failure

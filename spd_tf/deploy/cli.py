@@ -43,6 +43,7 @@ def check_format_flags(args: argparse.Namespace) -> None:
                          "logits, postprocessed by spd_tf.inference.postprocess_numpy")
 
 
+@cli_args.one_error_path
 def main(argv=None) -> int:
     from spd_tf.deploy.export_tflite import PRECISIONS
 

@@ -98,6 +98,7 @@ def predict_grpc(server: str, model: str, images: Sequence[bytes], version: Opti
     return {key: tf.make_ndarray(value) for key, value in answer.outputs.items()}
 
 
+@cli_args.one_error_path
 def main(argv=None) -> int:
     parser = cli_args.Parser(
         prog="spd-client",
@@ -129,7 +130,7 @@ def main(argv=None) -> int:
         print(f"spd-client: error: {error}", file=sys.stderr)
         return 2
     except (FileNotFoundError, urllib.error.URLError, ConnectionError) as error:
-        print(f"error: {getattr(error, 'reason', error)} (server {args.server})", file=sys.stderr)
+        print(f"spd-client: error: {getattr(error, 'reason', error)} (server {args.server})", file=sys.stderr)
         return 1
     return report(summary, len(files), args.out)
 

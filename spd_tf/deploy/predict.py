@@ -158,6 +158,7 @@ def _first_line(message: str) -> str:
     return (lines[0] if lines else "decoding failed")[:300]
 
 
+@cli_args.one_error_path
 def main(argv=None) -> int:
     parser = cli_args.Parser(
         prog="spd-predict",

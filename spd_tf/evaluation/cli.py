@@ -113,6 +113,7 @@ def parse_scales(text: str) -> tuple:
     return scales
 
 
+@cli_args.one_error_path
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -5,7 +5,8 @@ from typing import Sequence, Tuple
 
 import tensorflow as tf
 
-from spd_tf.inference.protocol import MAX_IMAGE_SIDE, MAX_REQUEST_PIXELS
+from spd_tf.inference.protocol import (EXIF_HEADER, EXIF_MAX_ENTRIES, EXIF_SEARCH_BYTES, EXIF_TIFF_BYTES,
+                                       MAX_IMAGE_SIDE, MAX_REQUEST_PIXELS, ORIENTATION_TAG)
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -90,7 +91,8 @@ def decode_images(
     image_bytes: tf.Tensor, input_size: Sequence[int], max_side: int = MAX_IMAGE_SIDE,
     max_pixels: int = MAX_REQUEST_PIXELS,
 ) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Encoded JPEG/PNG strings [B] (any size, gray/RGBA ok) -> (float32 batch, image_size).
+    """Encoded JPEG/PNG strings [B] (any size, gray/RGBA ok) -> (float32 batch, image_size),
+    each image upright: a JPEG's EXIF orientation is applied (`exif_orientation`, `orient`).
 
     Every size is read from the header and checked (per image, then the request's pixel
     budget) before anything is decoded, so an enormous request is refused without
@@ -106,7 +108,9 @@ def decode_images(
 
     def check_one(index):
         data = image_bytes[index]
+        # The size as people see it: orientations 5-8 turn the stored image a quarter.
         size = _header_size(data, index)
+        size = tf.where(exif_orientation(data) >= 5, tf.reverse(size, [0]), size)
         checks = [
             tf.debugging.Assert(
                 tf.reduce_all(size > 0),
@@ -131,7 +135,7 @@ def decode_images(
     def decode_one(index):
         with tf.control_dependencies([budget]):
             image = tf.io.decode_image(image_bytes[index], channels=3, expand_animations=False)
-        image = tf.ensure_shape(image, [None, None, 3])
+        image = orient(tf.ensure_shape(image, [None, None, 3]), exif_orientation(image_bytes[index]))
         return _resize(image, input_size), tf.shape(image)[:2]
 
     return tf.map_fn(
@@ -184,3 +188,39 @@ def _png_size(head: tf.Tensor) -> tf.Tensor:
     height = tf.reduce_sum(fields[4:] * weights)
     # Clamped so a bogus header cannot overflow int32 and slip under the size check.
     return tf.cast(tf.minimum(tf.stack([height, width]), 2**30), tf.int32)
+
+
+def exif_orientation(data: tf.Tensor) -> tf.Tensor:
+    """int32 EXIF orientation 1..8 of one encoded image (1 when it is no JPEG, has no EXIF or
+    no readable tag), read with string ops: numpy_path.exif_orientation, in the graph."""
+    head = tf.strings.substr(data, 0, EXIF_SEARCH_BYTES)
+    parts = tf.strings.split(head, EXIF_HEADER, maxsplit=1)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
+    tiff = tf.strings.substr(parts[-1] + b"\0" * EXIF_TIFF_BYTES, 0, EXIF_TIFF_BYTES)
+    raw = tf.cast(tf.io.decode_raw(tiff, tf.uint8), tf.int32)
+    little = tf.reduce_all(tf.equal(raw[:2], 73))  # "II"
+    big = tf.reduce_all(tf.equal(raw[:2], 77))  # "MM"
+
+    def number(at, size):
+        at = tf.clip_by_value(at, 0, EXIF_TIFF_BYTES - size)
+        values = tf.stack([tf.gather(raw, at + k) for k in range(size)], axis=-1)
+        weights = tf.constant([256 ** k for k in range(size)], tf.int32)
+        return tf.where(little, tf.reduce_sum(values * weights, -1), tf.reduce_sum(values * weights[::-1], -1))
+
+    ifd = number(tf.constant(4), 4)
+    count = tf.minimum(number(ifd, 2), EXIF_MAX_ENTRIES)
+    entries = tf.range(EXIF_MAX_ENTRIES)
+    at = ifd + 2 + 12 * entries
+    match = (entries < count) & (at + 10 <= EXIF_TIFF_BYTES) & tf.equal(number(at, 2), ORIENTATION_TAG)
+    value = tf.reduce_max(tf.where(match, number(at + 8, 2), 0))
+    found = is_jpeg & (tf.size(parts) > 1) & (little | big) & (ifd >= 8) & (value >= 1) & (value <= 8)
+    return tf.where(found, value, 1)
+
+
+def orient(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """[H, W, C] pixels as stored -> as people see them, for EXIF orientation 1..8."""
+    image = tf.cond(orientation >= 5, lambda: tf.transpose(image, [1, 0, 2]), lambda: image)
+    image = tf.cond(tf.reduce_any(tf.equal(orientation, [2, 3, 6, 7])), lambda: tf.reverse(image, [1]),
+                    lambda: image)
+    return tf.cond(tf.reduce_any(tf.equal(orientation, [3, 4, 7, 8])), lambda: tf.reverse(image, [0]),
+                   lambda: image)

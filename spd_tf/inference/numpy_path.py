@@ -7,8 +7,9 @@ from typing import Callable, Mapping, Sequence, Tuple
 import cv2
 import numpy as np
 
-from spd_tf.inference.protocol import (CENTER_NMS_KERNEL, CHARTS, DENSEPOSE_FEATURES, LOG_FLOOR, MAX_IMAGE_SIDE,
-                                       MAX_REQUEST_PIXELS, OTHER_PERSON, PERSON_BOXES, InstanceGrouping)
+from spd_tf.inference.protocol import (CENTER_NMS_KERNEL, CHARTS, DENSEPOSE_FEATURES, EXIF_HEADER, EXIF_MAX_ENTRIES,
+                                       EXIF_SEARCH_BYTES, EXIF_TIFF_BYTES, LOG_FLOOR, MAX_IMAGE_SIDE, MAX_REQUEST_PIXELS,
+                                       ORIENTATION_TAG, OTHER_PERSON, PERSON_BOXES, InstanceGrouping)
 
 
 def resize_bilinear(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -256,6 +257,7 @@ def decode_images_numpy(images: Sequence[bytes], input_size: Sequence[int], max_
     sizes = []
     for index, data in enumerate(images):
         size = header_size(data, index)
+        size = size[::-1] if exif_orientation(data) >= 5 else size  # as people see it
         if min(size) < 1:
             raise ValueError(f"image {index} has zero size {list(size)}")
         if max(size) > max_side:
@@ -272,12 +274,47 @@ def decode_images_numpy(images: Sequence[bytes], input_size: Sequence[int], max_
 
 
 def decode_rgb(data: bytes, index: int = 0) -> np.ndarray:
-    """One encoded image -> RGB uint8 pixels (gray/RGBA -> RGB), as TF's decoder gives them (its
-    orientation tag not applied, as TF)."""
+    """One encoded image -> RGB uint8 pixels (gray/RGBA -> RGB), upright: a JPEG's EXIF
+    orientation applied as `decode.decode_images` applies it in the graph."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ValueError(f"image {index} could not be decoded ({len(data)} bytes)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return orient(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), exif_orientation(data))
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag (1..8) of a JPEG's APP1 segment; 1 (as stored) when it has none
+    or it cannot be read. The graph reads the same bytes the same way (decode.exif_orientation)."""
+    if not data.startswith(_JPEG_MAGIC):
+        return 1
+    start = data.find(EXIF_HEADER, 0, EXIF_SEARCH_BYTES)
+    if start < 0:
+        return 1
+    tiff = data[start + len(EXIF_HEADER):][:EXIF_TIFF_BYTES]
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    ifd = int.from_bytes(tiff[4:8], order)
+    if ifd < 8:
+        return 1
+    count = min(int.from_bytes(tiff[ifd:ifd + 2], order), EXIF_MAX_ENTRIES) if len(tiff) >= ifd + 2 else 0
+    for entry in range(count):
+        at = ifd + 2 + 12 * entry
+        if len(tiff) >= at + 10 and int.from_bytes(tiff[at:at + 2], order) == ORIENTATION_TAG:
+            value = int.from_bytes(tiff[at + 8:at + 10], order)
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels as stored -> as people see them, for EXIF orientation 1..8."""
+    if orientation in (5, 6, 7, 8):
+        image = np.swapaxes(image, 0, 1)  # transpose first: 5 is a plain transpose
+    if orientation in (2, 3, 6, 7):
+        image = image[:, ::-1]
+    if orientation in (3, 4, 7, 8):
+        image = image[::-1]
+    return np.ascontiguousarray(image)
 
 
 def _has_end_marker(data: bytes) -> bool:

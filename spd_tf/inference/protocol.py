@@ -10,6 +10,14 @@ CENTER_KEY = "instance_center"
 OFFSET_KEY = "instance_offset"
 
 
+# EXIF orientation (phones store portraits landscape with tag 6): the APP1 segment's "Exif\0\0"
+# is looked for in a JPEG's first bytes, and the tag among IFD0's first entries.
+EXIF_HEADER = b"Exif\x00\x00"
+EXIF_SEARCH_BYTES = 1 << 16
+EXIF_MAX_ENTRIES = 64
+EXIF_TIFF_BYTES = 2048  # of the TIFF block read: IFD0 sits near its start (offset 8 in practice)
+ORIENTATION_TAG = 0x0112
+
 # Largest image side accepted (a bogus header cannot make us allocate a 16k x 16k image).
 MAX_IMAGE_SIDE = 4096
 

@@ -2,8 +2,9 @@
 in the precision asked for, and the rebuild of a model in another precision."""
 
 import collections
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, List, Optional, Sequence
 
 from spd_tf.config import ModelConfig
 from spd_tf.dtype_policies import inference_policy
@@ -51,21 +52,74 @@ def restore_run_model(run_dir, checkpoint: Optional[str] = None, precision: str 
     values = read_run_config(run_dir)
     if values is None or "model" not in values:
         raise FileNotFoundError(f"{run_dir / CONFIG_NAME} is missing or has no 'model' config")
-    model_config = ModelConfig.from_dict(values["model"])
+    try:
+        model_config = ModelConfig.from_dict(values["model"])
+    except (TypeError, ValueError) as error:  # e.g. written by another version of spd_tf
+        raise ValueError(f"{run_dir / CONFIG_NAME} has no valid model config ({error})") from None
     if is_packaged(run_dir):
         return _restore_packaged(run_dir, model_config, checkpoint, precision), model_config
-    checkpoint = checkpoint or tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR))
-    if checkpoint is None:
+    candidates = [checkpoint] if checkpoint else checkpoint_candidates(run_dir / CHECKPOINT_DIR)
+    if not candidates:
         raise FileNotFoundError(f"no checkpoint in {run_dir / CHECKPOINT_DIR}; train first")
     model = build_model(model_config, dtype=inference_policy(precision))
-    try:
-        status = tf.train.Checkpoint(model=model).restore(checkpoint)
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as error:
-        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ValueError(f"checkpoint {checkpoint} does not hold this model's weights: {first_line}") from None
-    status.expect_partial()  # the optimizer and step are not needed for inference
+    saved = tf.train.Checkpoint(model=model)
+
+    def restore(path):
+        try:
+            status = saved.restore(path)
+            status.assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:
+            raise ValueError(f"checkpoint {path} does not hold this model's weights: {_first_line(error)}") from None
+        status.expect_partial()  # the optimizer and step are not needed for inference
+
+    restore_first_good(restore, candidates, _warn)
     return model, model_config
+
+
+def checkpoint_candidates(directory) -> List[str]:
+    """A run's checkpoints, newest first: those its `checkpoint` index lists, then any other
+    `ckpt-N` on disk (the index may be missing or half-written)."""
+    import tensorflow as tf
+
+    directory = Path(directory)
+    try:
+        state = tf.train.get_checkpoint_state(str(directory))
+        listed = [str(directory / Path(path).name) for path in (state.all_model_checkpoint_paths if state else ())]
+    except (tf.errors.OpError, ValueError, UnicodeDecodeError) as error:  # a half-written index
+        _warn(f"{directory / 'checkpoint'} is unreadable ({_first_line(error)}); using the checkpoint files found")
+        listed = []
+    found = [str(path.with_suffix("")) for path in directory.glob("ckpt-*.index")]
+    number = lambda path: int(path.rsplit("-", 1)[-1]) if path.rsplit("-", 1)[-1].isdigit() else -1  # noqa: E731
+    return sorted(set(listed) | set(found), key=number, reverse=True)
+
+
+def restore_first_good(restore: Callable[[str], None], candidates: Sequence[str], warn: Callable[[str], None]) -> str:
+    """`restore(path)` of the newest candidate that is not damaged (a truncated or missing data
+    file, an unreadable index): each damaged one is named in a warning and the next older is
+    tried; returns the path restored. A checkpoint of another model is an error at once."""
+    import tensorflow as tf
+
+    damage = (IndexError, tf.errors.OpError)  # a model mismatch is an AssertionError / ValueError
+    damaged = []
+    for path in candidates:
+        try:
+            restore(path)
+        except damage as error:
+            damaged.append(f"{path} ({_first_line(error)})")
+            continue
+        if damaged:
+            warn(f"checkpoint {damaged[0]} is damaged; using the previous good one, {path}")
+        return path
+    raise ValueError(f"no usable checkpoint: {'; '.join(damaged)}")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "message", None) or error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _restore_packaged(folder: Path, model_config: ModelConfig, checkpoint: Optional[str], precision: str):

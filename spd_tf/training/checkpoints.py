@@ -15,6 +15,7 @@ from typing import Optional
 import tensorflow as tf
 
 from spd_tf.layout import CHECKPOINT_DIR
+from spd_tf.model.restore import checkpoint_candidates, restore_first_good
 from spd_tf.training.errors import TrainingSetupError
 
 
@@ -38,20 +39,29 @@ class TrainingCheckpoint:
     def latest(self) -> Optional[str]:
         return self.manager.latest_checkpoint
 
-    def restore_latest(self) -> bool:
-        """Restores the newest checkpoint if any; a checkpoint of another model is a clear error."""
-        path = self.latest
-        if path is None:
-            return False
+    def restore_latest(self, log=print) -> Optional[str]:
+        """Restores the newest good checkpoint, if any, and returns it: a damaged one (truncated,
+        missing data file) is named and the previous one used (docs/limits.md); a checkpoint of
+        another model is a clear error."""
+        candidates = checkpoint_candidates(self.directory)
+        if not candidates:
+            return None
+
+        def restore(path):
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (AssertionError, ValueError) as error:
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise TrainingSetupError(
+                    f"checkpoint {path} does not match this model/optimizer ({first_line[:200]}); "
+                    "use another run directory"
+                ) from None
+
         try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise TrainingSetupError(
-                f"checkpoint {path} does not match this model/optimizer ({first_line[:200]}); "
-                "use another run directory"
-            ) from None
-        return True
+            return restore_first_good(restore, candidates, lambda message: log(f"warning: {message}"))
+        except ValueError as error:
+            raise TrainingSetupError(f"{self.directory}: {error}; remove the damaged files or use another run "
+                                     "directory") from None
 
     def save(self, step: int) -> str:
         return self.manager.save(checkpoint_number=step)

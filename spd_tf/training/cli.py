@@ -101,7 +101,7 @@ def _init_from_train_values(values: dict) -> dict:
 def announcement(model: ModelConfig, train: TrainConfig, synthetic: bool) -> str:
     """The run's first line: what trains, and on what."""
     settings = (
-        f"variant={model.variant} input={model.input_size[0]}x{model.input_size[1]} "
+        f"variant={model.variant} tasks={','.join(model.tasks)} input={model.input_size[0]}x{model.input_size[1]} "
         f"stride={model.output_stride} {model.backbone} width x{model.width_multiplier} "
         f"labels={model.label_set.name} aspp={model.aspp}:{cli_args.typed(model.aspp_rates)} head_norm={model.head_norm} "
         f"refinements={model.num_refinement_stages} train_scales={cli_args.typed(train.train_scales)} "
@@ -132,6 +132,7 @@ def closing_lines(summary: dict, seconds: float) -> str:
     return "\n".join(lines)
 
 
+@cli_args.one_error_path
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

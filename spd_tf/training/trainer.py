@@ -118,8 +118,9 @@ class Trainer:
     def restore(self) -> int:
         """Restores the latest checkpoint (if any), else starts from TrainConfig.init_from (if
         given); returns the step to continue from."""
-        if self.checkpoint.restore_latest():
-            self.log(f"resumed from {self.checkpoint.latest} at step {int(self.step.numpy())}")
+        restored = self.checkpoint.restore_latest(self.log)
+        if restored:
+            self.log(f"resumed from {restored} at step {int(self.step.numpy())}")
         elif self.train_config.init_from:
             from spd_tf.training.init_from import initialise_from
 

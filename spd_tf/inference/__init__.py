@@ -1,6 +1,6 @@
 """Graph-compatible inference: image bytes or pixels in, SPD outputs at the image's size out.
 
-Used by the SavedModel signatures (export.py), `predict`, and `evaluate.py --model`, so all
+Used by the SavedModel signatures (deploy/saved_model.py), `spd-predict`, and `evaluate.py --model`, so all
 three map outputs back to the image the same way.
 
 Geometry: an image is resized to `ModelConfig.input_size` with a plain bilinear resize (no

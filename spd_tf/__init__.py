@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from spd_tf import _moved
+from spd_tf._moved import install
 
-_moved.install()
+install()

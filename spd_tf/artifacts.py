@@ -23,7 +23,7 @@ import numpy as np
 
 from spd_tf import inference, labels, pretrained
 from spd_tf.config import VARIANTS, ModelConfig
-from spd_tf.errors import SettingFileNotFoundError, SettingValueError
+from spd_tf.errors import SettingFileNotFoundError, SettingValueError, require_tensorflow
 from spd_tf.inference import output_spec
 from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet, get_keypoint_set
 from spd_tf.layout import (
@@ -120,7 +120,7 @@ def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None
     (file, version or model directory). Only the first three import TensorFlow."""
     path = pretrained.resolve(path)
     if is_run_dir(path):
-        _require_tensorflow(f"loading the run directory or packaged model {path}")
+        require_tensorflow(f"loading the run directory or packaged model {path}")
         from spd_tf.model.restore import restore_run_model
 
         precision = precision or "float32"
@@ -157,21 +157,13 @@ def load(path, precision: Optional[str] = None, checkpoint: Optional[str] = None
         raise SettingFileNotFoundError("{load.path} {error}; nor a run directory ({config}) or a TFLite/ONNX "
                                        "export ({export_json})", error=error, config=CONFIG_NAME,
                                        export_json=EXPORT_JSON) from None
-    _require_tensorflow(f"loading the SavedModel {version}")
+    require_tensorflow(f"loading the SavedModel {version}")
     import tensorflow as tf
 
     saved = tf.saved_model.load(str(version))
     tasks = output_spec.tasks_of(saved.signatures["serving_default"].structured_outputs)
     return Loaded("saved_model", version, saved, read_label_set(version), tasks,
                   keypoint_set=read_keypoint_set(version))
-
-
-def _require_tensorflow(what: str) -> None:
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        raise ImportError(f"{what} needs TensorFlow, which is not installed: pip install 'spd_tf[train]' "
-                          "(TFLite / ONNX exports run without it)") from None
 
 
 def from_model(model, model_config: ModelConfig, precision: str = "float32") -> Loaded:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, Optional, Sequence
 
 from spd_tf.errors import SettingError
+from spd_tf.fileio import disk_errno
 
 
 def typed(value) -> str:
@@ -235,6 +236,7 @@ def config_values(config_cls, args: argparse.Namespace, demo: bool = False) -> d
 _DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
                 errno.EACCES: "permission denied", errno.EPERM: "permission denied",
                 errno.EROFS: "the file system is read-only"}
+_KEPT = "files written before it are complete and kept; nothing partial was left under a final name"
 
 
 def one_error_path(main: Callable) -> Callable:
@@ -268,23 +270,13 @@ def one_line(error: BaseException, parser: Optional["Parser"] = None) -> str:
     if isinstance(error, OSError) and error.errno is not None:
         what = _DISK_ERRORS.get(error.errno, error.strerror or str(error))
         where = error.filename or "a file"
-        kept = (" (files written before it are complete and kept; nothing partial was left under a final name)"
-                if error.errno in _DISK_ERRORS else "")
-        return f"{where}: {what}{kept}"
+        return f"{where}: {what} ({_KEPT})" if error.errno in _DISK_ERRORS else f"{where}: {what}"
     message = getattr(error, "message", None) or str(error)  # TensorFlow's OpError keeps `message`
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
     first = lines[0][:400] if lines else type(error).__name__
     if type(error).__module__.startswith(("tensorflow", "onnxruntime")):
-        return first + _disk_hint(first)
+        number = disk_errno(first)
+        return f"{first} ({_DISK_ERRORS[number]}; {_KEPT})" if number in _DISK_ERRORS else first
     if isinstance(error, (ValueError, FileNotFoundError, FileExistsError, ImportError, RuntimeError)):
         return first
     return f"{type(error).__name__}: {first} (an unexpected error; rerun with --debug for its traceback)"
-
-
-def _disk_hint(text: str) -> str:
-    lowered = text.lower()
-    if "no space left" in lowered or "disk quota" in lowered:
-        return " (the disk is full; files written before it are complete and kept)"
-    if "permission denied" in lowered or "read-only file system" in lowered:
-        return " (cannot write there)"
-    return ""

@@ -5,13 +5,14 @@ extra to install, not a traceback. spd-predict and spd-client run without it (sp
 import importlib
 import sys
 
+from spd_tf.errors import require_tensorflow
+
 
 def _run(prog: str, module: str, argv=None) -> int:
     try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        print(f"{prog}: error: {prog} needs TensorFlow, which is not installed: pip install 'spd_tf[train]' "
-              "(spd-predict and spd-client run TFLite / ONNX exports and TF Serving without it)", file=sys.stderr)
+        require_tensorflow(prog)
+    except ImportError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     return importlib.import_module(module).main(argv)
 

@@ -53,3 +53,13 @@ class SettingValueError(SettingError, ValueError):
 
 class SettingFileNotFoundError(SettingError, FileNotFoundError):
     """A setting names a file or directory that does not exist."""
+
+
+def require_tensorflow(what: str) -> None:
+    """An ImportError naming `what` and the extra to install, when TensorFlow is not installed
+    (the base install is the TensorFlow-free deployment path: docs/deploy_without_tensorflow.md)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise ImportError(f"{what} needs TensorFlow, which is not installed: pip install 'spd_tf[train]' "
+                          "(spd-predict and spd-client run TFLite / ONNX exports and TF Serving without it)") from None

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 TEMP_PREFIX = ".tmp-"
@@ -120,11 +120,14 @@ _ERRNO_OF = (("no space left", errno.ENOSPC), ("disk quota", errno.EDQUOT), ("pe
              ("read-only file system", errno.EROFS))
 
 
+def disk_errno(message: str) -> Optional[int]:
+    """The errno a file error's text names (TensorFlow's and onnxruntime's carry only text), or None."""
+    message = message.lower()
+    return next((number for text, number in _ERRNO_OF if text in message), None)
+
+
 def file_error(error: Exception, path) -> Exception:
     """TensorFlow's file error (its message names a temporary file) as the OSError it wraps,
     naming `path` (the file being made); another error as it is."""
-    message = str(getattr(error, "message", error)).lower()
-    for text, number in _ERRNO_OF:
-        if text in message:
-            return OSError(number, os.strerror(number), str(path))
-    return error
+    number = disk_errno(str(getattr(error, "message", error)))
+    return error if number is None else OSError(number, os.strerror(number), str(path))

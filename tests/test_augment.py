@@ -202,7 +202,8 @@ def test_bad_uv_symmetry_file_is_named(tmp_path):
 def test_evaluation_resize_matches_tf_image_resize():
     image = tf.random.uniform([40, 80, 3], 0, 255, tf.int32, seed=1)
     parsing = tf.constant(np.repeat(np.arange(80, dtype=np.uint8)[None] // 8, 40, 0))
-    out_image, out_parsing, matrix = augment.resize_to_input(tf.cast(image, tf.uint8), parsing, (64, 32))
+    out_image, matrix = augment.resize_to_input(tf.cast(image, tf.uint8), (64, 32))
+    out_parsing = augment.resize_label_map(parsing, (64, 32))
     np.testing.assert_allclose(out_image.numpy(), tf.image.resize(tf.cast(image, tf.float32), (64, 32)).numpy())
     nearest_source = np.floor((np.arange(32) + 0.5) * 80 / 32).astype(int)  # half-pixel centres
     np.testing.assert_array_equal(out_parsing.numpy()[0], nearest_source // 8)

@@ -222,23 +222,20 @@ def transform_pixel_indices(x: tf.Tensor, y: tf.Tensor, matrix: tf.Tensor) -> Tu
     return new_x - 0.5, new_y - 0.5
 
 
-def resize_to_input(image: tf.Tensor, parsing: tf.Tensor, output_size):
+def resize_to_input(image: tf.Tensor, output_size):
     """Deterministic evaluation geometry: a plain per-axis resize to the input size.
 
     The same geometry as spd_tf.inference.preprocess (bilinear, no aspect-keeping pad, as
     JPPNet at test time) and as "stretch" training framing at scale 1, so training,
-    validation targets and served predictions share one frame.
-    Returns (image float32 [h, w, 3] 0..255, parsing uint8 [h, w] (nearest), matrix).
+    validation targets and served predictions share one frame. Label maps follow with
+    `resize_label_map` (each task resizes its own).
+    Returns (image float32 [h, w, 3] 0..255, matrix).
     """
     size = tf.cast(tf.shape(image)[:2], tf.float32)
     sy, sx = tf.unstack(tf.constant(output_size, tf.float32) / size)
     out_h, out_w = output_size
     resized = tf.image.resize(tf.cast(image, tf.float32), output_size, method="bilinear")
-    return (
-        tf.ensure_shape(resized, [out_h, out_w, 3]),
-        resize_label_map(parsing, output_size),
-        _affine(sx, 0.0, 0.0, sy, 0.0, 0.0),
-    )
+    return tf.ensure_shape(resized, [out_h, out_w, 3]), _affine(sx, 0.0, 0.0, sy, 0.0, 0.0)
 
 
 def resize_label_map(label_map: tf.Tensor, output_size) -> tf.Tensor:

@@ -121,7 +121,7 @@ class Parser:
 
     def evaluate(self, serialized: tf.Tensor):
         example = schema.decode_example(serialized, self.model_config.keypoint_set.num_joints)
-        image, _, matrix = augment.resize_to_input(example["image"], example["parsing"], self.input_size)
+        image, matrix = augment.resize_to_input(example["image"], self.input_size)
         return self.make_targets(example, image, matrix, tf.constant(False),
                                  lambda label_map, fill: augment.resize_label_map(label_map, self.input_size))
 

@@ -15,11 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from spd_tf import keypoint_sets, labels, tasks
+from spd_tf.tasks.densepose import POINT_KEYS
 
 DATASETS = ("lip", "atr", "cihp", "ccp", "fashionista", "coco_densepose", "synthetic")
 # Records written before keypoint sets hold LIP's 16 joints and no set name.
 DEFAULT_KEYPOINT_SET = "lip"
-DENSEPOSE_POINT_KEYS = tasks.densepose.POINT_KEYS
+DENSEPOSE_POINT_KEYS = POINT_KEYS
 
 # The image's keys; every task adds its own (spd_tf.tasks: `record_features`).
 FEATURE_SPEC = {

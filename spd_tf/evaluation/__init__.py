@@ -2,7 +2,7 @@
 AP^p), the evaluator (examples -> scores), tables (the report), predictors (a model or
 prediction files per example) and cli (spd-evaluate)."""
 
-from spd_tf import _moved
+from spd_tf._moved import forwarding
 
 # The names of the former module spd_tf.evaluation (now spd_tf.evaluation.evaluator), one release.
-__getattr__ = _moved.forwarding("spd_tf.evaluation", "spd_tf.evaluation.evaluator")
+__getattr__ = forwarding("spd_tf.evaluation", "spd_tf.evaluation.evaluator")

@@ -3,6 +3,7 @@
 import math
 
 from spd_tf import tasks as task_registry
+from spd_tf.tasks.base import Task
 from spd_tf.keypoint_sets import KEYPOINT_SETS
 
 
@@ -100,8 +101,8 @@ def format_report(result: dict) -> str:
         sections.append(format_densepose_table(result["densepose"]))
     if "instances" in result:
         sections.append(format_instance_table(result["instances"]))
-    for task in task_registry.REGISTRY.values():
-        if task.name in result and task.name not in ("pose", "densepose", "instances"):
+    for task in task_registry.REGISTRY.values():  # the tasks that bring their own metric (Task.metric)
+        if task.name in result and type(task).metric is not Task.metric:
             sections.append(f"{task.name}: " + ", ".join(
                 f"{key} {_pct(value) if isinstance(value, float) else value}" for key, value in result[task.name].items()))
     sections += [f"note: {n}" for n in result["notes"]]

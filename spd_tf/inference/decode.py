@@ -6,21 +6,10 @@ from typing import Sequence, Tuple
 import tensorflow as tf
 
 from spd_tf.inference.protocol import (EXIF_HEADER, EXIF_MAX_ENTRIES, EXIF_SEARCH_BYTES, EXIF_TIFF_BYTES,
-                                       MAX_IMAGE_SIDE, MAX_REQUEST_PIXELS, ORIENTATION_TAG)
+                                       JPEG_END, JPEG_MAGIC, JPEG_SCAN, MAX_IMAGE_SIDE, MAX_REQUEST_PIXELS,
+                                       ORIENTATION_TAG, PNG_END, PNG_MAGIC)
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-_JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-_PNG_END = b"IEND"
-
-
-_JPEG_SCAN, _JPEG_END = b"\xff\xda", b"\xff\xd9"
-
-
-_HEADER_BYTES = 24
+_HEADER_BYTES = 24  # enough of a PNG for its IHDR size
 
 
 def request_pixels(image_size: tf.Tensor, input_size: Sequence[int]) -> tf.Tensor:
@@ -105,12 +94,13 @@ def decode_images(
         [tf.debugging.assert_positive(count, message="the request holds no images (empty batch)")]
     ):
         indices = tf.range(count)
+    orientations = tf.map_fn(exif_orientation, image_bytes, fn_output_signature=tf.int32)
 
     def check_one(index):
         data = image_bytes[index]
         # The size as people see it: orientations 5-8 turn the stored image a quarter.
         size = _header_size(data, index)
-        size = tf.where(exif_orientation(data) >= 5, tf.reverse(size, [0]), size)
+        size = tf.where(orientations[index] >= 5, tf.reverse(size, [0]), size)
         checks = [
             tf.debugging.Assert(
                 tf.reduce_all(size > 0),
@@ -135,7 +125,7 @@ def decode_images(
     def decode_one(index):
         with tf.control_dependencies([budget]):
             image = tf.io.decode_image(image_bytes[index], channels=3, expand_animations=False)
-        image = orient(tf.ensure_shape(image, [None, None, 3]), exif_orientation(image_bytes[index]))
+        image = orient(tf.ensure_shape(image, [None, None, 3]), orientations[index])
         return _resize(image, input_size), tf.shape(image)[:2]
 
     return tf.map_fn(
@@ -150,14 +140,14 @@ def decode_images(
 
 
 def _is_png(data: tf.Tensor) -> tf.Tensor:
-    return tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+    return tf.equal(tf.strings.substr(data, 0, len(PNG_MAGIC)), PNG_MAGIC)
 
 
 def _header_size(data: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
     """(height, width) from a PNG IHDR or JPEG SOF header; asserts the bytes are one of them."""
     head = tf.strings.substr(data + b"\0" * _HEADER_BYTES, 0, _HEADER_BYTES)
     is_png = _is_png(head)
-    is_jpeg = tf.equal(tf.strings.substr(head, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, len(JPEG_MAGIC)), JPEG_MAGIC)
     valid = tf.debugging.Assert(
         tf.logical_or(is_png, is_jpeg),
         [tf.strings.format("image {} is not a JPEG or PNG image ({} bytes)", (index, tf.strings.length(data)))],
@@ -177,8 +167,8 @@ def _has_end_marker(data: tf.Tensor) -> tf.Tensor:
     def contains(text, marker):
         return tf.size(tf.strings.split(text, marker)) > 1
 
-    return tf.cond(_is_png(data), lambda: contains(data, _PNG_END),
-                   lambda: contains(tf.strings.split(data, _JPEG_SCAN)[-1], _JPEG_END))
+    return tf.cond(_is_png(data), lambda: contains(data, PNG_END),
+                   lambda: contains(tf.strings.split(data, JPEG_SCAN)[-1], JPEG_END))
 
 
 def _png_size(head: tf.Tensor) -> tf.Tensor:
@@ -195,7 +185,7 @@ def exif_orientation(data: tf.Tensor) -> tf.Tensor:
     no readable tag), read with string ops: numpy_path.exif_orientation, in the graph."""
     head = tf.strings.substr(data, 0, EXIF_SEARCH_BYTES)
     parts = tf.strings.split(head, EXIF_HEADER, maxsplit=1)
-    is_jpeg = tf.equal(tf.strings.substr(head, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, len(JPEG_MAGIC)), JPEG_MAGIC)
     tiff = tf.strings.substr(parts[-1] + b"\0" * EXIF_TIFF_BYTES, 0, EXIF_TIFF_BYTES)
     raw = tf.cast(tf.io.decode_raw(tiff, tf.uint8), tf.int32)
     little = tf.reduce_all(tf.equal(raw[:2], 73))  # "II"

@@ -2,14 +2,15 @@
 models run by other runtimes (TFLite / onnxruntime, spd_tf.deploy): a deployment host needs no
 TensorFlow. Resizes use tf.image.resize's bilinear weights, so results match the graph path."""
 
-from typing import Callable, Mapping, Sequence, Tuple
+from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from spd_tf.inference.protocol import (CENTER_NMS_KERNEL, CHARTS, DENSEPOSE_FEATURES, EXIF_HEADER, EXIF_MAX_ENTRIES,
-                                       EXIF_SEARCH_BYTES, EXIF_TIFF_BYTES, LOG_FLOOR, MAX_IMAGE_SIDE, MAX_REQUEST_PIXELS,
-                                       ORIENTATION_TAG, OTHER_PERSON, PERSON_BOXES, InstanceGrouping)
+                                       EXIF_SEARCH_BYTES, EXIF_TIFF_BYTES, JPEG_END, JPEG_MAGIC, JPEG_SCAN, LOG_FLOOR,
+                                       MAX_IMAGE_SIDE, MAX_REQUEST_PIXELS, ORIENTATION_TAG, OTHER_PERSON,
+                                       PERSON_BOXES, PNG_END, PNG_MAGIC, InstanceGrouping)
 
 
 def resize_bilinear(array: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -219,8 +220,6 @@ def _iuv_of_numpy(charts: np.ndarray, parts: int) -> np.ndarray:
 
 
 # ---- encoded images ----------------------------------------------------------------------------
-_PNG_MAGIC, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
-_JPEG_MAGIC, _JPEG_SCAN, _JPEG_END = b"\xff\xd8\xff", b"\xff\xda", b"\xff\xd9"
 # JPEG frame headers (SOF0..SOF15 without DHT, JPG and DAC), which carry the image size.
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
@@ -228,9 +227,9 @@ _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 def header_size(data: bytes, index: int = 0) -> Tuple[int, int]:
     """(height, width) from a PNG IHDR or JPEG frame header, read before anything is decoded;
     a ValueError naming image `index` for anything else (the graph's checks, decode.py)."""
-    if data.startswith(_PNG_MAGIC) and len(data) >= 24:
+    if data.startswith(PNG_MAGIC) and len(data) >= 24:
         return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
-    if data.startswith(_JPEG_MAGIC):
+    if data.startswith(JPEG_MAGIC):
         position = 2
         while position + 4 <= len(data) and data[position] == 0xFF:
             marker = data[position + 1]
@@ -241,7 +240,7 @@ def header_size(data: bytes, index: int = 0) -> Tuple[int, int]:
             if marker in _JPEG_FRAMES and position + 9 <= len(data):
                 return (int.from_bytes(data[position + 5 : position + 7], "big"),
                         int.from_bytes(data[position + 7 : position + 9], "big"))
-            if marker == _JPEG_SCAN[1]:
+            if marker == JPEG_SCAN[1]:
                 break
             position += 2 + length
         raise ValueError(f"image {index} is a JPEG without a readable frame header ({len(data)} bytes)")
@@ -254,10 +253,10 @@ def decode_images_numpy(images: Sequence[bytes], input_size: Sequence[int], max_
     same order (format, size, truncation, then the request's pixel budget) before any decoding."""
     if not len(images):
         raise ValueError("the request holds no images (empty batch)")
-    sizes = []
-    for index, data in enumerate(images):
+    sizes, orientations = [], [exif_orientation(data) for data in images]
+    for index, (data, orientation) in enumerate(zip(images, orientations)):
         size = header_size(data, index)
-        size = size[::-1] if exif_orientation(data) >= 5 else size  # as people see it
+        size = size[::-1] if orientation >= 5 else size  # as people see it
         if min(size) < 1:
             raise ValueError(f"image {index} has zero size {list(size)}")
         if max(size) > max_side:
@@ -270,22 +269,23 @@ def decode_images_numpy(images: Sequence[bytes], input_size: Sequence[int], max_
         raise ValueError(f"the request is {pixels} pixels (batch size x largest height x largest width, at least the "
                          f"model input per image); at most {max_pixels} are accepted per request: send fewer or "
                          "smaller images per request")
-    return [decode_rgb(data, index) for index, data in enumerate(images)]
+    return [decode_rgb(data, index, orientation) for index, (data, orientation) in enumerate(zip(images, orientations))]
 
 
-def decode_rgb(data: bytes, index: int = 0) -> np.ndarray:
+def decode_rgb(data: bytes, index: int = 0, orientation: Optional[int] = None) -> np.ndarray:
     """One encoded image -> RGB uint8 pixels (gray/RGBA -> RGB), upright: a JPEG's EXIF
-    orientation applied as `decode.decode_images` applies it in the graph."""
+    orientation (read here unless given) applied as `decode.decode_images` applies it in the graph."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ValueError(f"image {index} could not be decoded ({len(data)} bytes)")
-    return orient(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), exif_orientation(data))
+    orientation = exif_orientation(data) if orientation is None else orientation
+    return orient(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), orientation)
 
 
 def exif_orientation(data: bytes) -> int:
     """The EXIF orientation tag (1..8) of a JPEG's APP1 segment; 1 (as stored) when it has none
     or it cannot be read. The graph reads the same bytes the same way (decode.exif_orientation)."""
-    if not data.startswith(_JPEG_MAGIC):
+    if not data.startswith(JPEG_MAGIC):
         return 1
     start = data.find(EXIF_HEADER, 0, EXIF_SEARCH_BYTES)
     if start < 0:
@@ -319,6 +319,6 @@ def orient(image: np.ndarray, orientation: int) -> np.ndarray:
 
 def _has_end_marker(data: bytes) -> bool:
     """A PNG holds IEND; a JPEG's last scan reaches the end-of-image marker (decode.py's rule)."""
-    if data.startswith(_PNG_MAGIC):
-        return _PNG_END in data
-    return _JPEG_END in data.rsplit(_JPEG_SCAN, 1)[-1]
+    if data.startswith(PNG_MAGIC):
+        return PNG_END in data
+    return JPEG_END in data.rsplit(JPEG_SCAN, 1)[-1]

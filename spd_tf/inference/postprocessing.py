@@ -1,5 +1,6 @@
-"""What the tasks' graph post-processing is made of (spd_tf.inference.results runs them): parsing upsampled in bands of rows, joints decoded below the grid cell, DensePose IUV
-pasted in its box, persons grouped."""
+"""What the tasks' graph post-processing is made of (spd_tf.inference.results runs them):
+parsing upsampled in bands of rows, joints decoded below the grid cell, DensePose IUV pasted in
+its box, persons grouped."""
 
 from typing import Callable, Mapping, Sequence
 

@@ -10,6 +10,10 @@ CENTER_KEY = "instance_center"
 OFFSET_KEY = "instance_offset"
 
 
+# Encoded-image markers the size, truncation and orientation checks read (graph and numpy).
+PNG_MAGIC, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
+JPEG_MAGIC, JPEG_SCAN, JPEG_END = b"\xff\xd8\xff", b"\xff\xda", b"\xff\xd9"
+
 # EXIF orientation (phones store portraits landscape with tag 6): the APP1 segment's "Exif\0\0"
 # is looked for in a JPEG's first bytes, and the tag among IFD0's first entries.
 EXIF_HEADER = b"Exif\x00\x00"

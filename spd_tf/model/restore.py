@@ -69,7 +69,7 @@ def restore_run_model(run_dir, checkpoint: Optional[str] = None, precision: str 
             status = saved.restore(path)
             status.assert_existing_objects_matched()
         except (AssertionError, ValueError) as error:
-            raise ValueError(f"checkpoint {path} does not hold this model's weights: {_first_line(error)}") from None
+            raise ValueError(f"checkpoint {path} does not hold this model's weights: {first_line(error)}") from None
         status.expect_partial()  # the optimizer and step are not needed for inference
 
     restore_first_good(restore, candidates, _warn)
@@ -86,7 +86,7 @@ def checkpoint_candidates(directory) -> List[str]:
         state = tf.train.get_checkpoint_state(str(directory))
         listed = [str(directory / Path(path).name) for path in (state.all_model_checkpoint_paths if state else ())]
     except (tf.errors.OpError, ValueError, UnicodeDecodeError) as error:  # a half-written index
-        _warn(f"{directory / 'checkpoint'} is unreadable ({_first_line(error)}); using the checkpoint files found")
+        _warn(f"{directory / 'checkpoint'} is unreadable ({first_line(error)}); using the checkpoint files found")
         listed = []
     found = [str(path.with_suffix("")) for path in directory.glob("ckpt-*.index")]
     number = lambda path: int(path.rsplit("-", 1)[-1]) if path.rsplit("-", 1)[-1].isdigit() else -1  # noqa: E731
@@ -105,7 +105,7 @@ def restore_first_good(restore: Callable[[str], None], candidates: Sequence[str]
         try:
             restore(path)
         except damage as error:
-            damaged.append(f"{path} ({_first_line(error)})")
+            damaged.append(f"{path} ({first_line(error)})")
             continue
         if damaged:
             warn(f"checkpoint {damaged[0]} is damaged; using the previous good one, {path}")
@@ -113,7 +113,8 @@ def restore_first_good(restore: Callable[[str], None], candidates: Sequence[str]
     raise ValueError(f"no usable checkpoint: {'; '.join(damaged)}")
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """An error's first line (TensorFlow's `message` if it has one), at most 200 characters."""
     text = str(getattr(error, "message", None) or error).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__
 
@@ -131,6 +132,5 @@ def _restore_packaged(folder: Path, model_config: ModelConfig, checkpoint: Optio
     try:
         model.load_weights(folder / WEIGHTS_NAME)
     except (ValueError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{folder / WEIGHTS_NAME} does not hold this model's weights: {first_line}") from None
+        raise ValueError(f"{folder / WEIGHTS_NAME} does not hold this model's weights: {first_line(error)}") from None
     return model

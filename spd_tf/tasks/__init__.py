@@ -1,21 +1,26 @@
 """The tasks a model can learn, one module each (spd_tf/tasks/base.py says what a task holds).
 
-A new task: its module here, one line in REGISTRY, and its test file. Registry order is the
-order every stage runs them in: a task may read what the tasks before it made (DensePose and
-instances read the parsing, foreground its labels). Importing this needs no TensorFlow.
+A new task: its module here, its import and one line in REGISTRY, and its test file. Registry
+order is the order every stage runs them in: a task may read what the tasks before it made
+(DensePose and instances read the parsing, foreground its labels). Importing this needs no
+TensorFlow.
 """
 
 from typing import Iterable, Tuple
 
-from spd_tf.tasks import densepose, foreground, instances, pose, segmentation
 from spd_tf.tasks.base import Task
+from spd_tf.tasks.densepose import TASK as DENSEPOSE
+from spd_tf.tasks.foreground import TASK as FOREGROUND
+from spd_tf.tasks.instances import TASK as INSTANCES
+from spd_tf.tasks.pose import TASK as POSE
+from spd_tf.tasks.segmentation import TASK as SEGMENTATION
 
 REGISTRY = {task.name: task for task in (
-    segmentation.TASK,
-    pose.TASK,
-    densepose.TASK,
-    instances.TASK,
-    foreground.TASK,
+    SEGMENTATION,
+    POSE,
+    DENSEPOSE,
+    INSTANCES,
+    FOREGROUND,
 )}
 NAMES = tuple(REGISTRY)
 # The paper's variants as named task sets (`--variant`); any other set is `--tasks a,b,c`.

@@ -85,9 +85,6 @@ class Segmentation(Task):
                          for stages in scales])
         return {NAME: (loss, train_config.loss_weight(NAME))}
 
-    def produced_by(self, outputs, request):
-        return "segmentation" in outputs
-
     def postprocess(self, outputs, results, request):
         return postprocessing.segmentation_at_image_size(
             outputs["segmentation"], request.image_size, request.canvas, request.include_probabilities)

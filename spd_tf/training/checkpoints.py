@@ -15,7 +15,7 @@ from typing import Optional
 import tensorflow as tf
 
 from spd_tf.layout import CHECKPOINT_DIR
-from spd_tf.model.restore import checkpoint_candidates, restore_first_good
+from spd_tf.model.restore import checkpoint_candidates, first_line, restore_first_good
 from spd_tf.training.errors import TrainingSetupError
 
 
@@ -51,9 +51,8 @@ class TrainingCheckpoint:
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
             except (AssertionError, ValueError) as error:
-                first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise TrainingSetupError(
-                    f"checkpoint {path} does not match this model/optimizer ({first_line[:200]}); "
+                    f"checkpoint {path} does not match this model/optimizer ({first_line(error)}); "
                     "use another run directory"
                 ) from None
 

@@ -87,13 +87,16 @@ def run_one(arm: str, seed: int, args) -> dict:
     return row
 
 
-def summary(rows: list) -> list:
+SCORES = ("ccp_val_miou", "fashionista_val_miou", "fashionista_val_pckh", "steps")
+
+
+def summary(rows: list, scores=SCORES) -> list:
     """Per arm: the mean and the min-max band over its seeds of every score."""
     out = []
     for arm in dict.fromkeys(row["arm"] for row in rows):
         mine = [row for row in rows if row["arm"] == arm]
         line = {"arm": arm, "seeds": len(mine)}
-        for key in ("ccp_val_miou", "fashionista_val_miou", "fashionista_val_pckh", "steps"):
+        for key in scores:
             values = [row[key] for row in mine if row.get(key) is not None]
             if values:
                 line[key] = {"mean": statistics.fmean(values), "min": min(values), "max": max(values)}
@@ -117,15 +120,21 @@ def main() -> int:
     unknown = [arm for arm in arms if arm not in ARMS]
     if unknown:
         parser.error(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
-    jobs = [(arm, int(seed)) for seed in args.seeds.split(",") for arm in arms]
+    run_jobs([(arm, int(seed)) for seed in args.seeds.split(",") for arm in arms], run_one, args)
+    return 0
+
+
+def run_jobs(jobs, run, args, scores=SCORES) -> list:
+    """run(arm, seed, args) for every job, `args.parallel` side by side; prints each row as it
+    comes and then the per-arm summary as JSON lines."""
     rows = []
     with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
-        for row in pool.map(lambda job: run_one(*job, args), jobs):
+        for row in pool.map(lambda job: run(*job, args), jobs):
             print(json.dumps(row), flush=True)
             rows.append(row)
-    for line in summary(rows):
+    for line in summary(rows, scores):
         print(json.dumps({"summary": line}), flush=True)
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ BACKBONE_BN_MODES = ("frozen_statistics", "frozen", "trainable")
 # Training framing: JPPNet resizes to an (input x s) rectangle ignoring the aspect ratio
 # (the same stretch as at test time); keep_aspect scales by s keeping it and pads.
 FRAMINGS = ("stretch", "keep_aspect")
-SYNTHETIC_SCENES = ("single", "multi")  # the scenes spd_tf.data.synthetic draws
+DEPTH_MODES = ("classification", "regression")  # spd_tf.tasks.depth
+SYNTHETIC_SCENES = ("single", "multi", "3d")  # the scenes spd_tf.data.synthetic draws
 HEATMAP_SIGMA_UNITS = ("image", "input")  # sigma in original-image or in input pixels
 # Parsing-loss options (spd_tf.losses.segmentation, spd_tf.losses.structure; docs/structure_loss.md).
 SEGMENTATION_LOSSES = ("ce", "ce_lovasz")
@@ -168,6 +169,9 @@ class ModelConfig(_Config):
                                    "offsets to the centre (Panoptic-DeepLab), trained on person ids")
     max_instances: int = option(8, "instance branch: most persons kept per image (top-K centres)")
     instance_threshold: float = option(0.1, "instance branch: least centre-heatmap peak that makes a person")
+    depth_mode: str = option("classification", "depth task: classification = Varol et al.'s 19 bins of "
+                             "0.045 m around the pelvis plus background; regression = L1 in metres on the "
+                             "person's pixels", choices=DEPTH_MODES)
 
     @classmethod
     def _upgrade(cls, values: dict) -> dict:
@@ -189,6 +193,7 @@ class ModelConfig(_Config):
         _check_choice(owner, "head_norm", self.head_norm, HEAD_NORMS)
         _check_choice(owner, "refinement_context", self.refinement_context, REFINEMENT_CONTEXTS)
         _check_choice(owner, "backbone_bn", self.backbone_bn, BACKBONE_BN_MODES)
+        _check_choice(owner, "depth_mode", self.depth_mode, DEPTH_MODES)
         if isinstance(self.input_size, int):
             object.__setattr__(self, "input_size", (self.input_size, self.input_size))
         if len(self.input_size) != 2:
@@ -207,6 +212,11 @@ class ModelConfig(_Config):
         elif self.num_joints != keypoint_set.num_joints:
             raise invalid(owner, "num_joints", self.num_joints, f"disagrees with keypoint_set "
                           f"{keypoint_set.name!r} ({keypoint_set.num_joints} joints)")
+        if {"depth", "pose3d"} & set(self.tasks):  # relative to the root joint(s) of the keypoint set
+            try:
+                keypoint_sets.root_joints(keypoint_set)
+            except ValueError as error:
+                raise invalid(owner, "keypoint_set", keypoint_set.name, str(error)) from None
         if self.num_classes is None:
             object.__setattr__(self, "num_classes", label_set.num_classes)
         elif self.num_classes != label_set.num_classes:
@@ -301,7 +311,9 @@ class DataConfig(_Config):
                                            "val split without --data)", flag="val-data", metavar="GLOB")
     synthetic_scene: str = option("single", "built-in synthetic set without --data: one person per image, or "
                                   "multi: 2-4 overlapping people with person ids (keypoints/DensePose of the "
-                                  "front person)", choices=SYNTHETIC_SCENES)
+                                  "front person), or 3d: one posed 3D person seen by a pinhole camera, with "
+                                  "depth and 3D joints (used whenever the model learns depth or pose3d)",
+                                  choices=SYNTHETIC_SCENES)
     scale_range: Tuple[float, float] = option((0.75, 1.25), "random scale augmentation min,max")
     flip: bool = option(True, "disable random horizontal flips")
     rotation_degrees: float = option(0.0, "random rotation range in degrees", flag="rotation")

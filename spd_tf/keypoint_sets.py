@@ -164,3 +164,18 @@ def get_keypoint_set(spec) -> KeypointSet:
     "head": [neck, head_top] and/or "torso": [shoulder, hip], optional "mean_joints", "colours"}.
     """
     return labels.resolve_spec(spec, KeypointSet, KEYPOINT_SETS, "keypoint set")
+
+
+def root_joints(keypoint_set: KeypointSet) -> Tuple[int, ...]:
+    """The joints whose mean is the body's root for 3D results (depth and 3D joints are relative
+    to it): the pelvis when the set names one (LIP / MPII, SURREAL's 16), else both hips.
+    Raises ValueError for a set with neither."""
+    lowered = [name.lower() for name in keypoint_set.joints]
+    pelvis = tuple(index for index, name in enumerate(lowered) if "pelvis" in name)
+    if len(pelvis) == 1:
+        return pelvis
+    hips = tuple(index for index, name in enumerate(lowered) if "hip" in name)
+    if len(hips) != 2:
+        raise ValueError(f"keypoint set {keypoint_set.name!r} has no 'pelvis' joint and not two '*hip*' joints: "
+                         "3D results need a root")
+    return hips

@@ -88,6 +88,17 @@ CCP_PALETTE = tuple(map(tuple, LIP_PALETTE[:13])) + ((0, 0, 255), (255, 255, 0))
 # every other LIP class is the CCP class of the same name.
 LIP_TO_CCP = tuple(range(13)) + (13, 13, 13, 13, 13, 14, 14)
 
+# --- SURREAL body parts (Varol et al. 2017: 14 parts + background) -------------------------
+# The order SURREAL's own table produces (gulvarol/surreal training/loader_SURREAL.lua:85,
+# changeSegmIx from the 24 SMPL parts), 0-based with 0 = background. Left and right are the
+# pictured person's, as for joints (SURREAL's frames are mirrored: spd_tf.data.surreal).
+SURREAL_CLASSES = (
+    "Background", "Head", "Torso", "RightUpperArm", "RightForearm", "RightHand", "LeftUpperArm",
+    "LeftForearm", "LeftHand", "RightUpperLeg", "RightLowerLeg", "RightFoot", "LeftUpperLeg",
+    "LeftLowerLeg", "LeftFoot",
+)
+SURREAL_FLIP_PAIRS = ((3, 6), (4, 7), (5, 8), (9, 12), (10, 13), (11, 14))
+
 # --- joint groups: parsing regions whose centres stand in for joints (LIP's SSL loss) -----
 # LIP_SSL's nine (caffe_ssl src/caffe/layers/pose_evaluate_layer.cpp:27-46, clsToJointFirst):
 # head = hat, hair, sunglasses, face; upper body = upper clothes, coat, scarf; lower body =
@@ -369,11 +380,12 @@ LABEL_SETS = {
                      joint_groups=LIP_JOINT_GROUPS),
     "atr": LabelSet("atr", ATR_CLASSES, (), ATR_FLIP_PAIRS, joint_groups=ATR_JOINT_GROUPS),
     "ccp": LabelSet("ccp", CCP_CLASSES, CCP_PALETTE, joint_groups=CCP_JOINT_GROUPS),
+    "surreal": LabelSet("surreal", SURREAL_CLASSES, (), SURREAL_FLIP_PAIRS),
 }
 
 
 def get_label_set(spec) -> LabelSet:
-    """A registered name (`lip`, `atr`, `cihp`, `ccp`), a JSON file path, a dict or a LabelSet.
+    """A registered name (`lip`, `atr`, `cihp`, `ccp`, `surreal`), a JSON file path, a dict or a LabelSet.
 
     JSON file: {"name": ..., "classes": [...], "palette": [[r, g, b], ...] (optional),
     "flip_pairs": [[left, right], ...] (optional), "ignore_label": 255 (optional),

@@ -132,6 +132,34 @@ def persons_picture(image: np.ndarray, outputs: Mapping[str, np.ndarray],
     return out
 
 
+def draw_depth(image: np.ndarray, depth: np.ndarray, mask: np.ndarray, span_m: float = 0.5) -> np.ndarray:
+    """Relative depth in turbo colours on the person (blue near, red far; +-span_m around the
+    root), the photo dimmed elsewhere."""
+    out = (rgb(image).astype(np.float32) * 0.3).astype(np.uint8)
+    check_same_size(out, np.asarray(depth), "depth")
+    level = np.clip((np.asarray(depth, np.float32) / span_m + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    coloured = cv2.applyColorMap(level, cv2.COLORMAP_TURBO)[..., ::-1]
+    person = np.asarray(mask) > 0
+    out[person] = coloured[person]
+    return out
+
+
+def draw_side_view(joints3d: np.ndarray, size, keypoint_set: KeypointSet = KEYPOINT_SETS["lip"],
+                   span_m: float = 1.2) -> np.ndarray:
+    """The 3D skeleton seen from the person's right-hand side of the camera: depth (Z, camera
+    forward) to the right, camera Y down, `span_m` metres around the root per half side."""
+    height, width = int(size[0]), int(size[1])
+    joints = np.asarray(joints3d, np.float32)
+    if joints.shape != (keypoint_set.num_joints, 3):
+        raise ValueError(f"joints3d must be [{keypoint_set.num_joints}, 3] for keypoint set "
+                         f"{keypoint_set.name!r}, got {joints.shape}")
+    scale = min(height, width) / (2.0 * span_m)
+    points = np.stack([width / 2 + joints[:, 2] * scale, height / 2 + joints[:, 1] * scale, np.ones(len(joints))], 1)
+    canvas = np.full((height, width, 3), 32, np.uint8)
+    cv2.line(canvas, (width // 2, 0), (width // 2, height - 1), (80, 80, 80), 1)  # the root's depth
+    return draw_skeleton(canvas, points, keypoint_set=keypoint_set)
+
+
 def iuv_image(iuv: np.ndarray) -> np.ndarray:
     """DensePose IUV [H, W, 3] -> RGB: hue from the patch I, brightness from U and V.
 

@@ -128,6 +128,10 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
     assert code == 2 and "evaluate.py: error:" in err
     with pytest.raises(SystemExit, match="scales"):
         cli.main(["--dataset", "lip", "--data", "x", "--predictions", "y", "--scales", "a,b"])
+    # Scales without 1 are refused in one line before any model is built (not from inside a graph).
+    code, _, err = _run_cli(["--dataset", "lip", "--data", str(tmp_path / "x.tfrecord"), "--model", str(tmp_path),
+                             "--scales", "1.5"], capsys)
+    assert code == 2 and "must include 1" in err and len(err.strip().splitlines()) == 1
     code, _, err = _run_cli(["--dataset", "synthetic", "--data", str(tmp_path / "x.tfrecord"),
                              "--model", str(tmp_path)], capsys)
     assert code == 2 and "nor a run directory" in err

@@ -253,7 +253,7 @@ def test_scaled_sizes_follow_jppnet():
     assert inference.scaled_size((384, 384), 0.75) == (288, 288)
     assert inference.scaled_size((384, 256), 1.25) == (480, 320)
     with pytest.raises(ValueError, match="must include 1"):
-        inference.forward(_FlipProbe(), tf.zeros((1, 16, 16, 3)), inference.TestProtocol(scales=(0.5,)))
+        inference.TestProtocol(scales=(0.5,))
     with pytest.raises(ValueError, match="must be positive"):
         inference.TestProtocol(scales=(1.0, -1.0))
 

@@ -99,7 +99,13 @@ def test_undeclared_mapping_is_an_error_and_equal_sets_need_none():
 
 def test_registered_label_sets():
     sets = labels.LABEL_SETS
-    assert {name: s.num_classes for name, s in sets.items()} == {"lip": 20, "cihp": 20, "atr": 18, "ccp": 15}
+    assert {name: s.num_classes for name, s in sets.items()} == {"lip": 20, "cihp": 20, "atr": 18, "ccp": 15,
+                                                                 "surreal": 15}
+    # Varol's 14 parts: each right part mirrors to its left twin (labels.SURREAL_FLIP_PAIRS).
+    surreal = sets["surreal"]
+    for index, name in enumerate(surreal.classes):
+        twin = surreal.classes[surreal.flip_permutation[index]]
+        assert twin == name.replace("Right", "@").replace("Left", "Right").replace("@", "Left"), name
     np.testing.assert_array_equal(sets["lip"].flip_permutation, labels.LIP_CLASS_FLIP)
     np.testing.assert_array_equal(sets["ccp"].flip_permutation, np.arange(15))
     atr = sets["atr"]

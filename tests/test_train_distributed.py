@@ -60,6 +60,24 @@ def test_mirrored_strategy_over_two_logical_cpus(lip_records, tmp_path):
     assert weights and all(np.isfinite(v).all() for v in weights.values() if v.dtype.kind == "f")
 
 
+def test_mirrored_strategy_trains_depth_and_3d_pose_beside_parsing_and_pose(tmp_path):
+    """The 3D tasks under tf.distribute: two replicas, every task's loss finite (issue 33)."""
+    from spd_tf.data.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(tmp_path / "data", 8, 0, (64, 64), num_shards=1, scene="3d", label_set="surreal")
+    argv = ["--data", str(tmp_path / "data" / "train-*.tfrecord"), "--tasks", "segmentation,pose,depth,pose3d",
+            "--label-set", "surreal", "--strategy", "mirrored", "--steps", "2", "--run-dir", str(tmp_path / "run"),
+            *TINY_FLAGS]
+    done = run_python(TWO_LOGICAL_CPUS + TRAIN_CODE.format(argv=argv), NO_ONEDNN)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MirroredStrategy with 2 replica(s)" in done.stdout
+    assert "loss_depth=" in done.stdout and "loss_pose3d=" in done.stdout and "nan" not in done.stdout.lower()
+    weights = checkpoint_variables(tmp_path / "run" / "checkpoints")
+    shapes = {v.shape for v in weights.values()}
+    assert (1, 1, 16, 20) in shapes and (1, 1, 32, 64) in shapes  # the depth and pose3d prediction convs
+    assert all(np.isfinite(v).all() for v in weights.values() if v.dtype.kind == "f")
+
+
 def test_two_worker_multi_worker_mirrored_run_ends_with_equal_weights(lip_records, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     argv = ["--data", lip_records, "--variant", "s", "--steps", "3", "--run-dir", str(tmp_path), *TINY_FLAGS]

@@ -15,6 +15,7 @@ CONVERTERS = {
     "cihp": "tfrecords_tools.convert_cihp",
     "ccp": "tfrecords_tools.convert_ccp",
     "fashionista": "tfrecords_tools.convert_fashionista",
+    "surreal": "tfrecords_tools.convert_surreal",
     "synthetic": "tfrecords_tools.convert_synthetic",
 }
 USAGE = f"usage: spd-convert {{{','.join(CONVERTERS)}}} [-h] ...\n\n{__doc__}"

@@ -355,7 +355,9 @@ def convert_split(
     summary = {
         "inputs": len(items),
         "written": writer.total,
-        "tasks": {task: task_counts.get(task, 0) for task in config.TASKS},
+        # The paper's three always (0 when absent); any other task the records carry.
+        "tasks": {task: task_counts.get(task, 0) for task in (*config.TASKS, *sorted(set(task_counts) - {
+            *config.TASKS, "instances"}))},
         "person_id_maps": task_counts.get("instances", 0),
         "shards": [p.name for p in writer.final_paths],
     }

@@ -17,7 +17,7 @@ import tensorflow as tf
 from spd_tf import keypoint_sets, labels, tasks
 from spd_tf.tasks.densepose import POINT_KEYS
 
-DATASETS = ("lip", "atr", "cihp", "ccp", "fashionista", "coco_densepose", "synthetic")
+DATASETS = ("lip", "atr", "cihp", "ccp", "fashionista", "coco_densepose", "synthetic", "surreal", "synthetic3d")
 # Records written before keypoint sets hold LIP's 16 joints and no set name.
 DEFAULT_KEYPOINT_SET = "lip"
 DENSEPOSE_POINT_KEYS = POINT_KEYS
@@ -57,6 +57,8 @@ def encode_example(
     keypoints: Optional[np.ndarray] = None,
     keypoint_set: str = DEFAULT_KEYPOINT_SET,
     densepose: Optional[Mapping[str, np.ndarray]] = None,
+    depth_png: bytes = b"",
+    joints3d: Optional[np.ndarray] = None,
 ) -> tf.train.Example:
     """Builds one Example.
 
@@ -65,6 +67,10 @@ def encode_example(
       LIP's 16 by default); missing joint = (-1, -1, -1).
     densepose: dict with `bbox` [4] (x0, y0, w, h in image pixels), `x`, `y` [N] in image
       pixels, `i` [N] patch 1..24, `u`, `v` [N] in [0, 1], optional `masks_png` (bytes).
+    depth_png: 16-bit PNG of the visible surface's camera Z in millimetres, 0 = background
+      (`depth_png` below makes it from metres).
+    joints3d: [J, 4] (X, Y, Z in camera metres: OpenCV axes, x right, y down, z forward; v,
+      -1 = missing) in the order of `keypoint_set`; needs `keypoints`.
     Raises ValueError naming the field when a value has the wrong shape or range.
     """
     if dataset not in DATASETS:
@@ -92,7 +98,31 @@ def encode_example(
             feature["pose/keypoint_set"] = _bytes(keypoint_set.encode())
     if densepose is not None:
         feature.update(_densepose_features(source_id, densepose))
+    if depth_png:
+        _check_depth_png(source_id, depth_png, height, width)
+        feature["depth/encoded"] = _bytes(depth_png)
+    if joints3d is not None:
+        joints3d = np.asarray(joints3d, np.float32)
+        if keypoints is None or joints3d.shape != (len(keypoints), 4):
+            raise ValueError(f"{source_id}: joints3d shape {joints3d.shape} must be ({0 if keypoints is None else len(keypoints)}, 4), "
+                             f"beside 2D keypoints of the same set")
+        if not np.isfinite(joints3d).all():
+            raise ValueError(f"{source_id}: joints3d holds NaN or infinite values")
+        feature["pose3d/joints"] = _floats(joints3d)
     return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def _check_depth_png(source_id: str, data: bytes, height: int, width: int) -> None:
+    """A depth PNG must be 16-bit, one channel, the image's size (the depth task warps it with
+    the image's transform)."""
+    import cv2
+
+    depth = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
+        raise ValueError(f"{source_id}: depth_png must be a one-channel 16-bit PNG (millimetres), got "
+                         f"{'undecodable bytes' if depth is None else f'{depth.dtype} of shape {depth.shape}'}")
+    if depth.shape != (height, width):
+        raise ValueError(f"{source_id}: depth PNG is {depth.shape[1]}x{depth.shape[0]}, the image {width}x{height}")
 
 
 def _densepose_features(source_id: str, densepose: Mapping[str, np.ndarray]) -> dict:
@@ -117,6 +147,30 @@ def _densepose_features(source_id: str, densepose: Mapping[str, np.ndarray]) -> 
     for key in ("x", "y", "u", "v"):
         feature[f"densepose/{key}"] = _floats(points[key])
     return feature
+
+
+MAX_DEPTH_MM = 65535  # the largest camera Z a 16-bit depth PNG holds (65.5 m)
+
+
+def depth_png(depth_m: np.ndarray) -> bytes:
+    """16-bit PNG of a depth map in metres (camera Z) as millimetres; 0, non-finite and
+    > 1e3 m (SURREAL's background is 1e10) are background (0). Raises ValueError when a
+    surface is farther than 65.5 m or behind the camera."""
+    import cv2
+
+    depth = np.asarray(depth_m, np.float64)
+    if depth.ndim != 2:
+        raise ValueError(f"depth map must be [H, W], got shape {depth.shape}")
+    surface = np.isfinite(depth) & (depth != 0) & (depth <= 1e3)
+    if (depth[surface] < 0).any():
+        raise ValueError(f"depth map holds negative depths (min {depth[surface].min():.3f} m)")
+    millimetres = np.where(surface, np.round(depth * 1000.0), 0)
+    if millimetres.max(initial=0) > MAX_DEPTH_MM:
+        raise ValueError(f"depth {millimetres.max() / 1000:.1f} m exceeds the 16-bit PNG's {MAX_DEPTH_MM / 1000} m")
+    ok, png = cv2.imencode(".png", millimetres.astype(np.uint16))
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode the depth PNG")
+    return png.tobytes()
 
 
 def decode_example(serialized: tf.Tensor, num_joints: int = labels.NUM_LIP_JOINTS) -> dict:

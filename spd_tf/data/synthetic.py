@@ -21,6 +21,9 @@ Scenes (`DataConfig.synthetic_scene`): "single" draws one person per image; "mul
 image, the parsing and the person-id map (`instance/encoded`, ids 1..N from back to front).
 Keypoints and DensePose are those of the front person only (N): the schema holds one
 person's pose and DensePose per example, and the front person is the one never occluded.
+"3d" draws one posed 3D person seen by a pinhole camera (spd_tf.data.synthetic3d), written as
+dataset "synthetic3d" with its depth PNG and 3D joints, and its parsing in LIP's classes or,
+with label_set "surreal", in Varol's 14 body parts.
 """
 
 import hashlib
@@ -34,11 +37,12 @@ import numpy as np
 from spd_tf import config, fileio, labels, progress
 from spd_tf.data import schema
 from spd_tf.data import synthetic_drawing as drawing
+from spd_tf.data.synthetic3d import generate_person3d
 from spd_tf.data.writer import ShardedWriter
 
 # Bump when the drawing changes: cached datasets are keyed by it.
-GENERATOR_VERSION = 4  # 4: DensePose coarse masks (dp_masks)
-DENSEPOSE_MASK_SIZE = 256  # DensePose-COCO stores dp_masks at 256x256 in the bbox frame
+GENERATOR_VERSION = 5  # 4: DensePose coarse masks (dp_masks); 5: the "3d" scene (depth, 3D joints, parts)
+DENSEPOSE_MASK_SIZE = drawing.DENSEPOSE_MASK_SIZE
 COMPLETE_MARKER = "COMPLETE"
 REPORT_NAME = "report.json"
 # Size for standalone generation (convert_synthetic, tests). train.py generates at its
@@ -46,6 +50,9 @@ REPORT_NAME = "report.json"
 DEFAULT_IMAGE_SIZE = (96, 96)
 SCENES = config.SYNTHETIC_SCENES
 SCENE_PEOPLE = (2, 4)  # people per multi-person scene, inclusive
+# Label sets a synthetic parsing map can be written in: LIP's classes (every scene) or
+# Varol's 14 body parts (labels.SURREAL_CLASSES; the 3d scene only).
+LABEL_SETS = {"lip": labels.LIP_CLASSES, "surreal": labels.SURREAL_CLASSES}
 
 C = {name: i for i, name in enumerate(labels.LIP_CLASSES)}
 P = {name: i for i, name in enumerate(labels.DENSEPOSE_PATCHES)}
@@ -119,21 +126,16 @@ class _Body:
         return self.at(*self.canonical[name])
 
 
-def _skin(rng) -> np.ndarray:
-    return drawing.SKIN_DARK + (drawing.SKIN_LIGHT - drawing.SKIN_DARK) * rng.uniform() + rng.uniform(-10, 10, 3)
-
-
 class _Person:
     """Paints one person onto a canvas and records the body-part geometry for DensePose."""
 
     def __init__(self, rng, canvas: drawing.Canvas, body: _Body):
         self.rng, self.canvas, self.body = rng, canvas, body
         self.surfaces = []  # (patch, kind, geometry) sampled later for DensePose points
-        self.skin = drawing.Texture(rng, _skin(rng), 0.0)
+        self.skin = drawing.Texture(rng, drawing.skin_colour(rng), 0.0)
 
-    def garment(self, family_name: str) -> np.ndarray:
-        colour = drawing.hsv_colour(self.rng, drawing.COLOUR_FAMILIES[family_name])
-        return drawing.Texture(self.rng, colour, self.rng.uniform(0.3, 1))
+    def garment(self, family_name: str) -> drawing.Texture:
+        return drawing.garment_texture(self.rng, family_name)
 
     def patch(self, base: str, side: Optional[str] = None) -> int:
         """DensePose patch id: "Upper arm" + side + front/back, named as labels.py does."""
@@ -184,7 +186,7 @@ class _Person:
             cover = ("Pants", rng.choice([0.45, 1.5, 2.0], p=[0.25, 0.2, 0.55]))
         socks = (cover is None or cover[1] < 2.0) and rng.random() < 0.35
         long_hair = rng.random() < 0.35
-        hair = self.hair_texture() if rng.random() < 0.93 else None
+        hair = drawing.hair_texture(rng) if rng.random() < 0.93 else None
         if hair is not None and long_hair:  # behind everything else
             strands = body.trapezoid(0.075, -0.45, 0.085, -0.29)
             self.canvas.paint(self.canvas.polygon(strands), C["Hair"], hair)
@@ -192,10 +194,6 @@ class _Person:
         self.torso(outfit, bottom, wear_coat)
         self.arms(outfit, wear_coat)
         self.head(hair)
-
-    def hair_texture(self):
-        family = drawing.HAIR_FAMILIES[self.rng.integers(len(drawing.HAIR_FAMILIES))]
-        return drawing.Texture(self.rng, drawing.hsv_colour(self.rng, family), 0.2)
 
     def legs(self, cover, socks):
         body, b = self.body, self.body.build
@@ -325,19 +323,6 @@ def _sample_surface(rng, kind, geometry, count):
     return xy, u, v, patch
 
 
-def _coarse_masks_png(patches: np.ndarray, bbox) -> bytes:
-    """DensePose-COCO's dp_masks for the painted body: coarse parts 0..14, 256x256 in the
-    bbox frame, from the same patch map the points are sampled on."""
-    x0, y0, w, h = (int(v) for v in bbox)
-    coarse = labels.DENSEPOSE_PATCH_TO_COARSE[patches[y0:y0 + h, x0:x0 + w]].astype(np.uint8)
-    size = DENSEPOSE_MASK_SIZE
-    resized = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_NEAREST)
-    ok, png = cv2.imencode(".png", resized)
-    if not ok:
-        raise RuntimeError("OpenCV failed to encode a synthetic DensePose mask")
-    return png.tobytes()
-
-
 def _densepose(rng, canvas: drawing.Canvas, surfaces, points_per_part: int, person: np.ndarray) -> dict:
     """Visible DensePose points, box and coarse masks of the person whose pixels are `person`."""
     xs, ys, ii, us, vs = [], [], [], [], []
@@ -352,16 +337,7 @@ def _densepose(rng, canvas: drawing.Canvas, surfaces, points_per_part: int, pers
         visible &= patches > 0
         xs.append(xy[visible, 0]), ys.append(xy[visible, 1]), ii.append(patches[visible])
         us.append(u[visible]), vs.append(v[visible])
-    rows, cols = np.nonzero(person)
-    bbox = [cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()]
-    return {
-        "bbox": np.asarray(bbox, np.float32),
-        "masks_png": _coarse_masks_png(np.where(person, canvas.patches, 0).astype(np.uint8), bbox),
-        "x": np.concatenate(xs).astype(np.float32), "y": np.concatenate(ys).astype(np.float32),
-        "i": np.concatenate(ii).astype(np.int64),
-        "u": np.clip(np.concatenate(us), 0, 1).astype(np.float32),
-        "v": np.clip(np.concatenate(vs), 0, 1).astype(np.float32),
-    }
+    return drawing.densepose_record(canvas.patches, person, xs, ys, ii, us, vs)
 
 
 def generate_person(rng: np.random.Generator, height: int, width: int, points_per_part: int = 6) -> dict:
@@ -409,33 +385,44 @@ def _example_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, ("train", "val").index(split), index])
 
 
-def encode_person(person: dict, source_id: str, with_instances: bool = False) -> bytes:
+def encode_person(person: dict, source_id: str, with_instances: bool = False, label_set: str = "lip") -> bytes:
     """Serialises a generated person or scene (JPEG image, PNG parsing, and the person-id
-    PNG when `with_instances`) with schema.encode_example."""
+    PNG when `with_instances`) with schema.encode_example. A 3D person (generate_person3d)
+    is dataset "synthetic3d" with its depth PNG and 3D joints; its parsing is in `label_set`
+    ("lip" or "surreal": its `parts`)."""
+    three_d = "depth" in person
+    if label_set not in LABEL_SETS or (label_set != "lip" and not three_d):
+        raise ValueError(f"{source_id}: label_set={label_set!r} must be 'lip' or, for a 3D person, 'surreal'")
+    extra = {"depth_png": schema.depth_png(person["depth"]), "joints3d": person["joints3d"]} if three_d else {}
     height, width = person["parsing"].shape
     bgr = cv2.cvtColor(person["image"], cv2.COLOR_RGB2BGR)
     ok_image, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    ok_label, png = cv2.imencode(".png", person["parsing"])
+    ok_label, png = cv2.imencode(".png", person["parts" if label_set == "surreal" else "parsing"])
     ok_ids, ids = cv2.imencode(".png", person["instances"]) if with_instances else (True, b"")
     if not (ok_image and ok_label and ok_ids):
         raise RuntimeError(f"{source_id}: OpenCV failed to encode the synthetic image")
     example = schema.encode_example(
-        jpeg.tobytes(), height=height, width=width, source_id=source_id, dataset="synthetic",
-        parsing_png=png.tobytes(), instance_png=bytes(ids), keypoints=person["keypoints"],
-        densepose=person["densepose"],
+        jpeg.tobytes(), height=height, width=width, source_id=source_id,
+        dataset="synthetic3d" if three_d else "synthetic", parsing_png=png.tobytes(), instance_png=bytes(ids),
+        keypoints=person["keypoints"], densepose=person["densepose"], **extra,
     )
     return example.SerializeToString()
 
 
 def write_synthetic_dataset(
     out_dir, num_train: int = 2000, num_val: int = 200, image_size: Tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    seed: int = 0, num_shards: int = 4, scene: str = "single",
+    seed: int = 0, num_shards: int = 4, scene: str = "single", label_set: str = "lip",
 ) -> dict:
     """Writes train/val shards and report.json into `out_dir`; returns the report.
 
-    scene: "single" (one person per image) or "multi" (generate_scene, with person ids)."""
+    scene: "single" (one person per image), "multi" (generate_scene, with person ids) or
+    "3d" (generate_person3d: depth and 3D joints too). label_set: the parsing's classes,
+    "lip", or "surreal" (Varol's 14 parts; scene "3d" only)."""
     if scene not in SCENES:
         raise ValueError(f"scene={scene!r} is not one of {SCENES}")
+    if label_set not in LABEL_SETS or (label_set != "lip" and scene != "3d"):
+        raise ValueError(f"label_set={label_set!r}: the {scene!r} scene is drawn in " +
+                         ("'lip' or 'surreal'" if scene == "3d" else "'lip' only (surreal parts need scene 3d)"))
     if num_train < 0 or num_val < 0:
         raise ValueError(f"num_train={num_train}, num_val={num_val} must be >= 0")
     height, width = image_size
@@ -448,8 +435,11 @@ def write_synthetic_dataset(
     }
     if scene != "single":  # single-person reports stay as before
         report["scene"] = scene
-    draw = generate_scene if scene == "multi" else generate_person
-    class_counts = np.zeros(labels.NUM_LIP_CLASSES)
+    if scene == "3d":
+        report["label_set"] = label_set
+    draw = {"single": generate_person, "multi": generate_scene, "3d": generate_person3d}[scene]
+    class_names = LABEL_SETS[label_set]
+    class_counts = np.zeros(len(class_names))
     for split, count in (("train", num_train), ("val", num_val)):
         if count == 0:
             continue
@@ -458,16 +448,17 @@ def write_synthetic_dataset(
         with ShardedWriter(out_dir, split, shards) as writer:
             for index in progress.track(range(count), f"synthetic {split}", "img", leave=False):
                 person = draw(_example_rng(seed, split, index), height, width)
-                writer.write(encode_person(person, f"synthetic_{split}_{index:06d}", scene == "multi"))
-                class_counts[np.unique(person["parsing"])] += 1
+                writer.write(encode_person(person, f"synthetic_{split}_{index:06d}", scene == "multi", label_set))
+                class_counts[np.unique(person["parts" if label_set == "surreal" else "parsing"])] += 1
                 points += person["densepose"]["i"].size
+        tasks = ("segmentation", "pose", "densepose") + (("depth", "pose3d") if scene == "3d" else ())
         report["splits"][split] = {
             "examples": count, "shards": [p.name for p in writer.final_paths],
-            "examples_per_task": {"segmentation": count, "pose": count, "densepose": count},
+            "examples_per_task": {task: count for task in tasks},
             "densepose_points": points,
         }
     total = max(1, num_train + num_val)
-    report["class_image_fraction"] = {n: round(c / total, 4) for n, c in zip(labels.LIP_CLASSES, class_counts)}
+    report["class_image_fraction"] = {n: round(c / total, 4) for n, c in zip(class_names, class_counts)}
     fileio.write_json_atomic(out_dir / REPORT_NAME, report)
     return report
 
@@ -479,7 +470,7 @@ def _settings_key(settings: Dict) -> str:
 
 def ensure_synthetic_dataset(
     cache_dir, num_train: int = 2000, num_val: int = 200, image_size: Tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    seed: int = 0, num_shards: int = 4, scene: str = "single",
+    seed: int = 0, num_shards: int = 4, scene: str = "single", label_set: str = "lip",
 ) -> Tuple[str, str]:
     """Generates the dataset once per settings into `cache_dir`; returns (train_glob, val_glob).
 
@@ -493,9 +484,11 @@ def ensure_synthetic_dataset(
     }
     if scene != "single":  # the single-person cache keeps its key
         settings["scene"] = scene
+    if scene == "3d":  # and so do the 2D scenes': they are drawn in LIP's classes only
+        settings["label_set"] = label_set
     final = Path(cache_dir) / f"synthetic-{_settings_key(settings)}"
     if not (final / COMPLETE_MARKER).exists():
         with fileio.atomic_path(final, directory=True) as temp:
-            write_synthetic_dataset(temp, num_train, num_val, image_size, seed, num_shards, scene)
+            write_synthetic_dataset(temp, num_train, num_val, image_size, seed, num_shards, scene, label_set)
             fileio.write_json_atomic(temp / COMPLETE_MARKER, settings)
     return str(final / "train-*.tfrecord"), str(final / "val-*.tfrecord")

@@ -2,13 +2,17 @@
 
 `Canvas.paint` writes the image, the LIP parsing map and the DensePose patch map in one
 call, which is what keeps the three label types of spd_tf.data.synthetic consistent.
-Shapes are rasterised by OpenCV with sub-pixel fixed-point coordinates.
+Shapes are rasterised by OpenCV with sub-pixel fixed-point coordinates. The appearance
+helpers (skin, garment and hair textures, background) and the DensePose record builder are
+shared by the flat people (synthetic.py) and the 3D ones (synthetic3d.py).
 """
 
 from typing import Optional
 
 import cv2
 import numpy as np
+
+from spd_tf import labels
 
 _SUB = 4  # cv2 fixed-point shift: sub-pixel accurate drawing
 _SCALE = float(1 << _SUB)
@@ -31,6 +35,7 @@ COLOUR_FAMILIES = {
 }
 HAIR_FAMILIES = ((None, 0, (0, 60), (15, 55)), (12, 3, (120, 200), (50, 110)), (23, 3, (100, 170), (160, 215)))
 SKIN_LIGHT, SKIN_DARK = np.array([245, 215, 190]), np.array([85, 55, 40])  # RGB
+DENSEPOSE_MASK_SIZE = 256  # DensePose-COCO stores dp_masks at 256x256 in the bbox frame
 
 
 def hsv_colour(rng, family) -> np.ndarray:
@@ -38,6 +43,21 @@ def hsv_colour(rng, family) -> np.ndarray:
     h = rng.uniform(0, 180) if hue is None else (hue + rng.uniform(-jitter, jitter)) % 180
     hsv = np.uint8([[[h, rng.uniform(s0, s1), rng.uniform(v0, v1)]]])
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
+
+
+def skin_colour(rng) -> np.ndarray:
+    return SKIN_DARK + (SKIN_LIGHT - SKIN_DARK) * rng.uniform() + rng.uniform(-10, 10, 3)
+
+
+def garment_texture(rng, family_name: str) -> "Texture":
+    """A garment of LIP class `family_name` in its colour family, with a random pattern."""
+    colour = hsv_colour(rng, COLOUR_FAMILIES[family_name])
+    return Texture(rng, colour, rng.uniform(0.3, 1))
+
+
+def hair_texture(rng) -> "Texture":
+    family = HAIR_FAMILIES[rng.integers(len(HAIR_FAMILIES))]
+    return Texture(rng, hsv_colour(rng, family), 0.2)
 
 
 class Texture:
@@ -136,3 +156,31 @@ def background(rng, height, width) -> np.ndarray:
             mask = canvas.capsule(centre, centre + size * rng.choice([-1, 1], 2), rng.uniform(1, 4))
         canvas.paint(mask, None, Texture(rng, colour, rng.uniform(0, 1)))
     return np.clip(canvas.image, 0, 255)
+
+
+def _coarse_masks_png(patches: np.ndarray, bbox) -> bytes:
+    """DensePose-COCO's dp_masks: coarse parts 0..14, 256x256 in the bbox frame, from the
+    same patch map the points are sampled on."""
+    x0, y0, w, h = (int(v) for v in bbox)
+    coarse = labels.DENSEPOSE_PATCH_TO_COARSE[patches[y0:y0 + h, x0:x0 + w]].astype(np.uint8)
+    size = DENSEPOSE_MASK_SIZE
+    resized = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_NEAREST)
+    ok, png = cv2.imencode(".png", resized)
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a synthetic DensePose mask")
+    return png.tobytes()
+
+
+def densepose_record(patches: np.ndarray, person: np.ndarray, xs, ys, ii, us, vs) -> dict:
+    """The densepose dict schema.encode_example takes: the box of the `person` pixels, their
+    coarse masks from the patch map `patches`, and the points (lists of arrays, concatenated)."""
+    rows, cols = np.nonzero(person)
+    bbox = [cols.min(), rows.min(), cols.max() + 1 - cols.min(), rows.max() + 1 - rows.min()]
+    return {
+        "bbox": np.asarray(bbox, np.float32),
+        "masks_png": _coarse_masks_png(np.where(person, patches, 0).astype(np.uint8), bbox),
+        "x": np.concatenate(xs).astype(np.float32), "y": np.concatenate(ys).astype(np.float32),
+        "i": np.concatenate(ii).astype(np.int64),
+        "u": np.clip(np.concatenate(us), 0, 1).astype(np.float32),
+        "v": np.clip(np.concatenate(vs), 0, 1).astype(np.float32),
+    }

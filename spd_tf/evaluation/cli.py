@@ -7,12 +7,22 @@ Examples (`spd-evaluate` or `python evaluate.py`; --output is a deprecated alias
   spd-evaluate --dataset ccp --data CCP_ROOT --split val --model runs/ccp --out out/
   spd-evaluate --dataset atr --data ATR_ROOT --model export/spd/1   # SavedModel: fast
   spd-evaluate --dataset ccp --data CCP_ROOT --split val --model ccp-small   # a shipped model
+  spd-evaluate --dataset surreal --data 'surreal/val-*.tfrecord' --model runs/surreal --out out/
 
 Test protocols (--protocol): paper = JPPNet's evaluate_*_JPPNet-s2.py: scales 1, 0.75, 1.25
 of the input size, each with its mirror (left/right swapped back), the parsing stages
 averaged, everything resized to the image's original size and fused there; pose from the
 last stage. fast = one scale, last stage, no flip. Default: paper for real datasets with a
-run directory, fast for the synthetic set and for SavedModels (which serve one scale).
+run directory, fast for the synthetic sets, SURREAL (Varol et al. and BodyNet test one scale,
+no flip) and SavedModels (which serve one scale).
+
+SURREAL and the 3D synthetic people (--dataset surreal|synthetic3d, TFRecords only: `spd-convert
+surreal` writes them) are also scored with the references' own figures
+(spd_tf/evaluation/surreal_metrics.py): Varol's 14-part IoU accumulated over the set (when the
+model parses `surreal` parts; synthetic3d's ground truth is in the model's label set), BodyNet's
+2D PCK beside PCKh, Varol's depth RMSE in bins and mm (a model with the depth task) and the
+pelvis-aligned MPJPE in mm (a model with the pose3d task); printed and in metrics.json under
+part_iou, bodynet_pck, depth and pose3d.
 
 Instance-level parsing (docs/instance_metrics.md): with person ids in the ground truth (CIHP
 Human_ids/, TFRecord instance/encoded) and a model that returns a person map, CIHP's AP^r and
@@ -91,7 +101,8 @@ def build_parser() -> cli_args.Parser:
 
 def resolve_protocol(args, saved_model: bool):
     """--protocol/--scales/--flip -> an inference.TestProtocol."""
-    name = args.protocol or ("fast" if saved_model or args.dataset == "synthetic" else "paper")
+    one_scale = ("synthetic",) + evaluator.SURREAL_DATASETS
+    name = args.protocol or ("fast" if saved_model or args.dataset in one_scale else "paper")
     protocol = PROTOCOLS[name]
     changes = {}
     if args.scales is not None:
@@ -123,6 +134,9 @@ def main(argv=None) -> int:
         densepose_tables = evaluator.load_densepose_tables(args.densepose_eval_data)
         data_dir = Path(args.data[0])
         needs_images = args.model is not None
+        if args.dataset in evaluator.SURREAL_DATASETS and len(args.data) == 1 and data_dir.is_dir():
+            raise ValueError(f"--data {data_dir}: --dataset {args.dataset} reads TFRecords only, e.g. --data "
+                             f"'{data_dir}/val-*.tfrecord' (spd-convert surreal --data ROOT --out DIR writes them)")
         if len(args.data) == 1 and data_dir.is_dir():
             total, examples = evaluator.directory_examples(
                 args.dataset, data_dir, args.split, with_images=needs_images)

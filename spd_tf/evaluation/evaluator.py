@@ -12,6 +12,9 @@ reported and scored as wrong, never left out; `strict=True` raises on an unusabl
 Instance-level parsing (CIHP's AP^r and AP^p, spd_tf.evaluation.instance_metrics) is scored when the
 ground truth has person ids and the predictor returns `instances` + `instance_scores`;
 when either is absent, one note says so.
+SURREAL and the 3D synthetic people (`surreal`, `synthetic3d`) add the references' own figures
+(spd_tf.evaluation.surreal_metrics): Varol's part IoU when the model parses `surreal` parts and
+BodyNet's PCK beside PCKh; depth RMSE and MPJPE come from the depth and pose3d tasks' metrics.
 """
 
 import contextlib
@@ -33,16 +36,21 @@ from spd_tf.evaluation.instance_metrics import PartInstanceAP, PersonAP
 from spd_tf.evaluation.densepose_metrics import DensePoseMetric, GeodesicTables
 from spd_tf.evaluation.metrics import ParsingMetric, PCKhMetric
 from spd_tf.evaluation.predictors import Prediction
+from spd_tf.evaluation.surreal_metrics import BodyNetPCK, PartIoU
 from spd_tf.tasks.densepose import dequantize_iuv, quantize_iuv
 from spd_tf.keypoint_sets import KEYPOINT_SETS, KeypointSet, get_keypoint_set
 from spd_tf.progress import Progress
 
-# Dataset -> the label set of its ground truth.
+# Dataset -> the label set of its ground truth (None: the evaluated model's, as the 3D synthetic
+# people are rendered in any label set).
 DATASET_LABEL_SETS = {"lip": "lip", "atr": "atr", "cihp": "cihp", "ccp": "ccp", "fashionista": "ccp",
-                      "synthetic": "lip"}
+                      "synthetic": "lip", "surreal": "surreal", "synthetic3d": None}
 DATASETS = tuple(DATASET_LABEL_SETS)
 # Dataset -> the keypoint set of its pose ground truth (datasets with joints).
-DATASET_KEYPOINT_SETS = {"lip": "lip", "fashionista": "fashionista", "synthetic": "lip"}
+DATASET_KEYPOINT_SETS = {"lip": "lip", "fashionista": "fashionista", "synthetic": "lip", "surreal": "lip",
+                         "synthetic3d": "lip"}
+# Datasets scored with SURREAL's / BodyNet's metrics besides ours (TFRecords only).
+SURREAL_DATASETS = ("surreal", "synthetic3d")
 
 RESULT_UNITS = {
     "parsing": "fractions in [0, 1]; mean_iou = plain mean over all classes incl. background",
@@ -51,6 +59,10 @@ RESULT_UNITS = {
                  "foreground_iou fractions",
     "instances": "AP in [0, 1] per region-IoU threshold; ap_vol = mean over thresholds "
                  "(CIHP_PGN's AP^r can exceed 1 when a person is split, as in its code)",
+    "part_iou": "Varol's 14-part IoU in [0, 1], background left out",
+    "bodynet_pck": "BodyNet's PCK@0.5 in percent",
+    "depth": "Varol's depth RMSE in 45 mm bins and in mm",
+    "pose3d": "MPJPE in mm (pelvis-aligned, no Procrustes)",
 }
 
 
@@ -66,6 +78,8 @@ class Example:
     keypoints: Optional[np.ndarray] = None  # [J, 3] (x, y, v) of the dataset's keypoint set, missing = -1
     densepose: Optional[dict] = None  # x, y, i, u, v points in image pixels; mask [H, W] or None
     instance_ids: Optional[np.ndarray] = None  # int [H, W] person ids, 0 = no person
+    depth: Optional[np.ndarray] = None  # float32 [H, W] camera Z of the surface in metres, 0 = background
+    joints3d: Optional[np.ndarray] = None  # float32 [J, 4] (X, Y, Z camera metres, v), v = -1 missing
 
 
 # --- ground-truth sources ----------------------------------------------------------------
@@ -119,6 +133,8 @@ def _example_from_record(r: dict) -> Example:
         keypoints=r["keypoints"] if r["has_pose"] else None,
         densepose=densepose,
         instance_ids=r["instance_ids"] if r.get("has_instances") else None,
+        depth=r["depth"] if r.get("has_depth") else None,
+        joints3d=r["joints3d"] if r.get("has_pose3d") else None,
     )
 
 
@@ -178,7 +194,8 @@ class Evaluation:
             raise ValueError(f"dataset {dataset!r} is not one of {DATASETS}")
         self.dataset = dataset
         # A user's own label set has no dataset name: its ground truth is given with it.
-        self.label_set = ground_truth_label_set or labels.LABEL_SETS[DATASET_LABEL_SETS[dataset]]
+        self.label_set = ground_truth_label_set or (
+            predictor_label_set if DATASET_LABEL_SETS.get(dataset) is None else labels.LABEL_SETS[DATASET_LABEL_SETS[dataset]])
         # Scoring another label set's predictions needs a declared mapping (labels.py).
         self.mapping = labels.label_mapping(predictor_label_set, self.label_set)
         self.predictor_label_set = predictor_label_set
@@ -201,21 +218,36 @@ class Evaluation:
         self.person_ap = PersonAP(self.label_set.num_classes, ignore_label=labels.IGNORE_LABEL)
         self.instance_counts = {"ground_truth": 0, "predicted": 0, "maps_without_truth": 0}
         self.instances_unscored = []  # examples with person ids but no parsing ground truth
-        # Tasks that bring their own metric (spd_tf.tasks: `metric`), scored on the parsing ground truth.
+        # Tasks that bring their own metric (spd_tf.tasks: `metric`), scored where the Example holds
+        # the ground truth the metric names (`ground_truth`, default the parsing).
         self.task_metrics = {task.name: metric for task in task_registry.REGISTRY.values()
                              if task.name in self.predictor_tasks and (metric := task.metric(self.label_set))}
+        # SURREAL's and BodyNet's figures (surreal_metrics), beside ours on those datasets.
+        surreal = dataset in SURREAL_DATASETS
+        self.part_iou = (PartIoU(self.label_set.classes) if surreal and SEGMENTATION in self.predictor_tasks
+                         and self.label_set.name == predictor_label_set.name == "surreal" else None)
+        self.bodynet_pck = (BodyNetPCK(self.keypoint_set.num_joints, joint_names=self.keypoint_set.joints)
+                            if surreal and POSE in self.predictor_tasks and self.keypoints_comparable
+                            and self.keypoint_set.name == "lip" else None)
 
     def update(self, example: Example, prediction: Prediction) -> None:
         self.num_examples += 1
         problems = prediction.problems
         if example.instance_ids is None and prediction.instances is not None:
             self.instance_counts["maps_without_truth"] += 1
+        outputs = None
+        for name, metric in self.task_metrics.items():
+            if getattr(example, getattr(metric, "ground_truth", "parsing")) is not None:
+                outputs = outputs if outputs is not None else {
+                    key: self._resize(example, value, counted=False) if key in output_spec.SPATIAL else value
+                    for key, value in prediction.outputs.items()}
+                metric.update(example, outputs)
         if example.parsing is not None:
-            for name, metric in self.task_metrics.items():
-                metric.update(example, {key: self._resize(example, value, counted=False)
-                                        if key in output_spec.SPATIAL else value
-                                        for key, value in prediction.outputs.items()})
             scored = self._update_parsing(example, prediction.labels, problems.get(SEGMENTATION))
+            if self.part_iou is not None and SEGMENTATION in self.predictor_tasks:
+                # unusable or missing: all background, every part pixel wrong (as the parsing scores it)
+                self.part_iou.update_maps(scored[0], np.zeros_like(scored[0]) if scored[1] is None else scored[1],
+                                          example.source_id)
             if example.instance_ids is not None:
                 self._update_instances(example, prediction, *scored)
         elif example.instance_ids is not None:
@@ -229,6 +261,8 @@ class Evaluation:
                 # A missing pose is placed at (1, 1) by PCKhMetric, as LIP's tool does: wrong.
                 keypoints = np.full((self.keypoint_set.num_joints, 2), np.nan) if keypoints is None else keypoints
                 self.pose.update(example.keypoints, keypoints, name=example.source_id)
+                if self.bodynet_pck is not None:  # a missing (NaN) joint is wrong there too
+                    self.bodynet_pck.update_points(example.keypoints, keypoints, example.source_id)
         if example.densepose is not None:
             self.ground_truth_counts[DENSEPOSE] += 1
             iuv = self._usable(DENSEPOSE, example, prediction.densepose_iuv, problems.get(DENSEPOSE))
@@ -330,6 +364,10 @@ class Evaluation:
             notes.append(f"PCKh/mED not computed: the predictor's keypoint set {self.predictor_keypoint_set.name!r} "
                          f"is not the ground truth's {self.keypoint_set.name!r}")
         notes += self._instance_notes()
+        if self.dataset in SURREAL_DATASETS and self.ground_truth_counts[SEGMENTATION] and self.part_iou is None \
+                and SEGMENTATION in self.predictor_tasks:
+            notes.append(f"SURREAL part IoU not computed: the model parses {self.predictor_label_set.name!r} classes "
+                         f"and the ground truth is {self.label_set.name!r}; both must be 'surreal'")
         dp = self.densepose
         if dp.exact and dp.scores and len(dp.mask_ious) != len(dp.scores):
             notes.append(f"DensePose: GPSm not computed, {len(dp.scores) - len(dp.mask_ious)} of "
@@ -378,6 +416,10 @@ class Evaluation:
         instances = self.instance_result()
         if instances is not None:
             out["instances"] = instances
+        if self.part_iou is not None and self.part_iou.num_images:
+            out["part_iou"] = self.part_iou.result()
+        if self.bodynet_pck is not None and self.bodynet_pck.num_images:
+            out["bodynet_pck"] = self.bodynet_pck.result()
         out.update({name: metric.result() for name, metric in self.task_metrics.items()})
         out["missing_predictions"] = {k: v for k, v in self.missing.items() if v}
         out["invalid_predictions"] = {k: v for k, v in self.invalid.items() if v}

@@ -3,6 +3,7 @@
 import math
 
 from spd_tf import tasks as task_registry
+from spd_tf.evaluation import surreal_metrics
 from spd_tf.tasks.base import Task
 from spd_tf.keypoint_sets import KEYPOINT_SETS
 
@@ -101,9 +102,13 @@ def format_report(result: dict) -> str:
         sections.append(format_densepose_table(result["densepose"]))
     if "instances" in result:
         sections.append(format_instance_table(result["instances"]))
+    for key in ("part_iou", "bodynet_pck"):  # SURREAL's / BodyNet's own figures (surreal_metrics)
+        if key in result:
+            sections.append(surreal_metrics.describe(result[key]))
     for task in task_registry.REGISTRY.values():  # the tasks that bring their own metric (Task.metric)
         if task.name in result and type(task).metric is not Task.metric:
-            sections.append(f"{task.name}: " + ", ".join(
+            line = surreal_metrics.describe(result[task.name])  # depth RMSE, MPJPE: not fractions
+            sections.append(line if line is not None else f"{task.name}: " + ", ".join(
                 f"{key} {_pct(value) if isinstance(value, float) else value}" for key, value in result[task.name].items()))
     sections += [f"note: {n}" for n in result["notes"]]
     return "\n\n".join(sections)

@@ -69,8 +69,6 @@ def network_passes(model, batch: tf.Tensor, protocol: TestProtocol = PROTOCOLS["
     base = None
     passes = {}
     per_person = grouping is not None and person_densepose_parts(model) is not None
-    if 1.0 not in protocol.scales:
-        raise ValueError(f"test-time scales {protocol.scales} must include 1 (the output grid)")
     for scale in sorted(protocol.scales, key=lambda s: s != 1.0):  # scale 1 first
         if scale == 1.0:
             inputs = batch

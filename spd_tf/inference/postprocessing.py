@@ -121,15 +121,21 @@ def segmentation_at_image_size(logits: tf.Tensor, image_size, canvas, include_pr
     return {"labels": mapped}
 
 
+def map_at_image_size(grid: tf.Tensor, image_size, canvas, per_band: Callable, dtype, fill=0) -> tf.Tensor:
+    """per_band(bilinear resize of grid [B, h, w, C]) at each image's size [B, H, W] on a
+    `canvas`, `fill` outside an image's real part (band by band, as the parsing)."""
+    def one(args):
+        values, size = args
+        return _banded(values, size, per_band, dtype, canvas, fill=fill)
+
+    return tf.map_fn(one, (tf.cast(grid, tf.float32), image_size),
+                     fn_output_signature=tf.TensorSpec([None, None], dtype), parallel_iterations=1)
+
+
 def probability_at_image_size(logits: tf.Tensor, image_size, canvas) -> tf.Tensor:
     """One-channel logits [B, h, w, 1] -> sigmoid probabilities [B, H, W] at each image's size
     (bilinear in bands, as the parsing), 0 outside an image's real part."""
-    def one(args):
-        grid, size = args
-        return _banded(grid, size, lambda band: tf.sigmoid(band[..., 0]), tf.float32, canvas, fill=0.0)
-
-    return tf.map_fn(one, (tf.cast(logits, tf.float32), image_size),
-                     fn_output_signature=tf.TensorSpec([None, None], tf.float32), parallel_iterations=1)
+    return map_at_image_size(logits, image_size, canvas, lambda band: tf.sigmoid(band[..., 0]), tf.float32, 0.0)
 
 
 def heatmap_keypoints(heatmaps: tf.Tensor, image_size, passes: Sequence[tf.Tensor] = (),

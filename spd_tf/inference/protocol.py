@@ -62,6 +62,9 @@ class TestProtocol:
         scales = tuple(float(s) for s in self.scales)
         if not scales or min(scales) <= 0:
             raise ValueError(f"test-time scales {self.scales!r} must be positive")
+        if 1.0 not in scales:
+            raise ValueError(f"test-time scales {self.scales!r} must include 1 (the output grid the others are "
+                             "fused on)")
         if self.pose_decoding not in POSE_DECODINGS:
             raise ValueError(f"pose_decoding {self.pose_decoding!r} is not one of {POSE_DECODINGS}")
         object.__setattr__(self, "scales", scales)

@@ -51,6 +51,10 @@ def build_model(config: ModelConfig, backbone_weights=None, dtype=None) -> keras
     refined = [task for task in tasks if task.refined]
     for task in refined:
         task.stage1(network)
+        # A stacked hourglass's earlier stacks predict the task too: supervised as stages before it.
+        intermediate = backbones.intermediate_levels(features, task.name)
+        if intermediate:
+            network.stages[task.name][:0] = intermediate
     for stage in range(2, config.num_refinement_stages + 2):
         # Every refined task refines from every one's previous stage (JPPNet order).
         previous = dict(network.latest)

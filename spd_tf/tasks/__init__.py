@@ -10,9 +10,11 @@ from typing import Iterable, Tuple
 
 from spd_tf.tasks.base import Task
 from spd_tf.tasks.densepose import TASK as DENSEPOSE
+from spd_tf.tasks.depth import TASK as DEPTH
 from spd_tf.tasks.foreground import TASK as FOREGROUND
 from spd_tf.tasks.instances import TASK as INSTANCES
 from spd_tf.tasks.pose import TASK as POSE
+from spd_tf.tasks.pose3d import TASK as POSE3D
 from spd_tf.tasks.segmentation import TASK as SEGMENTATION
 
 REGISTRY = {task.name: task for task in (
@@ -21,6 +23,8 @@ REGISTRY = {task.name: task for task in (
     DENSEPOSE,
     INSTANCES,
     FOREGROUND,
+    DEPTH,
+    POSE3D,
 )}
 NAMES = tuple(REGISTRY)
 # The paper's variants as named task sets (`--variant`); any other set is `--tasks a,b,c`.

@@ -57,17 +57,9 @@ class Pose(Task):
                 "has_pose": tf.cast(present, tf.float32)}
 
     def targets(self, example, frame, labels):
-        x, y, v = tf.unstack(example["keypoints"], axis=-1)
-        keypoints = tf.stack([*augment.transform_pixel_indices(x, y, frame.matrix), v], axis=-1)
-        keypoint_set = frame.model_config.keypoint_set
-        keypoints = tf.cond(frame.flipped, lambda: augment.swap_keypoint_sides(keypoints, keypoint_set),
-                            lambda: keypoints)
-        keypoints = targets.crop_keypoints(keypoints, frame.input_size)
-        sigma = frame.data_config.heatmap_sigma
-        if frame.data_config.heatmap_sigma_units == "image":
-            sigma = sigma * augment.axis_scales(frame.matrix)
-        heatmaps = targets.keypoint_heatmaps(keypoints, frame.input_size, frame.model_config.output_stride, sigma)
-        return {}, {"pose_heatmaps": heatmaps, "keypoints": keypoints, "has_pose": example["has_pose"]}
+        keypoints = moved_keypoints(example["keypoints"], frame)
+        return {}, {"pose_heatmaps": keypoint_heatmaps(keypoints, frame), "keypoints": keypoints,
+                    "has_pose": example["has_pose"]}
 
     def stage1(self, network):
         heatmaps, context = heads.pose_stage1(network.features["middle"], network.config, dtype=network.dtype)
@@ -108,6 +100,24 @@ class Pose(Task):
         if "instances" in result:  # the persons panel draws every person's skeleton
             return []
         return [("pose", visualize.draw_skeleton(image, result["keypoints"], keypoint_set=picture.keypoint_set))]
+
+
+def moved_keypoints(keypoints, frame):
+    """Joints [J, 3] through the example's transform, renamed when mirrored, -1 outside the input."""
+    x, y, v = tf.unstack(keypoints, axis=-1)
+    keypoints = tf.stack([*augment.transform_pixel_indices(x, y, frame.matrix), v], axis=-1)
+    keypoint_set = frame.model_config.keypoint_set
+    keypoints = tf.cond(frame.flipped, lambda: augment.swap_keypoint_sides(keypoints, keypoint_set),
+                        lambda: keypoints)
+    return targets.crop_keypoints(keypoints, frame.input_size)
+
+
+def keypoint_heatmaps(keypoints, frame):
+    """The Gaussian heatmap targets of moved joints on the output grid (DataConfig's sigma)."""
+    sigma = frame.data_config.heatmap_sigma
+    if frame.data_config.heatmap_sigma_units == "image":
+        sigma = sigma * augment.axis_scales(frame.matrix)
+    return targets.keypoint_heatmaps(keypoints, frame.input_size, frame.model_config.output_stride, sigma)
 
 
 def pose_loss(heatmap_stages, target):

@@ -44,6 +44,12 @@ def headline(result: dict) -> str:
     if "instances" in result:
         parts.append(f"AP^r (vol) {100 * result['instances']['ap_r']['ap_vol']:.1f}%")
         parts.append(f"AP^p (vol) {100 * result['instances']['ap_p']['ap_vol']:.1f}%")
+    if "part_iou" in result:
+        parts.append(f"part IoU (14 parts) {100 * result['part_iou']['iou_accumulated']:.1f}%")
+    if "depth" in result:
+        parts.append(f"depth RMSE {result['depth']['rmse_bins']:.2f} bins ({result['depth']['rmse_mm']:.0f} mm)")
+    if "pose3d" in result:
+        parts.append(f"MPJPE {result['pose3d']['mpjpe_mm']:.0f} mm")
     return " | ".join(parts)
 
 

@@ -32,14 +32,29 @@ from spd_tf.training.run_dir import (
 )
 from spd_tf.training.strategy import is_chief, select_strategy
 
+# Tasks only the 3D synthetic people (scene "3d") have labels for.
+THREE_D_TASKS = ("depth", "pose3d")
 
-def _synthetic_data(data: DataConfig, cache_dir: str, image_size) -> DataConfig:
+
+def _synthetic_scene(model: ModelConfig, data: DataConfig) -> str:
+    """The scene to draw: "3d" when the model learns depth or 3D pose, or parses Varol's parts."""
+    if not (set(model.tasks) & set(THREE_D_TASKS) or model.label_set.name == "surreal"):
+        return data.synthetic_scene
+    if data.synthetic_scene == "multi":
+        raise SetupSettingError("{DataConfig.synthetic_scene} multi has no depth, 3D joints or body parts; "
+                                "tasks {tasks} / label set {name} need the 3d scene",
+                                tasks=",".join(model.tasks), name=model.label_set.name)
+    return "3d"
+
+
+def _synthetic_data(model: ModelConfig, data: DataConfig, cache_dir: str) -> DataConfig:
     from spd_tf.data.synthetic import ensure_synthetic_dataset
 
     # People drawn at the model's input size: the random training scale (0.75-1.25) then
     # centres on the evaluation scale (a plain resize to the input size).
-    train_glob, val_glob = ensure_synthetic_dataset(cache_dir, image_size=tuple(image_size),
-                                                    scene=data.synthetic_scene)
+    train_glob, val_glob = ensure_synthetic_dataset(cache_dir, image_size=tuple(model.input_size),
+                                                    scene=_synthetic_scene(model, data),
+                                                    label_set=model.label_set.name)
     return data.replace(train_patterns=(train_glob,), val_patterns=(val_glob,))
 
 
@@ -67,14 +82,14 @@ def run_training(model: ModelConfig, data: DataConfig, train: TrainConfig, optio
     # synthetic demo gets runs/<variant>-synthetic-<digest> wherever its cache lives.
     run_dir = Path(options.run_dir) if options.run_dir else default_run_dir(model, data, train)
     if synthetic:
-        if model.label_set.name != "lip":
+        if model.label_set.name not in ("lip", "surreal"):
             raise SetupSettingError(
-                "{ModelConfig.label_set} {name}: the synthetic people are drawn in LIP's classes; "
-                "give {DataConfig.train_patterns} in that label set", name=model.label_set.name)
+                "{ModelConfig.label_set} {name}: the synthetic people are drawn in LIP's classes (or Varol's "
+                "surreal parts); give {DataConfig.train_patterns} in that label set", name=model.label_set.name)
         if data.val_patterns:
             raise SetupSettingError("{DataConfig.val_patterns} needs {DataConfig.train_patterns} (the synthetic "
                                     "set brings its own val split)")
-        data = _synthetic_data(data, options.synthetic_dir, model.input_size)
+        data = _synthetic_data(model, data, options.synthetic_dir)
     train_files = resolve_patterns(data.train_patterns, "DataConfig.train_patterns")
     resolve_patterns(data.val_patterns, "DataConfig.val_patterns")
     skip_corrupt = options.skip_corrupt_records
@@ -124,7 +139,8 @@ def _train_evaluate_export(model, data, train, options, synthetic, log, run_dir,
             write_contact_sheet,
         )
 
-        dataset = "synthetic" if synthetic else val_dataset(data.val_patterns, model.label_set.name)
+        # The synthetic set's records name theirs: synthetic, or synthetic3d (the 3D people).
+        dataset = val_dataset(data.val_patterns, "synthetic" if synthetic else model.label_set.name)
         summary["metrics"] = evaluate_model(trainer.model, model, data.val_patterns, run_dir,
                                             dataset, log=log, training=training)
         summary["contact_sheet"] = str(write_contact_sheet(trainer.model, model, data.val_patterns, run_dir))

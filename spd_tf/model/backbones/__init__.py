@@ -3,7 +3,7 @@
 This module is pure Python (the builders are imported on first use), so `spd_tf.config`
 can validate names and the data pipeline can read pad values without loading Keras.
 
-The contract every builder module (`resnet`, `mobilenet`) fulfils:
+The contract every builder module (`resnet`, `mobilenet`, `hourglass`) fulfils:
 - `build(config, *, output_stride, dtype, name, **options) -> keras.Model` mapping raw RGB
   0..255 images ("image", any size) to `{MIDDLE: ..., DEEP: ...}`, both at
   `input / output_stride`: MIDDLE feeds the pose and DensePose branches (ResNet res4), DEEP
@@ -14,6 +14,10 @@ The contract every builder module (`resnet`, `mobilenet`) fulfils:
   errors name `backbone_weights` and the bad value.
 - `PAD_VALUE` below (per entry): the RGB pixel its normalisation maps to zero, which
   augmentation pads images with (JPPNet pads the normalised image with 0).
+- Optionally, intermediate predictions of a refined task (the stacked hourglass's earlier
+  stacks): extra levels "<task>_stack<i>" (i = 1, 2, ...) at the same stride, shaped as the
+  task's first stage; `intermediate_levels` lists them and the model supervises each as one
+  more stage of the task, before its first (spd_tf.model.spd).
 """
 
 import dataclasses
@@ -26,6 +30,8 @@ RESNET_DEPTHS = (18, 34, 50, 101)
 IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)
 # keras.applications MobileNetV3 rescales to [-1, 1]: 127.5 becomes zero.
 MID_GREY_RGB = (127.5, 127.5, 127.5)
+# The stacked hourglass takes RGB in [0, 1] (Newell et al.): black becomes zero.
+BLACK_RGB = (0.0, 0.0, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +50,7 @@ BACKBONES = {
     **{f"resnet{depth}": Backbone("resnet", IMAGENET_MEAN_RGB, (("depth", depth),))
        for depth in RESNET_DEPTHS},
     "mobilenet_v3_large": Backbone("mobilenet", MID_GREY_RGB),
+    "hourglass": Backbone("hourglass", BLACK_RGB, (("num_stacks", 2),)),
 }
 NAMES = tuple(BACKBONES)
 
@@ -65,7 +72,7 @@ def build(config, output_stride=None, dtype=None, name="backbone"):
     Args:
       config: `ModelConfig` (backbone, width_multiplier, backbone_bn, output_stride).
       output_stride: overrides `config.output_stride` (a ResNet also takes 32, no dilation,
-        to compare it with keras.applications).
+        to compare it with keras.applications; the hourglass 4, its native stride).
       dtype: dtype policy name of every layer (default: the global policy).
     """
     from spd_tf.model.layers import policy_name
@@ -75,6 +82,15 @@ def build(config, output_stride=None, dtype=None, name="backbone"):
         config, output_stride=output_stride or config.output_stride, dtype=policy_name(dtype),
         name=name, **dict(spec.options),
     )
+
+
+def intermediate_levels(features, task: str) -> list:
+    """The trunk's intermediate predictions of `task` ("<task>_stack1", "<task>_stack2", ...),
+    earliest first; [] for a trunk without any."""
+    levels = []
+    while f"{task}_stack{len(levels) + 1}" in features:
+        levels.append(features[f"{task}_stack{len(levels) + 1}"])
+    return levels
 
 
 def load_weights(backbone, config, weights):

@@ -212,7 +212,7 @@ class ModelConfig(_Config):
         elif self.num_joints != keypoint_set.num_joints:
             raise invalid(owner, "num_joints", self.num_joints, f"disagrees with keypoint_set "
                           f"{keypoint_set.name!r} ({keypoint_set.num_joints} joints)")
-        if {"depth", "pose3d"} & set(self.tasks):  # relative to the root joint(s) of the keypoint set
+        if any(task_registry.get(name).three_d for name in self.tasks):  # relative to the keypoint set's root
             try:
                 keypoint_sets.root_joints(keypoint_set)
             except ValueError as error:

@@ -90,7 +90,7 @@ def test_depth_rmse_by_hand_with_unfold_dropping_the_odd_pixel():
     # image 2: truth 10, 10, 0.08/0.045 = 1.78 -> 12; prediction 0 -> 10, 0.045 -> 11, 0 -> 10:
     # differences 0, -1, 2. unfold(1, 2, 2) keeps the pair (0, -1): sqrt(1/2); all three: sqrt(5/3)
     second = example("two", depth=[[3.0, 3.0, 3.08]], joints3d=joints_with_pelvis(3.0))
-    second_out = {"depth_foreground": np.ones((1, 3), bool), "depth": np.array([[0.0, 0.045, 0.0]])}
+    second_out = {"depth_mask": np.ones((1, 3), bool), "depth": np.array([[0.0, 0.045, 0.0]])}
     for m in (metric, plain):
         m.update(first, first_out)
         m.update(second, second_out)
@@ -114,7 +114,7 @@ def test_depth_rmse_edge_cases():
     result = metric.result()
     assert result["rmse_bins"] == pytest.approx(math.sqrt((36 + 64 + 100 + 169) / 4))
     assert result["num_missing_predictions"] == 3 and result["num_images_root_from_median"] == 1
-    with pytest.raises(ValueError, match="x: the depth result has no `depth_foreground`"):
+    with pytest.raises(ValueError, match="x: the depth result has no `depth_mask`"):
         sm.DepthRMSE().update(example("x", depth=[[3.0, 3.0]], joints3d=joints_with_pelvis(3.0)),
                               {"depth": np.zeros((1, 2))})
 
@@ -287,7 +287,7 @@ def test_evaluate_surreal_adds_part_iou_bodynet_pck_and_task_metrics(monkeypatch
 def test_cli_dataset_surreal_on_tfrecords(tmp_path, capsys, monkeypatch):
     from evaluation_support import write_tfrecord
 
-    from spd_tf.data.schema import depth_png, encode_example
+    from spd_tf.data.schema import encode_depth_png, encode_example
     from spd_tf.evaluation import cli
 
     # the person 3 m away, the pelvis too: depth class 10 everywhere on it (the depth task's record
@@ -295,7 +295,7 @@ def test_cli_dataset_surreal_on_tfrecords(tmp_path, capsys, monkeypatch):
     records = [encode_example(cv2.imencode(".png", np.zeros((12, 10, 3), np.uint8))[1].tobytes(), height=12, width=10,
                               source_id=f"s{i}", dataset="surreal",
                               parsing_png=cv2.imencode(".png", surreal_parsing(i))[1].tobytes(),
-                              keypoints=pose_truth() / 12, depth_png=depth_png(np.where(surreal_parsing(i) > 0, 3.0, 0)),
+                              keypoints=pose_truth() / 12, depth_png=encode_depth_png(np.where(surreal_parsing(i) > 0, 3.0, 0)),
                               joints3d=pose3d_truth((0.0, 0.0, 3.0))) for i in range(2)]
     write_tfrecord(tmp_path / "val-00000-of-00001.tfrecord", records)
     oracle = SurrealOracle(("segmentation", "pose", "depth", "pose3d"))

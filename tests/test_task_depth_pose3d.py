@@ -15,6 +15,7 @@ from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.data import schema
 from spd_tf.deploy import predict
 from spd_tf.deploy.model_frame import expected_outputs
+from spd_tf.evaluation.surreal_metrics import relative_depth_classes
 from spd_tf.inference import output_spec, results
 from spd_tf.losses.multitask import compute_losses
 from spd_tf.model.spd import build_model
@@ -41,7 +42,7 @@ def _record(depth_png=True, joints3d=True):
     example = schema.encode_example(
         cv2.imencode(".png", image)[1].tobytes(), height=H, width=W, source_id="p", dataset="synthetic3d",
         parsing_png=cv2.imencode(".png", parsing)[1].tobytes(), keypoints=keypoints,
-        depth_png=schema.depth_png(depth) if depth_png else b"", joints3d=joints if joints3d else None)
+        depth_png=schema.encode_depth_png(depth) if depth_png else b"", joints3d=joints if joints3d else None)
     return schema.decode_example(tf.constant(example.SerializeToString())), depth, joints
 
 
@@ -64,14 +65,14 @@ def test_records_round_trip_depth_in_millimetres_and_the_3d_joints():
         schema.encode_example(b"x", height=1, width=1, source_id="q", dataset="surreal",
                               keypoints=np.zeros((16, 3)), joints3d=np.zeros((15, 4)))
     with pytest.raises(ValueError, match="exceeds"):
-        schema.depth_png(np.full((2, 2), 70.0))
+        schema.encode_depth_png(np.full((2, 2), 70.0))
 
 
 def test_depth_classes_follow_varol_and_map_back_to_their_bin():
     relative = np.array([-1.0, -0.045, -0.01, 0.0, 0.01, 0.045 * 2.5, 0.5, 0.3])
     surface = np.array([True] * 7 + [False])
     # ceil(d / 0.045) clamped to -9..9, + 10; background 0 (loader_SURREAL.lua:106).
-    np.testing.assert_array_equal(depth_task.depth_classes(relative, surface), [1, 9, 10, 10, 11, 13, 19, 0])
+    np.testing.assert_array_equal(relative_depth_classes(relative, surface), [1, 9, 10, 10, 11, 13, 19, 0])
     graph = depth_task.depth_classes(tf.constant(relative, tf.float32), tf.constant(surface)).numpy()
     np.testing.assert_array_equal(graph, [1, 9, 10, 10, 11, 13, 19, 0])
     np.testing.assert_allclose(depth_task.class_metres(np.array([1, 10, 13, 19])), [-0.405, 0.0, 0.135, 0.405])
@@ -122,7 +123,7 @@ def _outputs_and_labels(right: bool, config=CONFIG):
     surface = np.zeros((1, 64, 48), bool)
     surface[0, 16:48, 12:36] = True
     relative[surface] = 0.1
-    classes = depth_task.depth_classes(relative, surface)
+    classes = relative_depth_classes(relative, surface)
     heat = np.zeros((1, *grid, 16), np.float32)
     heat[0, 3, 2, :] = 1.0
     joints = np.concatenate([np.tile([[0.1, -0.2, 0.3]], (16, 1)), np.zeros((16, 1))], 1)[None].astype(np.float32)
@@ -245,7 +246,7 @@ def test_a_depth_png_of_another_size_or_depth_is_refused_by_name():
         return schema.encode_example(b"x", height=4, width=6, source_id="clip_7", dataset="surreal", depth_png=png)
 
     with pytest.raises(ValueError, match="clip_7: depth PNG is 5x4, the image 6x4"):
-        encode(schema.depth_png(np.ones((4, 5))))
+        encode(schema.encode_depth_png(np.ones((4, 5))))
     with pytest.raises(ValueError, match="clip_7: depth_png must be a one-channel 16-bit PNG"):
         encode(cv2.imencode(".png", np.ones((4, 6), np.uint8))[1].tobytes())
     with pytest.raises(ValueError, match="undecodable"):

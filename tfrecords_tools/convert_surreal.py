@@ -49,7 +49,7 @@ def surreal_example(payload) -> common.Converted:
         example = schema.encode_example(
             common.encode_rgb_jpeg(image), height=height, width=width, source_id=clip.source_id(t),
             dataset="surreal", parsing_png=parsing_png, keypoints=keypoints,
-            keypoint_set=surreal.KEYPOINT_SET, depth_png=schema.depth_png(depth),
+            keypoint_set=surreal.KEYPOINT_SET, depth_png=schema.encode_depth_png(depth),
             joints3d=surreal.camera_joints(info.joints3d[t - 1], info.cam_loc),
         )
     except ValueError as error:

@@ -68,7 +68,7 @@ def encode_example(
     densepose: dict with `bbox` [4] (x0, y0, w, h in image pixels), `x`, `y` [N] in image
       pixels, `i` [N] patch 1..24, `u`, `v` [N] in [0, 1], optional `masks_png` (bytes).
     depth_png: 16-bit PNG of the visible surface's camera Z in millimetres, 0 = background
-      (`depth_png` below makes it from metres).
+      (`encode_depth_png` below makes it from metres).
     joints3d: [J, 4] (X, Y, Z in camera metres: OpenCV axes, x right, y down, z forward; v,
       -1 = missing) in the order of `keypoint_set`; needs `keypoints`.
     Raises ValueError naming the field when a value has the wrong shape or range.
@@ -152,7 +152,7 @@ def _densepose_features(source_id: str, densepose: Mapping[str, np.ndarray]) -> 
 MAX_DEPTH_MM = 65535  # the largest camera Z a 16-bit depth PNG holds (65.5 m)
 
 
-def depth_png(depth_m: np.ndarray) -> bytes:
+def encode_depth_png(depth_m: np.ndarray) -> bytes:
     """16-bit PNG of a depth map in metres (camera Z) as millimetres; 0, non-finite and
     > 1e3 m (SURREAL's background is 1e10) are background (0). Raises ValueError when a
     surface is farther than 65.5 m or behind the camera."""

@@ -197,7 +197,7 @@ class DepthRMSE:
     example.joints3d (`root`, the lip set's pelvis; a record without 3D joints uses its median
     surface depth, as the depth task's targets, counted in num_images_root_from_median).
     Prediction: outputs["depth"] (metres relative to the pelvis) quantised the same way where
-    outputs["depth_foreground"] (or the depth task's "depth_mask") is set, class 0 elsewhere.
+    outputs["depth_mask"] (the depth task's person mask) is set, class 0 elsewhere.
 
     `unfold(1, 2, 2)` (eval.lua:63): the masked pixels form a 1-D tensor of N values (row-major
     order); unfold(1, 2, 2) views it as floor(N/2) non-overlapping pairs. It does not subsample:
@@ -251,9 +251,9 @@ class DepthRMSE:
         if depth is None:  # no prediction: background everywhere, as a missing parsing is all wrong
             self.num_missing += 1
             return np.zeros(shape, np.int32)
-        foreground = outputs.get("depth_foreground", outputs.get("depth_mask"))
+        foreground = outputs.get("depth_mask")
         if foreground is None:
-            raise ValueError(f"{_named(name)}the depth result has no `depth_foreground` (or `depth_mask`) person mask")
+            raise ValueError(f"{_named(name)}the depth result has no `depth_mask` person mask")
         depth, foreground = np.asarray(depth), np.asarray(foreground) > 0
         if depth.shape != shape or foreground.shape != shape:
             raise ValueError(f"{_named(name)}depth prediction {depth.shape} / mask {foreground.shape} != "

@@ -115,6 +115,9 @@ class Task:
     default_weight: float = 1.0
     # Takes part in JPPNet's refinement stages (see the module docstring).
     refined: bool = False
+    # Learns camera-space labels: results relative to the keypoint set's root joint(s), whose
+    # ground truth only the 3D synthetic people (of the built-in sets) carry.
+    three_d: bool = False
 
     # --- records ------------------------------------------------------------------------
     def record_features(self) -> dict:

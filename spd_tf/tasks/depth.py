@@ -1,7 +1,7 @@
 """Depth: the person's surface depth relative to the pelvis, per pixel (Varol et al. 2017).
 
 Records `depth/encoded`: a 16-bit PNG of the visible surface's camera Z in millimetres, 0 =
-background (spd_tf.data.schema.depth_png). Target: d = Z - Z_root on the person's pixels,
+background (spd_tf.data.schema.encode_depth_png). Target: d = Z - Z_root on the person's pixels,
 Z_root the camera Z of the keypoint set's root (the pelvis; spd_tf.keypoint_sets.root_joints)
 from `pose3d/joints`, or the median surface depth when a record has no 3D joints. Depth is
 unchanged by a mirror or an in-plane rotation; a zoom changes apparent size, not d (as
@@ -24,6 +24,7 @@ import numpy as np
 
 from spd_tf import visualize
 from spd_tf.evaluation import surreal_metrics as reference
+from spd_tf.labels import IGNORE_LABEL
 from spd_tf.lazy import LazyModule
 from spd_tf.tasks.base import Output, Task
 
@@ -41,14 +42,11 @@ PNG_OFFSET = 32768  # depth PNG: 32768 + mm relative to the root; 0 = no person
 
 
 def depth_classes(relative_m, surface):
-    """Varol's classes of depths relative to the root, element-wise: numpy arrays go to the
-    reference quantiser (spd_tf.evaluation.surreal_metrics.relative_depth_classes, int32),
-    tensors to its graph twin here (float32)."""
-    if not isinstance(relative_m, (np.ndarray, np.generic, float, int, list, tuple)):
-        bins = tf.clip_by_value(tf.math.ceil(relative_m * (1.0 / BIN_METRES) - reference.CEIL_TOLERANCE),
-                                -HALF_BINS, HALF_BINS)
-        return tf.where(surface, bins + HALF_BINS + 1, tf.zeros_like(bins))
-    return reference.relative_depth_classes(relative_m, surface)
+    """Varol's classes (float32 tensor) of depths relative to the root: the graph twin of the
+    reference quantiser, spd_tf.evaluation.surreal_metrics.relative_depth_classes (numpy)."""
+    bins = tf.clip_by_value(tf.math.ceil(relative_m * (1.0 / BIN_METRES) - reference.CEIL_TOLERANCE),
+                            -HALF_BINS, HALF_BINS)
+    return tf.where(surface, bins + HALF_BINS + 1, tf.zeros_like(bins))
 
 
 def class_metres(classes):
@@ -68,6 +66,7 @@ class Depth(Task):
     model_outputs = (NAME,)
     presence = "has_depth"
     default_weight = 1.0
+    three_d = True
 
     def record_features(self):
         return {"depth/encoded": tf.io.FixedLenFeature([], tf.string, default_value="")}
@@ -150,8 +149,6 @@ class Depth(Task):
 
 def person_mask(labels):
     """The parsing's foreground: any class but background and the padding fill."""
-    from spd_tf.labels import IGNORE_LABEL
-
     return (labels > 0) & (labels != IGNORE_LABEL)
 
 

@@ -47,6 +47,7 @@ class Pose3D(Task):
     )
     model_outputs = (NAME,)
     presence = "has_pose3d"
+    three_d = True
 
     def record_features(self):
         return {"pose3d/joints": tf.io.VarLenFeature(tf.float32)}

@@ -9,6 +9,7 @@ import contextlib
 from pathlib import Path
 
 from spd_tf import cpu
+from spd_tf import tasks as task_registry
 from spd_tf.config import DataConfig, ModelConfig, TrainConfig
 from spd_tf.layout import EXPORT_DIR
 from spd_tf.losses.structure import require_joint_groups
@@ -32,13 +33,9 @@ from spd_tf.training.run_dir import (
 )
 from spd_tf.training.strategy import is_chief, select_strategy
 
-# Tasks only the 3D synthetic people (scene "3d") have labels for.
-THREE_D_TASKS = ("depth", "pose3d")
-
-
 def _synthetic_scene(model: ModelConfig, data: DataConfig) -> str:
     """The scene to draw: "3d" when the model learns depth or 3D pose, or parses Varol's parts."""
-    if not (set(model.tasks) & set(THREE_D_TASKS) or model.label_set.name == "surreal"):
+    if not (any(task.three_d for task in task_registry.of(model)) or model.label_set.name == "surreal"):
         return data.synthetic_scene
     if data.synthetic_scene == "multi":
         raise SetupSettingError("{DataConfig.synthetic_scene} multi has no depth, 3D joints or body parts; "

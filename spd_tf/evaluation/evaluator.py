@@ -244,7 +244,7 @@ class Evaluation:
                 metric.update(example, outputs)
         if example.parsing is not None:
             scored = self._update_parsing(example, prediction.labels, problems.get(SEGMENTATION))
-            if self.part_iou is not None and SEGMENTATION in self.predictor_tasks:
+            if self.part_iou is not None:  # made only for a model that parses
                 # unusable or missing: all background, every part pixel wrong (as the parsing scores it)
                 self.part_iou.update_maps(scored[0], np.zeros_like(scored[0]) if scored[1] is None else scored[1],
                                           example.source_id)
